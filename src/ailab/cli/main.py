@@ -1,0 +1,30 @@
+"""Top-level Typer app; one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from ailab.cli import models_cmd, up_cmd, usage_cmd
+
+app = typer.Typer(
+    name="ailab",
+    help="Local AI Lab: an OpenAI-compatible gateway, cost ledger and AI stack on your machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up_cmd.up)
+app.command("models")(models_cmd.models)
+app.command("usage")(usage_cmd.usage)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the ailab version."""
+    from ailab import __version__
+
+    typer.echo(f"ailab {__version__}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""Pydantic models for ailab.yaml.
+
+The top level accepts LiteLLM's proxy config (model_list, router_settings, general_settings) so a LiteLLM
+user's file runs unchanged; ailab's own settings live under `ailab:`. Unknown keys are kept (extra="allow")
+so the loader can warn about them by path instead of dropping them silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class LiteLLMParams(_Open):
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    organization: str | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    weight: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    extra_headers: dict[str, str] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class ModelInfo(_Open):
+    id: str | None = None
+    mode: Literal["chat", "completion", "embedding"] | None = None
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
+    cache_creation_input_token_cost: float | None = Field(default=None, ge=0)
+    # Self-hosted costing: a GPU-hour price, or power draw times an energy price; apportioned by request time.
+    cost_per_hour: float | None = Field(default=None, ge=0)
+    watts: float | None = Field(default=None, ge=0)
+    kwh_price: float | None = Field(default=None, ge=0)
+    base_model: str | None = None
+
+
+class ModelEntry(_Open):
+    model_name: str
+    litellm_params: LiteLLMParams
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+
+
+RoutingStrategy = Literal[
+    "simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing", "usage-based-routing-v2"
+]
+
+
+class RouterSettings(_Open):
+    routing_strategy: RoutingStrategy = "simple-shuffle"
+    num_retries: int = Field(default=2, ge=0)
+    timeout: float = Field(default=600.0, gt=0)
+    fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
+    allowed_fails: int = Field(default=3, ge=0)
+    cooldown_time: float = Field(default=30.0, ge=0)
+    retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds; doubles")
+    max_retry_delay: float = Field(default=8.0, ge=0)
+
+
+class GeneralSettings(_Open):
+    master_key: str | None = None
+    database_url: str | None = None
+    max_request_size_mb: float = Field(default=10.0, gt=0)
+    kwh_price: float | None = Field(default=None, ge=0)
+
+
+class ServerSettings(_Open):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    ledger_batch_size: int = Field(default=500, ge=1)
+    ledger_flush_interval: float = Field(default=0.25, gt=0)
+    ledger_queue_size: int = Field(default=100_000, ge=1)
+    discover_ollama: bool = True
+    ollama_url: str = "http://127.0.0.1:11434"
+
+
+class LabConfig(_Open):
+    model_list: list[ModelEntry] = Field(default_factory=list)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    # Accepted so LiteLLM files load; ailab reads none of these and warns about each key.
+    litellm_settings: dict[str, Any] = Field(default_factory=dict)
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    ailab: ServerSettings = Field(default_factory=ServerSettings)

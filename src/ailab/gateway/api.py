@@ -1,0 +1,199 @@
+"""The OpenAI-compatible routes, as raw ASGI on the hot path: auth from memory, bounded body, light
+validation, the router, the response; the usage event goes to the ledger queue without waiting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ailab.access.auth import Authenticator
+from ailab.access.principal import Principal
+from ailab.gateway.asgi import Receive, Scope, Send, header, read_json, send_error, send_json
+from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
+from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
+from ailab.gateway.streaming import relay_stream
+from ailab.gateway.types import UpstreamError, Usage
+from ailab.gateway.validate import validate_chat, validate_embeddings
+from ailab.ledger.events import UsageEvent
+from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
+from ailab.observability.metrics import Metrics
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    """Filled in while a request runs; turned into metrics and one ledger event at the end."""
+
+    status: int = 200
+    error_type: str | None = None
+    usage: Usage | None = None
+    ttft: float | None = None
+
+
+class GatewayAPI:
+    def __init__(
+        self,
+        router: Router,
+        auth: Authenticator,
+        metrics: Metrics,
+        submit: Callable[[UsageEvent], None],
+        max_body: int,
+        created: int,
+    ) -> None:
+        self.router = router
+        self.auth = auth
+        self.metrics = metrics
+        self.submit = submit
+        self.max_body = max_body
+        self.created = created
+        chat, emb, models = self.chat_completions, self.embeddings, self.list_models
+        self.routes: dict[tuple[str, str], Handler] = {}
+        for prefix in ("/v1", ""):
+            self.routes[("POST", f"{prefix}/chat/completions")] = chat
+            self.routes[("POST", f"{prefix}/embeddings")] = emb
+            self.routes[("GET", f"{prefix}/models")] = models
+
+    def match(self, scope: Scope) -> Handler | None:
+        return self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+
+    # -- routes ---------------------------------------------------------------------------------------
+
+    async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            principal = self._principal(scope)
+        except GatewayError as err:
+            await send_error(send, err)
+            return
+        data = [
+            {"id": name, "object": "model", "created": self.created, "owned_by": "ailab"}
+            for name in self.router.groups
+            if principal.may_use(name)
+        ]
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send, ENDPOINT_CHAT)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send, ENDPOINT_EMBEDDINGS)
+
+    # -- the shared request cycle ---------------------------------------------------------------------
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, endpoint: int) -> None:
+        request_id = os.urandom(12).hex()
+        t0 = time.perf_counter()
+        try:
+            principal = self._principal(scope)
+            body = await read_json(scope, receive, self.max_body)
+            validate_chat(body) if endpoint == ENDPOINT_CHAT else validate_embeddings(body)
+            group = self._group(body["model"], principal)
+        except GatewayError as err:
+            await send_error(send, err, request_id)
+            return
+        extra_fallbacks = body.pop("fallbacks", None)
+        attempt = Attempt(group)
+        outcome = Outcome()
+        stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
+        self.metrics.in_flight.inc()
+        try:
+            if stream:
+                await self._stream(body, attempt, outcome, extra_fallbacks, send, request_id, t0)
+            else:
+                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send, request_id)
+        finally:
+            self.metrics.in_flight.dec()
+            self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, body)
+
+    async def _unary(
+        self, body: dict[str, Any], endpoint: int, attempt: Attempt, outcome: Outcome,
+        fallbacks: list[str] | None, send: Send, request_id: str,
+    ) -> None:
+        def call(p: Any) -> Awaitable[dict[str, Any]]:
+            return p.chat(body) if endpoint == ENDPOINT_CHAT else p.embed(body)  # type: ignore[no-any-return]
+
+        try:
+            result: dict[str, Any] = await self.router.call(attempt.group, call, attempt, fallbacks)
+        except (UpstreamError, NoDeploymentAvailable) as exc:
+            await self._fail(send, exc, outcome, request_id)
+            return
+        usage = result.get("usage")
+        outcome.usage = Usage.from_openai(usage)
+        if isinstance(usage, dict) and usage.pop("estimated", False) and outcome.usage:
+            outcome.usage.estimated = True
+        await send_json(send, 200, result, [(b"x-request-id", request_id.encode())])
+
+    async def _stream(
+        self, body: dict[str, Any], attempt: Attempt, outcome: Outcome, fallbacks: list[str] | None,
+        send: Send, request_id: str, t0: float,
+    ) -> None:
+        try:
+            start = await self.router.open_stream(attempt.group, body, attempt, fallbacks)
+        except (UpstreamError, NoDeploymentAvailable) as exc:
+            await self._fail(send, exc, outcome, request_id)
+            return
+        await relay_stream(start, body, outcome, send, request_id, t0)
+
+    async def _fail(
+        self, send: Send, exc: UpstreamError | NoDeploymentAvailable, outcome: Outcome, request_id: str
+    ) -> None:
+        if isinstance(exc, NoDeploymentAvailable):
+            err = GatewayError(429, str(exc), code="no_deployment_available",
+                               headers=retry_after_header(exc.retry_after))
+            outcome.error_type = "no_deployment_available"
+        else:
+            err = from_upstream(exc)
+            outcome.error_type = err.code
+        outcome.status = err.status
+        await send_error(send, err, request_id)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _principal(self, scope: Scope) -> Principal:
+        principal = self.auth.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        if principal is None:
+            raise GatewayError(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                               code="invalid_api_key")
+        return principal
+
+    def _group(self, model: str, principal: Principal) -> str:
+        if model in self.router.groups and principal.may_use(model):
+            return model
+        names = [g for g in self.router.groups if principal.may_use(g)]
+        close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        listing = f" Available: {', '.join(names[:20])}." if names and not close else ""
+        raise GatewayError(404, f"model {model!r} is not served by this gateway.{hint}{listing}",
+                           param="model", code="model_not_found")
+
+    def _finish(
+        self, request_id: str, endpoint: int, principal: Principal, attempt: Attempt, outcome: Outcome,
+        stream: bool, t0: float, body: dict[str, Any],
+    ) -> None:
+        latency = time.perf_counter() - t0
+        dep = attempt.deployment
+        usage = outcome.usage or Usage()
+        provider = dep.provider_label if dep else "-"
+        m = self.metrics
+        m.requests.labels(attempt.group, provider, str(outcome.status)).inc()
+        m.request_latency.labels(attempt.group).observe(latency)
+        if dep is not None:
+            m.upstream_latency.labels(attempt.group, provider).observe(time.perf_counter() - attempt.upstream_started)
+            self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
+        if outcome.ttft is not None:
+            m.ttft.labels(attempt.group).observe(outcome.ttft)
+        if usage.prompt_tokens:
+            m.tokens.labels(attempt.group, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            m.tokens.labels(attempt.group, "completion").inc(usage.completion_tokens)
+        self.submit(UsageEvent(
+            request_id=request_id, ts=time.time(), endpoint=endpoint, group=attempt.group, deployment=dep,
+            key_id=principal.key_id or principal.id, user_id=principal.user_id, project_id=principal.project_id,
+            usage=usage, latency_s=latency, ttft_s=outcome.ttft, status=outcome.status,
+            error_type=outcome.error_type, stream=stream, retries=attempt.retries,
+        ))

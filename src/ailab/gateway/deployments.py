@@ -1,0 +1,78 @@
+"""Turn `model_list` entries into Deployments and their adapters (the gateway's routing table)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import aiohttp
+
+from ailab.config.loader import ConfigError
+from ailab.config.models import LabConfig, LiteLLMParams, ModelEntry
+from ailab.gateway.providers.base import Provider
+from ailab.gateway.providers.registry import ProviderRegistry
+from ailab.gateway.types import Deployment
+
+KNOWN_PARAMS = frozenset(LiteLLMParams.model_fields)
+
+
+def build_deployments(cfg: LabConfig, registry: ProviderRegistry) -> dict[str, list[Deployment]]:
+    groups: dict[str, list[Deployment]] = defaultdict(list)
+    for i, entry in enumerate(cfg.model_list):
+        try:
+            dep = _deployment(entry, len(groups[entry.model_name]), cfg, registry)
+        except KeyError as exc:
+            raise ConfigError(f"model_list[{i}].litellm_params.model: {exc.args[0]}") from None
+        groups[entry.model_name].append(dep)
+    return dict(groups)
+
+
+def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderRegistry) -> Deployment:
+    p = entry.litellm_params
+    prefix, model = registry.split(p.model)
+    alias = registry.alias(prefix)
+    info = entry.model_info
+    mode = info.mode or ("embedding" if "embed" in model.lower() else "chat")
+    return Deployment(
+        id=info.id or f"{p.model}#{n}",
+        group=entry.model_name,
+        provider=alias.adapter,
+        provider_label=prefix,
+        price_id=alias.price_id,
+        model=model,
+        api_base=p.api_base or alias.api_base,
+        api_key=p.api_key,
+        api_version=p.api_version,
+        timeout=p.timeout or cfg.router_settings.timeout,
+        stream_timeout=p.stream_timeout,
+        max_retries=p.max_retries,
+        rpm=p.rpm,
+        tpm=p.tpm,
+        weight=p.weight,
+        mode=mode,
+        headers=dict(p.extra_headers or {}),
+        info=info,
+    )
+
+
+def build_providers(
+    groups: dict[str, list[Deployment]], registry: ProviderRegistry, session: aiohttp.ClientSession
+) -> dict[str, Provider]:
+    out: dict[str, Provider] = {}
+    for deps in groups.values():
+        for dep in deps:
+            if dep.id in out:
+                raise ConfigError(f"model_info.id {dep.id!r} is used by two deployments")
+            try:
+                out[dep.id] = registry.adapter(dep.provider)(dep, session)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    return out
+
+
+def ollama_deployments(names: list[str], base_url: str) -> dict[str, list[Deployment]]:
+    """Deployments for the models a local Ollama reports, one group per model name."""
+    return {
+        name: [Deployment(id=f"ollama/{name}#0", group=name, provider="ollama", provider_label="ollama",
+                          price_id=None, model=name, api_base=base_url, api_key=None)]
+        for name in names
+    }

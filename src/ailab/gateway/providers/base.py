@@ -1,0 +1,189 @@
+"""The provider plugin interface and the HTTP helpers every adapter shares.
+
+An adapter translates OpenAI chat/embeddings requests to its wire format and back. Contract:
+- `chat(body)` returns an OpenAI `chat.completion` dict whose `usage` is the upstream's (never invented silently:
+  if the upstream gave none, return usage with `"estimated": True`).
+- `chat_stream(body)` yields OpenAI `chat.completion.chunk` dicts and ends with one usage chunk
+  (`choices: []`, `usage: {...}`), as OpenAI does with `stream_options.include_usage`. The gateway decides
+  what the client sees.
+- `embed(body)` returns an OpenAI embeddings `list` dict with usage.
+- Failures raise `UpstreamError`; retries, fallbacks and metering wrap adapters, they are not inside them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from ailab.gateway.types import Deployment, UpstreamError
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+class Provider:
+    name: ClassVar[str] = ""
+    default_api_base: ClassVar[str | None] = None
+
+    def __init__(self, deployment: Deployment, session: aiohttp.ClientSession) -> None:
+        self.deployment = deployment
+        self.session = session
+        base = deployment.api_base or self.default_api_base
+        if not base:
+            raise ValueError(f"deployment {deployment.id}: provider {self.name!r} needs api_base")
+        self.api_base = base.rstrip("/")
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise UpstreamError(f"{self.name} does not support chat completions", kind="http", status=400)
+
+    def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise UpstreamError(f"{self.name} does not support streaming", kind="http", status=400)
+
+    async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise UpstreamError(f"{self.name} does not support embeddings", kind="http", status=400)
+
+    # -- shared HTTP plumbing -------------------------------------------------------------------------
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", **self.deployment.headers}
+
+    def _timeout(self, stream: bool) -> aiohttp.ClientTimeout:
+        d = self.deployment
+        if stream:
+            t = d.stream_timeout or d.timeout
+            return aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
+        return aiohttp.ClientTimeout(total=d.timeout)
+
+    async def post_json(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            async with self.session.post(
+                url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout(False)
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self.http_error(resp.status, raw, resp.headers)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection") from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.name} upstream sent invalid JSON", kind="protocol", status=502) from None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{self.name} upstream sent a non-object JSON body", kind="protocol", status=502)
+        return data
+
+    async def stream_lines(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str]
+    ) -> AsyncIterator[bytes]:
+        """POST and yield the response body line by line (SSE or NDJSON), stripped."""
+        try:
+            async with self.session.post(
+                url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout(True)
+            ) as resp:
+                if resp.status >= 400:
+                    raise self.http_error(resp.status, await resp.content.read(MAX_ERROR_BODY), resp.headers)
+                async for line in resp.content:
+                    line = line.strip()
+                    if line:
+                        yield line
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
+        except aiohttp.ClientPayloadError:
+            raise UpstreamError(f"{self.name} upstream stream was cut", kind="connection") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection") from None
+
+    async def sse_data(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[bytes]:
+        """Yield the `data:` payloads of an SSE stream, ending at `[DONE]` or the end of the body."""
+        async for line in self.stream_lines(url, payload, headers):
+            if not line.startswith(b"data:"):
+                continue  # comments, event: names (the data carries the type), id:, retry:
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            yield data
+
+    def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
+        message = self.redact(_error_message(raw) or f"HTTP {status}")
+        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        return UpstreamError(f"{self.name} upstream error {status}: {message}", status=status, retry_after=retry_after)
+
+    def redact(self, text: str) -> str:
+        key = self.deployment.api_key
+        return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+def loads_event(data: bytes, provider: str) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"{provider} upstream sent an invalid stream event", kind="protocol", status=502) from None
+    if not isinstance(obj, dict):
+        raise UpstreamError(f"{provider} upstream sent a non-object stream event", kind="protocol", status=502)
+    return obj
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:500].decode("utf-8", "replace").strip()
+    if isinstance(data, list) and data:
+        data = data[0]  # Gemini sometimes wraps errors in a list
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("type") or "")[:500]
+        return str(err)[:500]
+    return ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough count for upstreams that report none (~4 characters a token); rows using it are marked estimated."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def messages_text(messages: Any) -> str:
+    parts: list[str] = []
+    for m in messages or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def now_ts() -> int:
+    return int(time.time())
+
+
+__all__ = [
+    "Provider",
+    "UpstreamError",
+    "estimate_tokens",
+    "loads_event",
+    "messages_text",
+    "now_ts",
+    "parse_retry_after",
+]

@@ -1,0 +1,9 @@
+"""gemini adapter (placeholder until the adapter lands)."""
+
+from __future__ import annotations
+
+from ailab.gateway.providers.base import Provider
+
+
+class GeminiProvider(Provider):
+    name = "gemini"

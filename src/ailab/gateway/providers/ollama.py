@@ -1,0 +1,9 @@
+"""ollama adapter (placeholder until the adapter lands)."""
+
+from __future__ import annotations
+
+from ailab.gateway.providers.base import Provider
+
+
+class OllamaProvider(Provider):
+    name = "ollama"

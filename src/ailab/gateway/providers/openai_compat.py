@@ -1,0 +1,100 @@
+"""Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp, LM Studio, Groq, OpenRouter, DeepSeek, Mistral …
+
+Bodies pass through untouched except the model name and `stream_options.include_usage`, which the gateway
+always asks for so that the ledger has the upstream's own usage on streams too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text
+from ailab.gateway.types import UpstreamError, Usage
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    default_api_base = "https://api.openai.com/v1"
+
+    def headers(self) -> dict[str, str]:
+        h = super().headers()
+        if self.deployment.api_key:
+            h["Authorization"] = f"Bearer {self.deployment.api_key}"
+        return h
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.api_base}/{endpoint}"
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = {**body, "model": self.deployment.model}
+        data = await self.post_json(self.url("chat/completions"), payload, self.headers())
+        if not isinstance(data.get("usage"), dict):
+            data["usage"] = _estimate_chat(body, data)
+        return data
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        opts = dict(body.get("stream_options") or {})
+        opts["include_usage"] = True
+        payload = {**body, "model": self.deployment.model, "stream": True, "stream_options": opts}
+        saw_usage = False
+        text: list[str] = []
+        async for data in self.sse_data(self.url("chat/completions"), payload, self.headers()):
+            chunk = loads_event(data, self.name)
+            if "error" in chunk and "choices" not in chunk:
+                raise UpstreamError(f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}")
+            if isinstance(chunk.get("usage"), dict):
+                saw_usage = True
+            else:
+                for choice in chunk.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        text.append(content)
+            yield chunk
+        if not saw_usage:
+            # Upstream ignored include_usage: close the stream the way OpenAI would, marked as an estimate.
+            usage = Usage(
+                prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),
+                completion_tokens=estimate_tokens("".join(text)),
+                estimated=True,
+            )
+            yield {"object": "chat.completion.chunk", "choices": [], "usage": {**usage.to_openai(), "estimated": True}}
+
+    async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = {**body, "model": self.deployment.model}
+        data = await self.post_json(self.url("embeddings"), payload, self.headers())
+        if not isinstance(data.get("usage"), dict):
+            inputs = body.get("input")
+            text = inputs if isinstance(inputs, str) else " ".join(str(i) for i in inputs or [])
+            n = estimate_tokens(text)
+            data["usage"] = {"prompt_tokens": n, "total_tokens": n, "estimated": True}
+        return data
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """Azure OpenAI: deployment in the path, `api-version` query, `api-key` header."""
+
+    name = "azure"
+    default_api_base = None
+
+    def headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json", **self.deployment.headers}
+        if self.deployment.api_key:
+            h["api-key"] = self.deployment.api_key
+        return h
+
+    def url(self, endpoint: str) -> str:
+        version = self.deployment.api_version or "2024-10-21"
+        return f"{self.api_base}/openai/deployments/{self.deployment.model}/{endpoint}?api-version={version}"
+
+
+def _estimate_chat(body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = " ".join(
+        str((c.get("message") or {}).get("content") or "") for c in data.get("choices") or () if isinstance(c, dict)
+    )
+    usage = Usage(
+        prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),
+        completion_tokens=estimate_tokens(out),
+        estimated=True,
+    )
+    return {**usage.to_openai(), "estimated": True}

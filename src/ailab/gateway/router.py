@@ -1,0 +1,217 @@
+"""The router: model group → deployment (strategy), with retries, fallbacks and cooldowns around the
+provider call. Cross-cutting behaviour wraps the adapters; adapters know nothing of it.
+
+Retries: on 408/409/429/5xx, timeouts and connection errors (never on other 4xx), up to `num_retries`
+(or the deployment's `max_retries`) more attempts, preferring another healthy deployment, with exponential
+backoff that honours Retry-After. After `allowed_fails` consecutive failures a deployment cools down for
+`cooldown_time`. When a group is exhausted, its fallback groups are tried in order.
+Streams: failures before the first chunk go through the same loop; after it, the caller ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ailab.config.models import RouterSettings
+from ailab.gateway.providers.base import Provider
+from ailab.gateway.types import Deployment, UpstreamError
+from ailab.observability.metrics import Metrics
+
+Call = Callable[[Provider], Awaitable[Any]]
+
+
+class NoDeploymentAvailable(Exception):
+    def __init__(self, group: str, retry_after: float) -> None:
+        super().__init__(f"no deployment of model {group!r} is available (all cooling down)")
+        self.group = group
+        self.retry_after = retry_after
+
+
+@dataclass
+class Attempt:
+    """What happened while serving one request; the ledger and metrics read it."""
+
+    group: str
+    deployment: Deployment | None = None
+    retries: int = 0
+    fallbacks: int = 0
+    upstream_started: float = 0.0
+    errors: list[UpstreamError] = field(default_factory=list)
+
+
+@dataclass
+class StreamStart:
+    first: dict[str, Any]
+    rest: AsyncIterator[dict[str, Any]]
+    provider: Provider
+
+
+class Router:
+    def __init__(
+        self,
+        groups: dict[str, list[Deployment]],
+        providers: dict[str, Provider],
+        settings: RouterSettings,
+        metrics: Metrics,
+    ) -> None:
+        self.groups = groups
+        self.providers = providers  # deployment id → adapter instance
+        self.settings = settings
+        self.metrics = metrics
+        self.fallbacks: dict[str, list[str]] = {}
+        for rule in settings.fallbacks:
+            for src, targets in rule.items():
+                self.fallbacks.setdefault(src, []).extend(targets)
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    async def call(self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None) -> Any:
+        chain = [group, *[g for g in (extra_fallbacks or self.fallbacks.get(group, [])) if g in self.groups]]
+        last: Exception | None = None
+        for i, g in enumerate(chain):
+            if i:
+                attempt.fallbacks += 1
+                self.metrics.fallbacks.labels(group).inc()
+            try:
+                return await self._call_group(g, call, attempt)
+            except UpstreamError as exc:
+                last = exc
+                if not exc.retryable:
+                    raise
+            except NoDeploymentAvailable as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def open_stream(
+        self, group: str, body: dict[str, Any], attempt: Attempt, extra_fallbacks: list[str] | None = None
+    ) -> StreamStart:
+        async def start(provider: Provider) -> StreamStart:
+            it = aiter(provider.chat_stream(body))
+            try:
+                first = await anext(it)
+            except StopAsyncIteration:
+                raise UpstreamError("upstream closed the stream without data", kind="protocol", status=502) from None
+            return StreamStart(first, it, provider)
+
+        result: StreamStart = await self.call(group, start, attempt, extra_fallbacks)
+        return result
+
+    # -- one group ------------------------------------------------------------------------------------
+
+    async def _call_group(self, group: str, call: Call, attempt: Attempt) -> Any:
+        deployments = self.groups[group]
+        budget: int | None = None
+        tried: set[str] = set()
+        n = 0
+        while True:
+            dep = self.pick(group, avoid=tried)
+            if dep is None:
+                if n:  # our own failures cooled the group down: report what the upstream said
+                    raise attempt.errors[-1]
+                raise NoDeploymentAvailable(group, self._cooldown_left(deployments))
+            if budget is None:
+                budget = dep.max_retries if dep.max_retries is not None else self.settings.num_retries
+            attempt.deployment = dep
+            attempt.upstream_started = time.perf_counter()
+            dep.state.in_flight += 1
+            try:
+                result = await call(self.providers[dep.id])
+            except UpstreamError as exc:
+                attempt.errors.append(exc)
+                self._failed(dep, exc, attempt.upstream_started)
+                if not exc.retryable or n >= budget:
+                    raise
+                n += 1
+                attempt.retries += 1
+                self.metrics.retries.labels(group).inc()
+                tried.add(dep.id)
+                await self._backoff(n, exc, same=self._only_choice(group, tried, dep))
+                continue
+            finally:
+                dep.state.in_flight -= 1
+            self._succeeded(dep, attempt.upstream_started)
+            return result
+
+    def pick(self, group: str, avoid: set[str] | None = None) -> Deployment | None:
+        now = time.monotonic()
+        healthy = [d for d in self.groups[group] if d.state.cooldown_until <= now]
+        if avoid:
+            fresh = [d for d in healthy if d.id not in avoid]
+            healthy = fresh or healthy
+        if not healthy:
+            return None
+        if len(healthy) == 1:
+            return healthy[0]
+        return self._strategy(healthy)
+
+    def _strategy(self, healthy: list[Deployment]) -> Deployment:
+        s = self.settings.routing_strategy
+        if s == "least-busy":
+            low = min(d.state.in_flight for d in healthy)
+            return random.choice([d for d in healthy if d.state.in_flight == low])
+        if s == "latency-based-routing":
+            # Unmeasured deployments (ewma 0) are tried first so every one gets measured.
+            return min(healthy, key=lambda d: (d.state.latency_ewma, random.random()))
+        if s.startswith("usage-based-routing"):
+            minute = int(time.time() // 60)
+            return min(healthy, key=lambda d: (d.state.minute_tokens if d.state.minute == minute else 0, random.random()))
+        weights = [d.weight or d.rpm or d.tpm or 1 for d in healthy]
+        return random.choices(healthy, weights=weights)[0]
+
+    def _only_choice(self, group: str, tried: set[str], dep: Deployment) -> bool:
+        nxt = self.pick(group, avoid=tried)
+        return nxt is None or nxt is dep
+
+    async def _backoff(self, n: int, exc: UpstreamError, same: bool) -> None:
+        if not same and exc.retry_after is None:
+            return  # another deployment is available: retry at once
+        delay = self.settings.retry_backoff * (2 ** (n - 1))
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        await asyncio.sleep(min(delay, self.settings.max_retry_delay))
+
+    # -- health bookkeeping ---------------------------------------------------------------------------
+
+    def _succeeded(self, dep: Deployment, started: float) -> None:
+        st = dep.state
+        elapsed = time.perf_counter() - started
+        st.latency_ewma = elapsed if st.latency_ewma == 0 else 0.8 * st.latency_ewma + 0.2 * elapsed
+        st.consecutive_fails = 0
+        st.last_ok = time.time()
+
+    def _failed(self, dep: Deployment, exc: UpstreamError, started: float) -> None:
+        st = dep.state
+        st.last_error = exc.kind if exc.status is None else f"{exc.kind} {exc.status}"
+        st.last_error_at = time.time()
+        self.metrics.upstream_errors.labels(dep.id, exc.kind).inc()
+        if not exc.retryable:
+            return  # a bad request says nothing about the deployment's health
+        st.consecutive_fails += 1
+        if st.consecutive_fails > self.settings.allowed_fails:
+            self._cool_down(dep, exc)
+
+    def _cool_down(self, dep: Deployment, exc: UpstreamError) -> None:
+        if self.settings.cooldown_time <= 0:
+            return
+        length = max(self.settings.cooldown_time, exc.retry_after or 0.0)
+        dep.state.cooldown_until = time.monotonic() + length
+        dep.state.consecutive_fails = 0
+        self.metrics.cooldowns.labels(dep.id).inc()
+
+    def add_tokens(self, dep: Deployment, tokens: int) -> None:
+        minute = int(time.time() // 60)
+        st = dep.state
+        if st.minute != minute:
+            st.minute, st.minute_tokens = minute, 0
+        st.minute_tokens += tokens
+
+    @staticmethod
+    def _cooldown_left(deployments: list[Deployment]) -> float:
+        now = time.monotonic()
+        return max(0.0, min((d.state.cooldown_until for d in deployments), default=now) - now)

@@ -1,0 +1,111 @@
+"""Relay an upstream stream to the client as OpenAI SSE.
+
+The adapters always end with a usage chunk (the gateway needs it for the ledger). The client sees it only if
+it asked (`stream_options.include_usage`), exactly as OpenAI would show it; otherwise usage is stripped.
+A failure after the first byte ends the stream with an OpenAI-style error event and is ledgered as such.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ailab.gateway.asgi import SSE_HEADERS, Send
+from ailab.gateway.errors import from_upstream
+from ailab.gateway.providers.base import estimate_tokens, messages_text
+from ailab.gateway.router import StreamStart
+from ailab.gateway.types import UpstreamError, Usage
+
+if TYPE_CHECKING:
+    from ailab.gateway.api import Outcome
+
+DONE = b"data: [DONE]\n\n"
+
+
+async def relay_stream(
+    start: StreamStart, body: dict[str, Any], outcome: Outcome, send: Send, request_id: str, t0: float
+) -> None:
+    include = bool((body.get("stream_options") or {}).get("include_usage"))
+    headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    text: list[str] = []
+    chunk: dict[str, Any] | None = start.first
+    it = start.rest
+    try:
+        while chunk is not None:
+            out = _client_view(chunk, include, outcome, text)
+            if out is not None:
+                if outcome.ttft is None:
+                    outcome.ttft = time.perf_counter() - t0
+                await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(out) + b"\n\n",
+                            "more_body": True})
+            chunk = await anext(it, None)
+    except UpstreamError as exc:
+        await _end_with_error(send, exc, outcome, body, text)
+        return
+    except OSError:
+        # The client went away; stop reading the upstream and ledger what was consumed.
+        await _close(it)
+        _interrupted(outcome, 499, "client_disconnected", body, text)
+        return
+    if outcome.usage is None:
+        _interrupted(outcome, 200, None, body, text)
+    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+def _client_view(chunk: dict[str, Any], include: bool, outcome: Outcome, text: list[str]) -> dict[str, Any] | None:
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        outcome.usage = Usage.from_openai(usage)
+        if usage.pop("estimated", False) and outcome.usage:
+            outcome.usage.estimated = True
+        if not include:
+            if not chunk.get("choices"):
+                return None
+            del chunk["usage"]
+        return chunk
+    if not include and "usage" in chunk:
+        del chunk["usage"]
+    for choice in chunk.get("choices") or ():
+        content = (choice.get("delta") or {}).get("content")
+        if content:
+            text.append(content)
+    return chunk
+
+
+async def _end_with_error(
+    send: Send, exc: UpstreamError, outcome: Outcome, body: dict[str, Any], text: list[str]
+) -> None:
+    err = from_upstream(exc)
+    _interrupted(outcome, err.status, "stream_interrupted", body, text)
+    payload = err.body()
+    payload["error"]["code"] = "stream_interrupted"
+    try:
+        await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                    "more_body": True})
+        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+    except OSError:
+        return
+
+
+def _interrupted(outcome: Outcome, status: int, error: str | None, body: dict[str, Any], text: list[str]) -> None:
+    outcome.status = status
+    outcome.error_type = error
+    if outcome.usage is None:
+        # No usage arrived: count what we can see and mark the row estimated rather than invent zeros.
+        outcome.usage = Usage(
+            prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),
+            completion_tokens=estimate_tokens("".join(text)),
+            estimated=True,
+        )
+
+
+async def _close(it: Any) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except (UpstreamError, RuntimeError):
+            return

@@ -1,0 +1,109 @@
+"""Types shared by the router, the provider adapters and the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ailab.config.models import ModelInfo
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage in OpenAI's semantics: prompt_tokens include cached and cache-write tokens."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(usage, dict):
+            return None
+        details = usage.get("prompt_tokens_details") or {}
+        out_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_tokens:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.cache_write_tokens:
+            out["cache_creation_input_tokens"] = self.cache_write_tokens
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+
+class UpstreamError(Exception):
+    """A failed upstream call. `kind` is http, timeout, connection or protocol."""
+
+    def __init__(
+        self, message: str, *, kind: str = "http", status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        if self.kind in ("timeout", "connection"):
+            return True
+        return self.status is not None and (self.status in RETRYABLE_STATUS or self.status >= 500)
+
+
+@dataclass(eq=False, slots=True)
+class DeploymentState:
+    """Live routing state, mutated only on the event loop."""
+
+    in_flight: int = 0
+    consecutive_fails: int = 0
+    cooldown_until: float = 0.0
+    latency_ewma: float = 0.0
+    minute: int = 0
+    minute_tokens: int = 0
+    last_ok: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Deployment:
+    """One upstream model behind a model group (LiteLLM's model_list entry)."""
+
+    id: str
+    group: str
+    provider: str  # the plugin that speaks the wire format, e.g. "openai", "anthropic"
+    provider_label: str  # what the user wrote, e.g. "groq"; used in the ledger and for prices
+    price_id: str | None  # the price library's provider id, e.g. "google" for gemini
+    model: str
+    api_base: str | None
+    api_key: str | None
+    api_version: str | None = None
+    timeout: float = 600.0
+    stream_timeout: float | None = None
+    max_retries: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    weight: float | None = None
+    mode: str = "chat"
+    headers: dict[str, str] = field(default_factory=dict)
+    info: ModelInfo = field(default_factory=ModelInfo)
+    state: DeploymentState = field(default_factory=DeploymentState)

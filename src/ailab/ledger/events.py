@@ -1,0 +1,26 @@
+"""The usage event: what the hot path hands to the ledger (cheap to build; priced later, off the hot path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ailab.gateway.types import Deployment, Usage
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    request_id: str
+    ts: float  # wall clock, seconds
+    endpoint: int  # schema.ENDPOINT_*
+    group: str
+    deployment: Deployment | None
+    key_id: str | None
+    user_id: str | None
+    project_id: str | None
+    usage: Usage
+    latency_s: float
+    ttft_s: float | None
+    status: int
+    error_type: str | None
+    stream: bool
+    retries: int = 0

@@ -1,0 +1,125 @@
+"""Cost of a request in pico-USD (exact integers), from, in order:
+1. the deployment's `model_info` token prices (LiteLLM's input_cost_per_token / output_cost_per_token …);
+2. self-hosted costing: `model_info.cost_per_hour` (GPU-hour) or `watts` × `kwh_price`, by request time;
+3. the offline price library genai-prices;
+otherwise None ("unknown", counted by a metric), never a silent 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
+
+from ailab.config.models import ModelInfo
+from ailab.gateway.types import Deployment, Usage
+
+PICO = Decimal(10**12)
+MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # $/MTok × 1e12 / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRates:
+    """Pico-USD per token; Decimal so fractional pico rates stay exact until the final rounding."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+    def cost(self, u: Usage) -> int:
+        fresh = max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens)
+        total = (
+            fresh * self.input
+            + u.cached_tokens * self.cache_read
+            + u.cache_write_tokens * self.cache_write
+            + u.completion_tokens * self.output
+        )
+        return int(total.to_integral_value())
+
+
+def _d(x: float | None) -> Decimal | None:
+    return None if x is None else Decimal(str(x))
+
+
+def rates_from_info(info: ModelInfo) -> TokenRates | None:
+    if info.input_cost_per_token is None and info.output_cost_per_token is None:
+        return None
+    inp = (_d(info.input_cost_per_token) or Decimal(0)) * PICO
+    out = (_d(info.output_cost_per_token) or Decimal(0)) * PICO
+    read = _d(info.cache_read_input_token_cost)
+    write = _d(info.cache_creation_input_token_cost)
+    return TokenRates(inp, out, inp if read is None else read * PICO, inp if write is None else write * PICO)
+
+
+class PriceBook:
+    """Resolves and caches a price per deployment; used by the ledger writer thread only."""
+
+    def __init__(self, kwh_price: float | None = None) -> None:
+        self.kwh_price = kwh_price
+        self._library: dict[tuple[str, str], Any] = {}
+
+    def cost_pusd(self, dep: Deployment | None, usage: Usage, latency_s: float, failed: bool) -> int | None:
+        if dep is None:
+            return 0 if failed and not (usage.prompt_tokens or usage.completion_tokens) else None
+        info = dep.info
+        rates = rates_from_info(info)
+        if rates is not None:
+            return rates.cost(usage)
+        hourly = self._hourly(info)
+        if hourly is not None:
+            return int((hourly * PICO * Decimal(str(latency_s)) / 3600).to_integral_value())
+        if not (usage.prompt_tokens or usage.completion_tokens):
+            return 0  # nothing was consumed (e.g. an upstream error): a known cost of zero
+        return self._library_cost(dep, usage)
+
+    def _hourly(self, info: ModelInfo) -> Decimal | None:
+        if info.cost_per_hour is not None:
+            return Decimal(str(info.cost_per_hour))
+        kwh = info.kwh_price if info.kwh_price is not None else self.kwh_price
+        if info.watts is not None and kwh is not None:
+            return Decimal(str(info.watts)) / 1000 * Decimal(str(kwh))
+        return None
+
+    def _library_cost(self, dep: Deployment, usage: Usage) -> int | None:
+        if not dep.price_id:
+            return None
+        model = dep.info.base_model or dep.model
+        key = (dep.price_id, model)
+        if key not in self._library:
+            self._library[key] = self._lookup(dep.price_id, model)
+        entry = self._library[key]
+        if entry is None:
+            return None
+        if isinstance(entry, TokenRates):
+            return entry.cost(usage)
+        prices = entry.calc_price(_price_usage(usage))
+        return int((prices["total_price"] * PICO).to_integral_value())
+
+    @staticmethod
+    def _lookup(provider_id: str, model: str) -> TokenRates | Any | None:
+        try:
+            found = calc_price(PriceUsage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id)
+        except LookupError:
+            return None
+        mp = found.model_price
+        flat = [mp.input_mtok, mp.output_mtok, mp.cache_read_mtok, getattr(mp, "cache_write_mtok", None)]
+        per_request = getattr(mp, "requests_kcount", None)
+        if per_request is None and all(v is None or isinstance(v, Decimal | int) for v in flat):
+            inp, out, read, write = (None if v is None else Decimal(v) * MTOK_TO_PICO_PER_TOKEN for v in flat)
+            zero = Decimal(0)
+            base = inp or zero
+            return TokenRates(base, out or zero, base if read is None else read, base if write is None else write)
+        return mp  # tiered prices: let the library compute each request
+
+
+def _price_usage(u: Usage) -> PriceUsage:
+    return PriceUsage(
+        input_tokens=u.prompt_tokens,
+        output_tokens=u.completion_tokens,
+        cache_read_tokens=u.cached_tokens or None,
+        cache_write_tokens=u.cache_write_tokens or None,
+    )

@@ -1,0 +1,70 @@
+"""The app factory. One ASGI callable: the OpenAI routes are served by raw ASGI handlers (the hot path);
+everything else goes to a Starlette app. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+
+from ailab.config.loader import LoadedConfig, load_config
+from ailab.gateway.asgi import Receive, Scope, Send, send_error
+from ailab.gateway.errors import GatewayError
+from ailab.server import health
+from ailab.server.state import LabState
+
+log = logging.getLogger("ailab")
+
+
+class LabApp:
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.state = LabState(loaded)
+        self.web = Starlette(routes=health.routes(self.state))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            api = self.state.api
+            handler = api.match(scope) if api is not None else None
+            if handler is not None:
+                try:
+                    await handler(scope, receive, send)
+                except GatewayError as err:
+                    await send_error(send, err)
+                return
+            if scope["path"].startswith("/v1/"):
+                await send_error(send, GatewayError(404, f"unknown endpoint {scope['method']} {scope['path']}",
+                                                    code="unknown_endpoint"))
+                return
+            await self.web(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.state.start()
+                except Exception as exc:  # report start-up failures to the server, which exits
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.state.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(loaded: LoadedConfig | None = None, **load_args: Any) -> LabApp:
+    return LabApp(loaded or load_config(**load_args))
+
+
+def app_from_env() -> LabApp:
+    """uvicorn factory for `--workers N`: config and data dir come from AILAB_CONFIG / AILAB_DATA_DIR."""
+    return create_app()

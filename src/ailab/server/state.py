@@ -1,0 +1,104 @@
+"""Everything a running lab holds, built by the app factory and torn down by its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from sqlalchemy import Engine
+
+from ailab.access.auth import Authenticator, ensure_master_key
+from ailab.config.loader import LoadedConfig
+from ailab.db import make_engine, migrate, sqlite_url
+from ailab.gateway.api import GatewayAPI
+from ailab.gateway.deployments import build_deployments, build_providers, ollama_deployments
+from ailab.gateway.providers.registry import ProviderRegistry, default_registry
+from ailab.gateway.router import Router
+from ailab.gateway.types import Deployment
+from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
+from ailab.observability.metrics import Metrics
+
+log = logging.getLogger("ailab")
+
+
+def database_url(loaded: LoadedConfig) -> str:
+    return loaded.config.general_settings.database_url or sqlite_url(loaded.data_dir)
+
+
+def open_database(loaded: LoadedConfig) -> Engine:
+    loaded.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(database_url(loaded))
+    migrate(engine, MIGRATIONS)
+    return engine
+
+
+@dataclass
+class LabState:
+    loaded: LoadedConfig
+    metrics: Metrics = field(default_factory=Metrics)
+    registry: ProviderRegistry = field(default_factory=default_registry)
+    started: int = field(default_factory=lambda: int(time.time()))
+    engine: Engine | None = None
+    ledger: LedgerWriter | None = None
+    session: aiohttp.ClientSession | None = None
+    router: Router | None = None
+    api: GatewayAPI | None = None
+    auth: Authenticator | None = None
+
+    async def start(self) -> None:
+        cfg = self.loaded.config
+        for warning in self.loaded.warnings:
+            log.warning("%s", warning)
+        master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
+        self.auth = Authenticator(master)
+        self.engine = open_database(self.loaded)
+        self.ledger = LedgerWriter(
+            self.engine, PriceBook(cfg.general_settings.kwh_price), self.loaded.data_dir,
+            batch_size=cfg.ailab.ledger_batch_size, flush_interval=cfg.ailab.ledger_flush_interval,
+            on_written=self._on_written,
+        )
+        self.ledger.start()
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=1000, ttl_dns_cache=300),
+            json_serialize=None,  # type: ignore[arg-type]
+        )
+        groups = build_deployments(cfg, self.registry)
+        if not groups and cfg.ailab.discover_ollama:
+            groups = await self._discover_ollama()
+        self.router = Router(groups, build_providers(groups, self.registry, self.session),
+                             cfg.router_settings, self.metrics)
+        self.api = GatewayAPI(self.router, self.auth, self.metrics, self.ledger.submit,
+                              int(cfg.general_settings.max_request_size_mb * 1024 * 1024), self.started)
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.ledger is not None:
+            self.ledger.stop()
+            self.metrics.ledger_dropped.inc(0)
+        if self.engine is not None:
+            self.engine.dispose()
+
+    async def _discover_ollama(self) -> dict[str, list[Deployment]]:
+        from ailab.gateway.providers.ollama import list_models
+
+        assert self.session is not None
+        url = self.loaded.config.ailab.ollama_url
+        names = await list_models(self.session, url)
+        if names is None:
+            log.warning("no models configured and no Ollama answered at %s. Add models to ailab.yaml "
+                        "(model_list, LiteLLM format) — see docs/configuration.md", url)
+            return {}
+        log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
+        return ollama_deployments(names, url)
+
+    def _on_written(self, ev: UsageEvent, cost_pusd: int | None) -> None:
+        m = self.metrics
+        m.ledger_written.inc()
+        provider = ev.deployment.provider_label if ev.deployment else "-"
+        if cost_pusd is None:
+            m.unpriced.labels(ev.group).inc()
+        elif cost_pusd:
+            m.cost.labels(ev.group, provider).inc(cost_pusd / 1e12)

@@ -1,0 +1,140 @@
+"""A fake OpenAI API (chat completions incl. SSE streaming and tools, embeddings, models).
+
+Deterministic: the reply is `echo: <last message text>`; prompt tokens are the words of all messages plus
+3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.upstreams.harness import StreamCut, Upstream, apply_fault
+
+
+def openai_error(status: int, message: str = "upstream failure") -> dict[str, Any]:
+    kinds = {401: "invalid_request_error", 429: "rate_limit_error", 400: "invalid_request_error"}
+    return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": None}}
+
+
+def message_text(m: dict[str, Any]) -> str:
+    c = m.get("content")
+    if isinstance(c, list):
+        return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return c or ""
+
+
+def count_prompt(messages: list[dict[str, Any]]) -> int:
+    return sum(len(message_text(m).split()) + 3 for m in messages)
+
+
+def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | None]:
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    tools = body.get("tools")
+    if tools and last.get("role") == "user" and body.get("tool_choice") != "none":
+        fn = tools[0]["function"]["name"]
+        return None, [{"id": "call_1", "type": "function", "function": {"name": fn, "arguments": '{"city": "Paris"}'}}]
+    prefix = "tool said:" if last.get("role") == "tool" else "echo:"
+    return f"{prefix} {message_text(last)}".strip(), None
+
+
+def make_app(up: Upstream) -> Starlette:
+    def unauthorized(request: Request) -> Response | None:
+        if up.api_key and request.headers.get("authorization") != f"Bearer {up.api_key}":
+            return JSONResponse(openai_error(401, "Incorrect API key provided"), status_code=401)
+        return None
+
+    async def chat(request: Request) -> Response:
+        entry = await up.record(request)
+        if (resp := unauthorized(request)) is not None:
+            return resp
+        fault = up.next_fault()
+        if (resp := await apply_fault(fault, openai_error)) is not None:
+            return resp
+        body = entry["body"]
+        text, tool_calls = reply_for(body)
+        usage = {
+            "prompt_tokens": count_prompt(body["messages"]),
+            "completion_tokens": len((text or "").split()) + (5 if tool_calls else 0),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        if body.get("stream"):
+            cut = fault.cut_after if fault else None
+            return StreamingResponse(_stream(body, text, tool_calls, usage, cut), media_type="text/event-stream")
+        n = int(body.get("n") or 1)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        finish = "tool_calls" if tool_calls else "stop"
+        return JSONResponse({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"], "system_fingerprint": "fp_fake",
+            "choices": [{"index": i, "message": message, "finish_reason": finish, "logprobs": None} for i in range(n)],
+            "usage": usage,
+        })
+
+    async def _stream(body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any],
+                      cut: int | None) -> AsyncIterator[bytes]:
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": body["model"], "system_fingerprint": "fp_fake"}
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if tool_calls:
+            tc = tool_calls[0]
+            deltas.append({"tool_calls": [{"index": 0, "id": tc["id"], "type": "function",
+                                           "function": {"name": tc["function"]["name"], "arguments": ""}}]})
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": tc["function"]["arguments"]}}]})
+        else:
+            words = (text or "").split(" ")
+            deltas.extend({"content": (" " if i else "") + w} for i, w in enumerate(words))
+        events = [{"index": 0, "delta": d, "finish_reason": None, "logprobs": None} for d in deltas]
+        events.append({"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_calls else "stop",
+                       "logprobs": None})
+        for sent, choice in enumerate(events):
+            if cut is not None and sent >= cut:
+                raise StreamCut()
+            chunk = {**base, "choices": [choice]}
+            if include:
+                chunk["usage"] = None
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        if include:
+            yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    async def embeddings(request: Request) -> Response:
+        entry = await up.record(request)
+        if (resp := unauthorized(request)) is not None:
+            return resp
+        if (resp := await apply_fault(up.next_fault(), openai_error)) is not None:
+            return resp
+        body = entry["body"]
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": fake_vector(str(t))} for i, t in enumerate(inputs)]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return JSONResponse({"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def models(request: Request) -> Response:
+        await up.record(request)
+        return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "x"}]})
+
+    return Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+    ])
+
+
+def fake_vector(text: str, dim: int = 8) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((b - 128) / 128, 4) for b in digest[:dim]]
