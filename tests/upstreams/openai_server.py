@@ -42,7 +42,9 @@ def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | 
     tools = body.get("tools")
     if tools and last.get("role") == "user" and body.get("tool_choice") != "none":
         fn = tools[0]["function"]["name"]
-        return None, [{"id": "call_1", "type": "function", "function": {"name": fn, "arguments": '{"city": "Paris"}'}}]
+        return None, [
+            {"id": "call_1", "type": "function", "function": {"name": fn, "arguments": '{"city": "Paris"}'}}
+        ]
     prefix = "tool said:" if last.get("role") == "tool" else "echo:"
     return f"{prefix} {message_text(last)}".strip(), None
 
@@ -70,36 +72,70 @@ def make_app(up: Upstream) -> Starlette:
         usage["prompt_tokens_details"] = {"cached_tokens": 0}
         if body.get("stream"):
             cut = fault.cut_after if fault else None
-            return StreamingResponse(_stream(body, text, tool_calls, usage, cut), media_type="text/event-stream")
+            return StreamingResponse(
+                _stream(body, text, tool_calls, usage, cut), media_type="text/event-stream"
+            )
         n = int(body.get("n") or 1)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if tool_calls:
             message["tool_calls"] = tool_calls
         finish = "tool_calls" if tool_calls else "stop"
-        return JSONResponse({
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-            "model": body["model"], "system_fingerprint": "fp_fake",
-            "choices": [{"index": i, "message": message, "finish_reason": finish, "logprobs": None} for i in range(n)],
-            "usage": usage,
-        })
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+                    for i in range(n)
+                ],
+                "usage": usage,
+            }
+        )
 
-    async def _stream(body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any],
-                      cut: int | None) -> AsyncIterator[bytes]:
+    async def _stream(
+        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], cut: int | None
+    ) -> AsyncIterator[bytes]:
         include = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body["model"], "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_fake",
+        }
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         if tool_calls:
             tc = tool_calls[0]
-            deltas.append({"tool_calls": [{"index": 0, "id": tc["id"], "type": "function",
-                                           "function": {"name": tc["function"]["name"], "arguments": ""}}]})
-            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": tc["function"]["arguments"]}}]})
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": tc["id"],
+                            "type": "function",
+                            "function": {"name": tc["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            deltas.append(
+                {"tool_calls": [{"index": 0, "function": {"arguments": tc["function"]["arguments"]}}]}
+            )
         else:
             words = (text or "").split(" ")
             deltas.extend({"content": (" " if i else "") + w} for i, w in enumerate(words))
         events = [{"index": 0, "delta": d, "finish_reason": None, "logprobs": None} for d in deltas]
-        events.append({"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_calls else "stop",
-                       "logprobs": None})
+        events.append(
+            {
+                "index": 0,
+                "delta": {},
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+                "logprobs": None,
+            }
+        )
         for sent, choice in enumerate(events):
             if cut is not None and sent >= cut:
                 raise StreamCut()
@@ -119,20 +155,33 @@ def make_app(up: Upstream) -> Starlette:
             return resp
         body = entry["body"]
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": fake_vector(str(t))} for i, t in enumerate(inputs)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(str(t))}
+            for i, t in enumerate(inputs)
+        ]
         tokens = sum(len(str(t).split()) for t in inputs)
-        return JSONResponse({"object": "list", "data": data, "model": body["model"],
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def models(request: Request) -> Response:
         await up.record(request)
-        return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "x"}]})
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "x"}]}
+        )
 
-    return Starlette(routes=[
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ]
+    )
 
 
 def fake_vector(text: str, dim: int = 8) -> list[float]:

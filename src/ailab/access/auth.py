@@ -29,8 +29,12 @@ class Authenticator:
     def _resolve_master(self, token: str) -> Principal | None:
         return MASTER if hmac.compare_digest(token.encode(), self._master) else None
 
-    def authenticate(self, authorization: bytes | None, api_key_header: bytes | None = None) -> Principal | None:
-        token = _bearer(authorization) or (api_key_header.decode("latin-1").strip() if api_key_header else None)
+    def authenticate(
+        self, authorization: bytes | None, api_key_header: bytes | None = None
+    ) -> Principal | None:
+        token = _bearer(authorization) or (
+            api_key_header.decode("latin-1").strip() if api_key_header else None
+        )
         if not token:
             return None
         for resolve in self.resolvers:

@@ -9,11 +9,15 @@ import typer
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", envvar="AILAB_CONFIG", help="ailab.yaml (default: ./ailab.yaml if present)"),
+    typer.Option(
+        "--config", "-c", envvar="AILAB_CONFIG", help="ailab.yaml (default: ./ailab.yaml if present)"
+    ),
 ]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="AILAB_DATA_DIR", help="where the lab keeps its state (default: ./.ailab)"),
+    typer.Option(
+        "--data-dir", envvar="AILAB_DATA_DIR", help="where the lab keeps its state (default: ./.ailab)"
+    ),
 ]
 
 

@@ -28,9 +28,16 @@ def models(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     rows = [
-        {"model": g, "deployment": d.id, "provider": d.provider_label, "upstream_model": d.model,
-         "api_base": d.api_base or "", "mode": d.mode}
-        for g, deps in groups.items() for d in deps
+        {
+            "model": g,
+            "deployment": d.id,
+            "provider": d.provider_label,
+            "upstream_model": d.model,
+            "api_base": d.api_base or "",
+            "mode": d.mode,
+        }
+        for g, deps in groups.items()
+        for d in deps
     ]
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))

@@ -12,7 +12,9 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     line = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
     out = [line]
     for row in cells:
-        out.append("  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        out.append(
+            "  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True))
+        )
     return "\n".join(x.rstrip() for x in out)
 
 

@@ -29,34 +29,58 @@ def up(
 
     loaded = load_or_exit(config, data_dir)
     server = loaded.config.ailab
-    host, port, workers = host or server.host, port if port is not None else server.port, workers or server.workers
+    host, port, workers = (
+        host or server.host,
+        port if port is not None else server.port,
+        workers or server.workers,
+    )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key, created = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
     open_database(loaded).dispose()  # migrate once here, before any worker starts
     _banner(loaded, host, port, key if created else None)
     if workers > 1:
         _multiprocess_env(loaded.path, loaded.data_dir)
-        uvicorn.run("ailab.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+        uvicorn.run(
+            "ailab.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
         return
     from ailab.server.app import create_app
 
-    uvicorn.run(create_app(loaded), host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=30)
+    uvicorn.run(
+        create_app(loaded),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
 
 
 def _banner(loaded, host: str, port: int, new_key: str | None) -> None:  # type: ignore[no-untyped-def]
     url = f"http://{host}:{port}"
     typer.echo(f"Local AI Lab — OpenAI-compatible API at {url}/v1 (data: {loaded.data_dir})", err=True)
     if new_key:
-        typer.echo(f"Generated master key (shown once; kept in {loaded.data_dir / 'master_key'}, mode 0600):\n"
-                   f"  {new_key}", err=True)
+        typer.echo(
+            f"Generated master key (shown once; kept in {loaded.data_dir / 'master_key'}, mode 0600):\n"
+            f"  {new_key}",
+            err=True,
+        )
     groups = sorted({m.model_name for m in loaded.config.model_list})
     if groups:
         typer.echo(f"Models: {', '.join(groups)}", err=True)
     else:
-        typer.echo("No models configured: a local Ollama at 127.0.0.1:11434 is used if it answers. "
-                   "Add models in ailab.yaml (LiteLLM model_list format); see docs/configuration.md.", err=True)
+        typer.echo(
+            "No models configured: a local Ollama at 127.0.0.1:11434 is used if it answers. "
+            "Add models in ailab.yaml (LiteLLM model_list format); see docs/configuration.md.",
+            err=True,
+        )
 
 
 def _multiprocess_env(config: Path | None, data_dir: Path) -> None:

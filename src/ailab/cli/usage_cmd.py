@@ -8,14 +8,24 @@ import typer
 
 from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
-COLUMNS = ["name", "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
-           "unpriced"]
+COLUMNS = [
+    "name",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "unpriced",
+]
 
 
 def usage(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
-    by: Annotated[str, typer.Option(help="model, provider, deployment, key, user, project, error or day")] = "model",
+    by: Annotated[
+        str, typer.Option(help="model, provider, deployment, key, user, project, error or day")
+    ] = "model",
     since: Annotated[str, typer.Option(help="window: 30m, 12h, 7d, 4w or an ISO date")] = "7d",
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:

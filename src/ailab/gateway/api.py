@@ -111,8 +111,14 @@ class GatewayAPI:
             self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, body)
 
     async def _unary(
-        self, body: dict[str, Any], endpoint: int, attempt: Attempt, outcome: Outcome,
-        fallbacks: list[str] | None, send: Send, request_id: str,
+        self,
+        body: dict[str, Any],
+        endpoint: int,
+        attempt: Attempt,
+        outcome: Outcome,
+        fallbacks: list[str] | None,
+        send: Send,
+        request_id: str,
     ) -> None:
         def call(p: Any) -> Awaitable[dict[str, Any]]:
             return p.chat(body) if endpoint == ENDPOINT_CHAT else p.embed(body)  # type: ignore[no-any-return]
@@ -129,8 +135,14 @@ class GatewayAPI:
         await send_json(send, 200, result, [(b"x-request-id", request_id.encode())])
 
     async def _stream(
-        self, body: dict[str, Any], attempt: Attempt, outcome: Outcome, fallbacks: list[str] | None,
-        send: Send, request_id: str, t0: float,
+        self,
+        body: dict[str, Any],
+        attempt: Attempt,
+        outcome: Outcome,
+        fallbacks: list[str] | None,
+        send: Send,
+        request_id: str,
+        t0: float,
     ) -> None:
         try:
             start = await self.router.open_stream(attempt.group, body, attempt, fallbacks)
@@ -143,8 +155,9 @@ class GatewayAPI:
         self, send: Send, exc: UpstreamError | NoDeploymentAvailable, outcome: Outcome, request_id: str
     ) -> None:
         if isinstance(exc, NoDeploymentAvailable):
-            err = GatewayError(429, str(exc), code="no_deployment_available",
-                               headers=retry_after_header(exc.retry_after))
+            err = GatewayError(
+                429, str(exc), code="no_deployment_available", headers=retry_after_header(exc.retry_after)
+            )
             outcome.error_type = "no_deployment_available"
         else:
             err = from_upstream(exc)
@@ -157,8 +170,9 @@ class GatewayAPI:
     def _principal(self, scope: Scope) -> Principal:
         principal = self.auth.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
         if principal is None:
-            raise GatewayError(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                               code="invalid_api_key")
+            raise GatewayError(
+                401, "missing or invalid API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
+            )
         return principal
 
     def _group(self, model: str, principal: Principal) -> str:
@@ -168,12 +182,23 @@ class GatewayAPI:
         close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listing = f" Available: {', '.join(names[:20])}." if names and not close else ""
-        raise GatewayError(404, f"model {model!r} is not served by this gateway.{hint}{listing}",
-                           param="model", code="model_not_found")
+        raise GatewayError(
+            404,
+            f"model {model!r} is not served by this gateway.{hint}{listing}",
+            param="model",
+            code="model_not_found",
+        )
 
     def _finish(
-        self, request_id: str, endpoint: int, principal: Principal, attempt: Attempt, outcome: Outcome,
-        stream: bool, t0: float, body: dict[str, Any],
+        self,
+        request_id: str,
+        endpoint: int,
+        principal: Principal,
+        attempt: Attempt,
+        outcome: Outcome,
+        stream: bool,
+        t0: float,
+        body: dict[str, Any],
     ) -> None:
         latency = time.perf_counter() - t0
         dep = attempt.deployment
@@ -183,7 +208,9 @@ class GatewayAPI:
         m.requests.labels(attempt.group, provider, str(outcome.status)).inc()
         m.request_latency.labels(attempt.group).observe(latency)
         if dep is not None:
-            m.upstream_latency.labels(attempt.group, provider).observe(time.perf_counter() - attempt.upstream_started)
+            m.upstream_latency.labels(attempt.group, provider).observe(
+                time.perf_counter() - attempt.upstream_started
+            )
             self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
         if outcome.ttft is not None:
             m.ttft.labels(attempt.group).observe(outcome.ttft)
@@ -191,9 +218,22 @@ class GatewayAPI:
             m.tokens.labels(attempt.group, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
             m.tokens.labels(attempt.group, "completion").inc(usage.completion_tokens)
-        self.submit(UsageEvent(
-            request_id=request_id, ts=time.time(), endpoint=endpoint, group=attempt.group, deployment=dep,
-            key_id=principal.key_id or principal.id, user_id=principal.user_id, project_id=principal.project_id,
-            usage=usage, latency_s=latency, ttft_s=outcome.ttft, status=outcome.status,
-            error_type=outcome.error_type, stream=stream, retries=attempt.retries,
-        ))
+        self.submit(
+            UsageEvent(
+                request_id=request_id,
+                ts=time.time(),
+                endpoint=endpoint,
+                group=attempt.group,
+                deployment=dep,
+                key_id=principal.key_id or principal.id,
+                user_id=principal.user_id,
+                project_id=principal.project_id,
+                usage=usage,
+                latency_s=latency,
+                ttft_s=outcome.ttft,
+                status=outcome.status,
+                error_type=outcome.error_type,
+                stream=stream,
+                retries=attempt.retries,
+            )
+        )

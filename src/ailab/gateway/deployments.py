@@ -33,7 +33,7 @@ def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderReg
     info = entry.model_info
     mode = info.mode or ("embedding" if "embed" in model.lower() else "chat")
     return Deployment(
-        id=info.id or f"{p.model}#{n}",
+        id=info.id or f"{entry.model_name}:{p.model}#{n}",
         group=entry.model_name,
         provider=alias.adapter,
         provider_label=prefix,
@@ -72,7 +72,17 @@ def build_providers(
 def ollama_deployments(names: list[str], base_url: str) -> dict[str, list[Deployment]]:
     """Deployments for the models a local Ollama reports, one group per model name."""
     return {
-        name: [Deployment(id=f"ollama/{name}#0", group=name, provider="ollama", provider_label="ollama",
-                          price_id=None, model=name, api_base=base_url, api_key=None)]
+        name: [
+            Deployment(
+                id=f"ollama/{name}#0",
+                group=name,
+                provider="ollama",
+                provider_label="ollama",
+                price_id=None,
+                model=name,
+                api_base=base_url,
+                api_key=None,
+            )
+        ]
         for name in names
     }

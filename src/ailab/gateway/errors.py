@@ -14,6 +14,7 @@ _TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "request_too_large",
+    422: "invalid_request_error",
     429: "rate_limit_error",
     502: "upstream_error",
     503: "service_unavailable",
@@ -66,5 +67,7 @@ def from_upstream(exc: UpstreamError) -> GatewayError:
         # The upstream refused the gateway's credentials: the client's request is not at fault.
         return GatewayError(502, exc.message, code="upstream_auth_failed")
     if exc.status is not None and 400 <= exc.status < 500:
-        return GatewayError(exc.status if exc.status in _TYPES else 400, exc.message, code="upstream_rejected")
+        return GatewayError(
+            exc.status if exc.status in _TYPES else 400, exc.message, code="upstream_rejected"
+        )
     return GatewayError(502, exc.message, code="upstream_error")

@@ -70,7 +70,9 @@ class Router:
 
     # -- public ---------------------------------------------------------------------------------------
 
-    async def call(self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None) -> Any:
+    async def call(
+        self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None
+    ) -> Any:
         chain = [group, *[g for g in (extra_fallbacks or self.fallbacks.get(group, [])) if g in self.groups]]
         last: Exception | None = None
         for i, g in enumerate(chain):
@@ -96,7 +98,9 @@ class Router:
             try:
                 first = await anext(it)
             except StopAsyncIteration:
-                raise UpstreamError("upstream closed the stream without data", kind="protocol", status=502) from None
+                raise UpstreamError(
+                    "upstream closed the stream without data", kind="protocol", status=502
+                ) from None
             return StreamStart(first, it, provider)
 
         result: StreamStart = await self.call(group, start, attempt, extra_fallbacks)
@@ -160,7 +164,10 @@ class Router:
             return min(healthy, key=lambda d: (d.state.latency_ewma, random.random()))
         if s.startswith("usage-based-routing"):
             minute = int(time.time() // 60)
-            return min(healthy, key=lambda d: (d.state.minute_tokens if d.state.minute == minute else 0, random.random()))
+            return min(
+                healthy,
+                key=lambda d: (d.state.minute_tokens if d.state.minute == minute else 0, random.random()),
+            )
         weights = [d.weight or d.rpm or d.tpm or 1 for d in healthy]
         return random.choices(healthy, weights=weights)[0]
 

@@ -39,8 +39,13 @@ async def relay_stream(
             if out is not None:
                 if outcome.ttft is None:
                     outcome.ttft = time.perf_counter() - t0
-                await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(out) + b"\n\n",
-                            "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + orjson.dumps(out) + b"\n\n",
+                        "more_body": True,
+                    }
+                )
             chunk = await anext(it, None)
     except UpstreamError as exc:
         await _end_with_error(send, exc, outcome, body, text)
@@ -55,7 +60,9 @@ async def relay_stream(
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
 
-def _client_view(chunk: dict[str, Any], include: bool, outcome: Outcome, text: list[str]) -> dict[str, Any] | None:
+def _client_view(
+    chunk: dict[str, Any], include: bool, outcome: Outcome, text: list[str]
+) -> dict[str, Any] | None:
     usage = chunk.get("usage")
     if isinstance(usage, dict):
         outcome.usage = Usage.from_openai(usage)
@@ -83,14 +90,21 @@ async def _end_with_error(
     payload = err.body()
     payload["error"]["code"] = "stream_interrupted"
     try:
-        await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n",
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                "more_body": True,
+            }
+        )
         await send({"type": "http.response.body", "body": DONE, "more_body": False})
     except OSError:
         return
 
 
-def _interrupted(outcome: Outcome, status: int, error: str | None, body: dict[str, Any], text: list[str]) -> None:
+def _interrupted(
+    outcome: Outcome, status: int, error: str | None, body: dict[str, Any], text: list[str]
+) -> None:
     outcome.status = status
     outcome.error_type = error
     if outcome.usage is None:

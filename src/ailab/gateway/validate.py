@@ -73,9 +73,9 @@ def _message(i: int, m: Any) -> None:
         raise bad_param(f"{where}.role", f"must be one of {', '.join(sorted(ROLES))}")
     content = m.get("content")
     if content is None:
-        if role not in ("assistant", "function") or not (m.get("tool_calls") or m.get("function_call")):
-            if role != "assistant":
-                raise bad_param(f"{where}.content", "is required")
+        # Only an assistant turn may omit content (it carries tool_calls instead).
+        if role != "assistant":
+            raise bad_param(f"{where}.content", "is required")
     elif not isinstance(content, str | list):
         raise bad_param(f"{where}.content", "must be a string or an array of content parts")
     if role == "tool" and not isinstance(m.get("tool_call_id"), str):

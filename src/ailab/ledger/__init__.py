@@ -6,4 +6,13 @@ from ailab.ledger.queries import UsageRow, parse_since, totals, usage_report
 from ailab.ledger.schema import MIGRATIONS
 from ailab.ledger.writer import LedgerWriter
 
-__all__ = ["MIGRATIONS", "LedgerWriter", "PriceBook", "UsageEvent", "UsageRow", "parse_since", "totals", "usage_report"]
+__all__ = [
+    "MIGRATIONS",
+    "LedgerWriter",
+    "PriceBook",
+    "UsageEvent",
+    "UsageRow",
+    "parse_since",
+    "totals",
+    "usage_report",
+]

@@ -102,18 +102,26 @@ class PriceBook:
     @staticmethod
     def _lookup(provider_id: str, model: str) -> TokenRates | Any | None:
         try:
-            found = calc_price(PriceUsage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id)
+            found = calc_price(
+                PriceUsage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id
+            )
         except LookupError:
             return None
         mp = found.model_price
         flat = [mp.input_mtok, mp.output_mtok, mp.cache_read_mtok, getattr(mp, "cache_write_mtok", None)]
         per_request = getattr(mp, "requests_kcount", None)
         if per_request is None and all(v is None or isinstance(v, Decimal | int) for v in flat):
-            inp, out, read, write = (None if v is None else Decimal(v) * MTOK_TO_PICO_PER_TOKEN for v in flat)
+            inp, out, read, write = (_per_token(v) for v in flat)
             zero = Decimal(0)
             base = inp or zero
-            return TokenRates(base, out or zero, base if read is None else read, base if write is None else write)
+            return TokenRates(
+                base, out or zero, base if read is None else read, base if write is None else write
+            )
         return mp  # tiered prices: let the library compute each request
+
+
+def _per_token(mtok: Any) -> Decimal | None:
+    return None if mtok is None else Decimal(mtok) * MTOK_TO_PICO_PER_TOKEN
 
 
 def _price_usage(u: Usage) -> PriceUsage:

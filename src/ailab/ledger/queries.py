@@ -9,13 +9,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Integer, func, select
 
 from ailab.ledger import schema
 
 GROUPS = {
-    "model": "group_dim", "deployment": "deployment_dim", "provider": "provider_dim",
-    "key": "key_dim", "user": "user_dim", "project": "project_dim", "error": "error_dim",
+    "model": "group_dim",
+    "deployment": "deployment_dim",
+    "provider": "provider_dim",
+    "key": "key_dim",
+    "user": "user_dim",
+    "project": "project_dim",
+    "error": "error_dim",
 }
 BY_CHOICES = (*GROUPS, "day")
 _SINCE = re.compile(r"^(\d+)([smhdw])$")
@@ -51,9 +56,14 @@ class UsageRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "requests": self.requests, "errors": self.errors,
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-            "cached_tokens": self.cached_tokens, "cost_usd": str(self.cost_usd), "unpriced": self.unpriced,
+            "name": self.name,
+            "requests": self.requests,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost_usd": str(self.cost_usd),
+            "unpriced": self.unpriced,
         }
 
 
@@ -65,12 +75,12 @@ def usage_report(engine: Engine, by: str = "model", since: float | None = None) 
     stmt = select(
         key.label("k"),
         func.count(),
-        func.sum((r.c.status >= 400).cast(schema.Integer)),
+        func.sum((r.c.status >= 400).cast(Integer)),
         func.sum(r.c.prompt_tokens),
         func.sum(r.c.completion_tokens),
         func.sum(r.c.cached_tokens),
         func.sum(r.c.cost_pusd),
-        func.sum(r.c.cost_pusd.is_(None).cast(schema.Integer)),
+        func.sum(r.c.cost_pusd.is_(None).cast(Integer)),
     ).group_by(key)
     if since is not None:
         stmt = stmt.where(r.c.ts_ms >= int(since * 1000))
@@ -80,8 +90,13 @@ def usage_report(engine: Engine, by: str = "model", since: float | None = None) 
     out = [
         UsageRow(
             name=str(k) if by == "day" else names.get(k, "-"),
-            requests=int(n), errors=int(e or 0), prompt_tokens=int(p or 0), completion_tokens=int(c or 0),
-            cached_tokens=int(ca or 0), cost_pusd=int(cost or 0), unpriced=int(unp or 0),
+            requests=int(n),
+            errors=int(e or 0),
+            prompt_tokens=int(p or 0),
+            completion_tokens=int(c or 0),
+            cached_tokens=int(ca or 0),
+            cost_pusd=int(cost or 0),
+            unpriced=int(unp or 0),
         )
         for k, n, e, p, c, ca, cost, unp in rows
     ]
@@ -90,7 +105,15 @@ def usage_report(engine: Engine, by: str = "model", since: float | None = None) 
 
 def totals(engine: Engine, since: float | None = None) -> UsageRow:
     rows = usage_report(engine, "model", since)
-    fields = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_pusd", "unpriced")
+    fields = (
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cost_pusd",
+        "unpriced",
+    )
     sums = {f: sum(getattr(r, f) for r in rows) for f in fields}
     return UsageRow(name="total", **sums)
 

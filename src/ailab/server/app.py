@@ -35,8 +35,12 @@ class LabApp:
                     await send_error(send, err)
                 return
             if scope["path"].startswith("/v1/"):
-                await send_error(send, GatewayError(404, f"unknown endpoint {scope['method']} {scope['path']}",
-                                                    code="unknown_endpoint"))
+                await send_error(
+                    send,
+                    GatewayError(
+                        404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
+                    ),
+                )
                 return
             await self.web(scope, receive, send)
         elif kind == "lifespan":

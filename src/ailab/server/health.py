@@ -19,8 +19,11 @@ def routes(state: LabState) -> list[Route]:
 
     async def ready(_: Request) -> Response:
         db_ok, db_error = _db_check(state)
-        body = {"status": "ok" if db_ok else "unavailable", "database": "ok" if db_ok else db_error,
-                "deployments": _deployments(state)}
+        body = {
+            "status": "ok" if db_ok else "unavailable",
+            "database": "ok" if db_ok else db_error,
+            "deployments": _deployments(state),
+        }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     async def metrics(_: Request) -> Response:
@@ -57,10 +60,17 @@ def _deployments(state: LabState) -> list[dict[str, Any]]:
         for d in deps:
             st = d.state
             cooling = st.cooldown_until > now
-            out.append({
-                "model": group, "deployment": d.id, "provider": d.provider_label,
-                "state": "cooldown" if cooling else ("error" if st.last_error and not st.last_ok else "ok"),
-                "cooldown_seconds_left": round(st.cooldown_until - now, 1) if cooling else 0,
-                "last_error": st.last_error, "in_flight": st.in_flight,
-            })
+            out.append(
+                {
+                    "model": group,
+                    "deployment": d.id,
+                    "provider": d.provider_label,
+                    "state": "cooldown"
+                    if cooling
+                    else ("error" if st.last_error and not st.last_ok else "ok"),
+                    "cooldown_seconds_left": round(st.cooldown_until - now, 1) if cooling else 0,
+                    "last_error": st.last_error,
+                    "in_flight": st.in_flight,
+                }
+            )
     return out

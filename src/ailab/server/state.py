@@ -55,8 +55,11 @@ class LabState:
         self.auth = Authenticator(master)
         self.engine = open_database(self.loaded)
         self.ledger = LedgerWriter(
-            self.engine, PriceBook(cfg.general_settings.kwh_price), self.loaded.data_dir,
-            batch_size=cfg.ailab.ledger_batch_size, flush_interval=cfg.ailab.ledger_flush_interval,
+            self.engine,
+            PriceBook(cfg.general_settings.kwh_price),
+            self.loaded.data_dir,
+            batch_size=cfg.ailab.ledger_batch_size,
+            flush_interval=cfg.ailab.ledger_flush_interval,
             on_written=self._on_written,
         )
         self.ledger.start()
@@ -67,10 +70,17 @@ class LabState:
         groups = build_deployments(cfg, self.registry)
         if not groups and cfg.ailab.discover_ollama:
             groups = await self._discover_ollama()
-        self.router = Router(groups, build_providers(groups, self.registry, self.session),
-                             cfg.router_settings, self.metrics)
-        self.api = GatewayAPI(self.router, self.auth, self.metrics, self.ledger.submit,
-                              int(cfg.general_settings.max_request_size_mb * 1024 * 1024), self.started)
+        self.router = Router(
+            groups, build_providers(groups, self.registry, self.session), cfg.router_settings, self.metrics
+        )
+        self.api = GatewayAPI(
+            self.router,
+            self.auth,
+            self.metrics,
+            self.ledger.submit,
+            int(cfg.general_settings.max_request_size_mb * 1024 * 1024),
+            self.started,
+        )
 
     async def stop(self) -> None:
         if self.session is not None:
@@ -88,8 +98,11 @@ class LabState:
         url = self.loaded.config.ailab.ollama_url
         names = await list_models(self.session, url)
         if names is None:
-            log.warning("no models configured and no Ollama answered at %s. Add models to ailab.yaml "
-                        "(model_list, LiteLLM format) — see docs/configuration.md", url)
+            log.warning(
+                "no models configured and no Ollama answered at %s. Add models to ailab.yaml "
+                "(model_list, LiteLLM format) — see docs/configuration.md",
+                url,
+            )
             return {}
         log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
         return ollama_deployments(names, url)

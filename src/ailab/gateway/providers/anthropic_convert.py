@@ -13,7 +13,7 @@ from ailab.gateway.providers.base import estimate_tokens, messages_text, now_ts
 from ailab.gateway.types import UpstreamError, Usage
 
 DEFAULT_MAX_TOKENS = 4096
-# OpenAI has a JSON mode, Anthropic does not: structured output is forced through a tool call (as LiteLLM does).
+# Anthropic has no JSON mode: structured output is forced through a tool call (as LiteLLM does).
 JSON_TOOL = "json_tool_call"
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -134,9 +134,9 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
 
 def _map_response_format(body: dict[str, Any], payload: dict[str, Any]) -> None:
     fmt = body.get("response_format")
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind in (None, "text"):
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
         return
+    kind = fmt.get("type")
     if kind == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
     elif kind == "json_object":
@@ -243,7 +243,9 @@ def _image_source(image: Any) -> dict[str, Any]:
 def _document(file: dict[str, Any]) -> dict[str, Any]:
     data_url = file.get("file_data")
     if not isinstance(data_url, str) or not data_url.startswith("data:"):
-        raise bad_request("content part `file` needs `file_data` as a base64 data: URL (file_id is not supported)")
+        raise bad_request(
+            "content part `file` needs `file_data` as a base64 data: URL (file_id is not supported)"
+        )
     media_type, data = _data_url(data_url)
     return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
@@ -317,29 +319,41 @@ def to_openai(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
             texts.append(str(block.get("text") or ""))
         elif kind == "thinking":
             thinking.append(str(block.get("thinking") or ""))
-        elif kind == "tool_use" and block.get("name") == JSON_TOOL and _json_mode(body):
+        elif kind == "tool_use" and block.get("name") == JSON_TOOL and json_mode(body):
             texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif kind == "tool_use":
             args = orjson.dumps(block.get("input") or {}).decode()
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"), "arguments": args}})
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": args},
+                }
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
     if thinking:
         message["reasoning_content"] = "".join(thinking)
-    reason = "stop" if _json_mode(body) and data.get("stop_reason") == "tool_use" else data.get("stop_reason")
+    reason = "stop" if json_mode(body) and data.get("stop_reason") == "tool_use" else data.get("stop_reason")
     raw_usage = data.get("usage")
-    usage = usage_from(raw_usage).to_openai() if isinstance(raw_usage, dict) else estimated_usage(
-        body, "".join(texts) + "".join(c["function"]["arguments"] for c in calls))
+    usage = (
+        usage_from(raw_usage).to_openai()
+        if isinstance(raw_usage, dict)
+        else estimated_usage(body, "".join(texts) + "".join(c["function"]["arguments"] for c in calls))
+    )
     return {
-        "id": data.get("id") or "msg_unknown", "object": "chat.completion", "created": now_ts(),
+        "id": data.get("id") or "msg_unknown",
+        "object": "chat.completion",
+        "created": now_ts(),
         "model": data.get("model") or body.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(reason), "logprobs": None}],
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": finish_reason(reason), "logprobs": None}
+        ],
         "usage": usage,
     }
 
 
-def _json_mode(body: dict[str, Any]) -> bool:
+def json_mode(body: dict[str, Any]) -> bool:
     fmt = body.get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")

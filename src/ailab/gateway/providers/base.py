@@ -1,8 +1,8 @@
 """The provider plugin interface and the HTTP helpers every adapter shares.
 
 An adapter translates OpenAI chat/embeddings requests to its wire format and back. Contract:
-- `chat(body)` returns an OpenAI `chat.completion` dict whose `usage` is the upstream's (never invented silently:
-  if the upstream gave none, return usage with `"estimated": True`).
+- `chat(body)` returns an OpenAI `chat.completion` dict whose `usage` is the upstream's (never invented
+  silently: if the upstream gave none, return usage with `"estimated": True`).
 - `chat_stream(body)` yields OpenAI `chat.completion.chunk` dicts and ends with one usage chunk
   (`choices: []`, `usage: {...}`), as OpenAI does with `stream_options.include_usage`. The gateway decides
   what the client sees.
@@ -69,13 +69,19 @@ class Provider:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection") from None
+            raise UpstreamError(
+                f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection"
+            ) from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"{self.name} upstream sent invalid JSON", kind="protocol", status=502) from None
+            raise UpstreamError(
+                f"{self.name} upstream sent invalid JSON", kind="protocol", status=502
+            ) from None
         if not isinstance(data, dict):
-            raise UpstreamError(f"{self.name} upstream sent a non-object JSON body", kind="protocol", status=502)
+            raise UpstreamError(
+                f"{self.name} upstream sent a non-object JSON body", kind="protocol", status=502
+            )
         return data
 
     async def stream_lines(
@@ -97,9 +103,13 @@ class Provider:
         except aiohttp.ClientPayloadError:
             raise UpstreamError(f"{self.name} upstream stream was cut", kind="connection") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection") from None
+            raise UpstreamError(
+                f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection"
+            ) from None
 
-    async def sse_data(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[bytes]:
+    async def sse_data(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str]
+    ) -> AsyncIterator[bytes]:
         """Yield the `data:` payloads of an SSE stream, ending at `[DONE]` or the end of the body."""
         async for line in self.stream_lines(url, payload, headers):
             if not line.startswith(b"data:"):
@@ -112,7 +122,9 @@ class Provider:
     def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
         message = self.redact(_error_message(raw) or f"HTTP {status}")
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
-        return UpstreamError(f"{self.name} upstream error {status}: {message}", status=status, retry_after=retry_after)
+        return UpstreamError(
+            f"{self.name} upstream error {status}: {message}", status=status, retry_after=retry_after
+        )
 
     def redact(self, text: str) -> str:
         key = self.deployment.api_key
@@ -123,9 +135,13 @@ def loads_event(data: bytes, provider: str) -> dict[str, Any]:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise UpstreamError(f"{provider} upstream sent an invalid stream event", kind="protocol", status=502) from None
+        raise UpstreamError(
+            f"{provider} upstream sent an invalid stream event", kind="protocol", status=502
+        ) from None
     if not isinstance(obj, dict):
-        raise UpstreamError(f"{provider} upstream sent a non-object stream event", kind="protocol", status=502)
+        raise UpstreamError(
+            f"{provider} upstream sent a non-object stream event", kind="protocol", status=502
+        )
     return obj
 
 
@@ -159,7 +175,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def estimate_tokens(text: str) -> int:
-    """Rough count for upstreams that report none (~4 characters a token); rows using it are marked estimated."""
+    """Rough count for upstreams that report none (~4 characters a token); such rows are marked estimated."""
     return max(1, (len(text) + 3) // 4) if text else 0
 
 

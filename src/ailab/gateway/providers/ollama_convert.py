@@ -14,13 +14,26 @@ from typing import Any
 
 import orjson
 
-from ailab.gateway.types import Usage, UpstreamError
+from ailab.gateway.types import UpstreamError, Usage
 
 # Ollama runtime options a LiteLLM user may pass as top-level extra params; forwarded into `options`.
-PASSTHROUGH_OPTIONS = frozenset({
-    "num_ctx", "num_keep", "num_gpu", "num_thread", "top_k", "min_p", "typical_p", "repeat_penalty",
-    "repeat_last_n", "mirostat", "mirostat_eta", "mirostat_tau", "num_batch",
-})
+PASSTHROUGH_OPTIONS = frozenset(
+    {
+        "num_ctx",
+        "num_keep",
+        "num_gpu",
+        "num_thread",
+        "top_k",
+        "min_p",
+        "typical_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "mirostat",
+        "mirostat_eta",
+        "mirostat_tau",
+        "num_batch",
+    }
+)
 # OpenAI name → Ollama option name.
 OPTION_MAP = {
     "temperature": "temperature",
@@ -110,7 +123,7 @@ def response_format(fmt: Any) -> str | dict[str, Any] | None:
 
 
 def convert_tools(tools: Any, choice: Any) -> list[dict[str, Any]]:
-    """OpenAI function tools pass as they are; Ollama has no tool_choice, so approximate it with the tool list."""
+    """OpenAI function tools pass as they are; Ollama has no tool_choice: approximate it with the list."""
     if not tools or choice == "none":
         return []
     out: list[dict[str, Any]] = []
@@ -233,11 +246,13 @@ def tool_calls_out(calls: Any, start: int = 0) -> list[dict[str, Any]]:
         fn = call.get("function") or {}
         args = fn.get("arguments")
         arguments = args if isinstance(args, str) else orjson.dumps(args or {}).decode()
-        out.append({
-            "id": call.get("id") or f"call_{k}",
-            "type": "function",
-            "function": {"name": fn.get("name") or "", "arguments": arguments},
-        })
+        out.append(
+            {
+                "id": call.get("id") or f"call_{k}",
+                "type": "function",
+                "function": {"name": fn.get("name") or "", "arguments": arguments},
+            }
+        )
     return out
 
 
@@ -278,7 +293,9 @@ def embed_payload(body: dict[str, Any], model: str) -> dict[str, Any]:
         isinstance(inputs, list) and bool(inputs) and all(isinstance(t, str) for t in inputs)
     )
     if not ok:
-        raise bad_request("embeddings `input` must be a string or a non-empty list of strings (no token arrays)")
+        raise bad_request(
+            "embeddings `input` must be a string or a non-empty list of strings (no token arrays)"
+        )
     payload: dict[str, Any] = {"model": model, "input": inputs}
     if body.get("dimensions") is not None:
         payload["dimensions"] = int(body["dimensions"])

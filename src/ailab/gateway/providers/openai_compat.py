@@ -7,7 +7,7 @@ always asks for so that the ledger has the upstream's own usage on streams too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text
 from ailab.gateway.types import UpstreamError, Usage
@@ -15,7 +15,7 @@ from ailab.gateway.types import UpstreamError, Usage
 
 class OpenAIProvider(Provider):
     name = "openai"
-    default_api_base = "https://api.openai.com/v1"
+    default_api_base: ClassVar[str | None] = "https://api.openai.com/v1"
 
     def headers(self) -> dict[str, str]:
         h = super().headers()
@@ -42,7 +42,9 @@ class OpenAIProvider(Provider):
         async for data in self.sse_data(self.url("chat/completions"), payload, self.headers()):
             chunk = loads_event(data, self.name)
             if "error" in chunk and "choices" not in chunk:
-                raise UpstreamError(f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}")
+                raise UpstreamError(
+                    f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
+                )
             if isinstance(chunk.get("usage"), dict):
                 saw_usage = True
             else:
@@ -58,7 +60,11 @@ class OpenAIProvider(Provider):
                 completion_tokens=estimate_tokens("".join(text)),
                 estimated=True,
             )
-            yield {"object": "chat.completion.chunk", "choices": [], "usage": {**usage.to_openai(), "estimated": True}}
+            yield {
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {**usage.to_openai(), "estimated": True},
+            }
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.deployment.model}
@@ -75,7 +81,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     """Azure OpenAI: deployment in the path, `api-version` query, `api-key` header."""
 
     name = "azure"
-    default_api_base = None
+    default_api_base: ClassVar[str | None] = None
 
     def headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json", **self.deployment.headers}
@@ -90,7 +96,9 @@ class AzureOpenAIProvider(OpenAIProvider):
 
 def _estimate_chat(body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     out = " ".join(
-        str((c.get("message") or {}).get("content") or "") for c in data.get("choices") or () if isinstance(c, dict)
+        str((c.get("message") or {}).get("content") or "")
+        for c in data.get("choices") or ()
+        if isinstance(c, dict)
     )
     usage = Usage(
         prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),

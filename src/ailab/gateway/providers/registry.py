@@ -50,8 +50,16 @@ BUILTIN_ALIASES: dict[str, Alias] = {
 }
 
 # Model names LiteLLM accepts without a prefix, inferred by family.
-_PREFIX_GUESSES = (("claude", "anthropic"), ("gemini", "gemini"), ("gpt-", "openai"), ("o1", "openai"),
-                   ("o3", "openai"), ("o4", "openai"), ("text-embedding", "openai"), ("chatgpt", "openai"))
+_PREFIX_GUESSES = (
+    ("claude", "anthropic"),
+    ("gemini", "gemini"),
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("text-embedding", "openai"),
+    ("chatgpt", "openai"),
+)
 
 
 class ProviderRegistry:

@@ -1,0 +1,110 @@
+"""Fixtures: fake upstreams and a real ailab gateway, each a server on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ailab.config import load_config
+from ailab.server import create_app
+from ailab.server.app import LabApp
+from tests.upstreams import openai_server
+from tests.upstreams.harness import ServerThread, Upstream
+
+MASTER = "sk-test-master-0123456789"
+UPSTREAM_KEY = "sk-upstream-SECRET-marker-42"
+
+
+@dataclass
+class Running:
+    up: Upstream
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def start_upstream(
+    name: str, make_app: Callable[[Upstream], Any], api_key: str | None = UPSTREAM_KEY
+) -> Running:
+    up = Upstream(name=name, api_key=api_key)
+    server = ServerThread(make_app(up)).start()
+    up.url = server.url
+    return Running(up, server)
+
+
+@pytest.fixture
+def openai_upstream() -> Iterator[Running]:
+    r = start_upstream("openai", openai_server.make_app)
+    yield r
+    r.server.stop()
+
+
+@dataclass
+class Gateway:
+    app: LabApp
+    server: ServerThread
+    config_path: Path
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.server.url}/v1"
+
+    def flush(self) -> None:
+        assert self.app.state.ledger is not None
+        self.app.state.ledger.flush()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(config: dict[str, Any], master_key: str | None = MASTER, **ailab: Any) -> Gateway:
+        cfg = dict(config)
+        if master_key:
+            cfg.setdefault("general_settings", {})["master_key"] = master_key
+        cfg.setdefault("ailab", {}).update({"discover_ollama": False, "ledger_flush_interval": 0.02, **ailab})
+        path = tmp_path / f"ailab-{len(started)}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        data_dir = tmp_path / f"data-{len(started)}"
+        app = create_app(load_config(path, data_dir))
+        gw = Gateway(app, ServerThread(app).start(), path, data_dir)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AILAB_") or name == "PROMETHEUS_MULTIPROC_DIR":
+            monkeypatch.delenv(name, raising=False)
+
+
+def model(name: str, provider_model: str, api_base: str, **params: Any) -> dict[str, Any]:
+    info = params.pop("model_info", None)
+    entry: dict[str, Any] = {
+        "model_name": name,
+        "litellm_params": {"model": provider_model, "api_base": api_base, **params},
+    }
+    if info:
+        entry["model_info"] = info
+    return entry

@@ -1,0 +1,165 @@
+"""Retries, fallbacks and cooldowns, asserted from the fake upstreams' own request logs."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from sqlalchemy import select
+
+from ailab.ledger import schema, totals
+from tests.conftest import MASTER, UPSTREAM_KEY, model, start_upstream
+from tests.upstreams import openai_server
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def two_upstreams():
+    a = start_upstream("a", openai_server.make_app)
+    b = start_upstream("b", openai_server.make_app)
+    yield a, b
+    a.server.stop()
+    b.server.stop()
+
+
+def _client(gw):
+    return openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0)
+
+
+def _rows(gw):
+    gw.flush()
+    with gw.app.state.engine.connect() as conn:
+        return conn.execute(select(schema.requests).order_by(schema.requests.c.id)).mappings().all()
+
+
+def test_retry_moves_to_the_other_deployment(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY, weight=1000),
+                       model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0.001)],
+        "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0},
+    })
+    a.up.fail_next(status=500)
+    r = _client(gw).chat.completions.create(model="m", messages=MSG)
+    assert r.choices[0].message.content == "echo: hi"
+    assert len(a.up.requests("chat")) == 1 and len(b.up.requests("chat")) == 1
+    row = _rows(gw)[-1]
+    assert row["retries"] == 1 and row["status"] == 200
+
+
+def test_no_retry_on_plain_4xx(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                       model("m2", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
+        "router_settings": {"num_retries": 3, "fallbacks": [{"m": ["m2"]}]},
+    })
+    a.up.fail_next(status=422, body={"error": {"message": "bad schema"}})
+    with pytest.raises(openai.UnprocessableEntityError):
+        _client(gw).chat.completions.create(model="m", messages=MSG)
+    assert len(a.up.requests("chat")) == 1 and b.up.requests("chat") == []
+
+
+def test_retry_honours_retry_after_and_backoff(two_upstreams, make_gateway):
+    a, _ = two_upstreams
+    gw = make_gateway({"model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+                       "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0}})
+    a.up.fail_next(status=429, retry_after="0.3")
+    a.up.fail_next(status=502)
+    _client(gw).chat.completions.create(model="m", messages=MSG)
+    times = [e["t"] for e in a.up.requests("chat")]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.3  # Retry-After respected
+    assert _rows(gw)[-1]["retries"] == 2
+
+
+def test_fallback_to_another_group_from_config_and_per_request(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
+        "router_settings": {"num_retries": 1, "retry_backoff": 0.01, "cooldown_time": 0,
+                            "fallbacks": [{"primary": ["backup"]}]},
+    })
+    a.up.fail_next(2, status=500)
+    r = _client(gw).chat.completions.create(model="primary", messages=MSG)
+    assert r.choices[0].message.content == "echo: hi"
+    assert len(a.up.requests("chat")) == 2 and b.up.requests("chat")[-1]["body"]["model"] == "y"
+    # per-request fallbacks (LiteLLM's body param) are honoured and not forwarded upstream
+    a.up.fail_next(2, status=503)
+    _client(gw).chat.completions.create(model="primary", messages=MSG, extra_body={"fallbacks": ["backup"]})
+    assert "fallbacks" not in b.up.requests("chat")[-1]["body"]
+    assert len(b.up.requests("chat")) == 2
+
+
+def test_cooldown_after_allowed_fails(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                       model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
+        "router_settings": {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 60,
+                            "routing_strategy": "latency-based-routing"},
+    })
+    client = _client(gw)
+    a.up.fail_next(10, status=500)
+    served = 0
+    for _ in range(12):
+        try:
+            client.chat.completions.create(model="m", messages=MSG)
+            served += 1
+        except openai.APIStatusError:
+            pass
+    # a failed twice (allowed_fails=1 → the second failure cools it down), then only b is used.
+    assert len(a.up.requests("chat")) == 2
+    assert len(b.up.requests("chat")) == served == 10
+    ready = gw.app.state.router.groups["m"]
+    assert sorted(d.state.cooldown_until > 0 for d in ready) == [False, True]
+
+
+def test_all_cooling_down_gives_429_with_retry_after(two_upstreams, make_gateway):
+    a, _ = two_upstreams
+    gw = make_gateway({"model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+                       "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 30}})
+    client = _client(gw)
+    a.up.fail_next(status=500)
+    with pytest.raises(openai.APIStatusError) as first:
+        client.chat.completions.create(model="m", messages=MSG)
+    assert first.value.status_code == 502
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="m", messages=MSG)
+    assert int(exc.value.response.headers["retry-after"]) >= 29
+    assert len(a.up.requests("chat")) == 1  # the cooling deployment was not called
+
+
+def test_stream_failing_before_first_byte_falls_back(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
+        "router_settings": {"num_retries": 0, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
+    })
+    a.up.fail_next(status=500)
+    chunks = list(_client(gw).chat.completions.create(model="primary", messages=MSG, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: hi"
+    assert len(a.up.requests("chat")) == 1 and len(b.up.requests("chat")) == 1
+    row = _rows(gw)[-1]
+    assert row["status"] == 200 and row["flags"] & schema.FLAG_STREAM
+
+
+def test_stream_cut_after_first_byte_ends_with_error_and_is_ledgered(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway({
+        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
+        "router_settings": {"num_retries": 2, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
+    })
+    a.up.fail_next(cut_after=2)
+    got = []
+    with pytest.raises(openai.APIError) as exc:
+        for c in _client(gw).chat.completions.create(model="primary", messages=MSG, stream=True):
+            got.append(c)
+    assert got and "stream" in str(exc.value.message).lower() or exc.value.body
+    assert b.up.requests("chat") == [] and len(a.up.requests("chat")) == 1  # no retry after the first byte
+    row = _rows(gw)[-1]
+    assert row["status"] == 502 and row["flags"] & schema.FLAG_ESTIMATED
+    assert totals(gw.app.state.engine).errors == 1
