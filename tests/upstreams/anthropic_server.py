@@ -1,12 +1,12 @@
 """A fake Anthropic Messages API (POST /v1/messages, incl. SSE streaming, tools, thinking and prompt caching).
 
-It validates requests the way the real API does (required max_tokens, user/assistant roles only, no unknown
-top-level fields, non-empty text blocks, tool_use/tool_result pairing) so adapter mapping bugs surface as 400s.
+It validates requests the way the real API does (required max_tokens, user/assistant roles only, no
+unknown top-level fields, non-empty text blocks, tool_use/tool_result pairing) so mapping bugs give 400s.
 
-Deterministic: the reply is `echo: <last user text>`; with tools (and tool_choice not none) it calls the first
-(or the forced) tool with {"city": "Paris"}, preceded by a short text block under tool_choice auto, as Claude does;
-after a tool result it says `tool said: <result>`. Token counts are word counts (+3 per message); the prefix up to
-the last `cache_control` block is written to the cache on first sight and read from it afterwards.
+Deterministic: the reply is `echo: <last user text>`; with tools (and tool_choice not none) it calls the
+first (or the forced) tool with {"city": "Paris"}, preceded by a short text block under tool_choice auto, as
+Claude does; after a tool result it says `tool said: <result>`. Token counts are word counts (+3 per message);
+the prefix up to the last `cache_control` block is written to the cache on first sight and read afterwards.
 
 Test knobs (request headers, set through Deployment.headers): `x-fake-double-delta: 1` sends two message_delta
 events with cumulative usage; `x-fake-stream-error: <error type>` (and `x-fake-stream-error-message`) sends an
@@ -38,9 +38,21 @@ ERROR_TYPES = {
     529: "overloaded_error",
 }
 ALLOWED_FIELDS = {
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
-    "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
-}  # fmt: skip
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+}
 BLOCK_TYPES = {
     "user": {"text", "image", "document", "tool_result"},
     "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
@@ -121,12 +133,18 @@ def _validate_message(i: int, m: dict[str, Any], prev: dict[str, Any] | None) ->
             _validate_image(i, j, b.get("source") or {})
         if kind == "tool_result" and any(x.get("type") != "tool_result" for x in blocks[:j]):
             raise Invalid(f"messages.{i}: tool_result blocks must come first in the content")
-    prev_ids = {b.get("id") for b in blocks_of(prev["content"]) if b.get("type") == "tool_use"} if prev else set()
+    prev_ids = (
+        {b.get("id") for b in blocks_of(prev["content"]) if b.get("type") == "tool_use"} if prev else set()
+    )
     result_ids = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
     if result_ids - prev_ids:
-        raise Invalid(f"messages.{i}: unexpected tool_use_id found in tool_result blocks: {result_ids - prev_ids}")
+        raise Invalid(
+            f"messages.{i}: unexpected tool_use_id found in tool_result blocks: {result_ids - prev_ids}"
+        )
     if prev_ids and prev_ids - result_ids:
-        raise Invalid(f"messages.{i}: tool_use ids were found without tool_result blocks: {prev_ids - result_ids}")
+        raise Invalid(
+            f"messages.{i}: tool_use ids were found without tool_result blocks: {prev_ids - result_ids}"
+        )
 
 
 def _validate_image(i: int, j: int, source: dict[str, Any]) -> None:
@@ -197,15 +215,22 @@ def prompt_usage(body: dict[str, Any], cache: set[str]) -> dict[str, int]:
     cache_control block."""
     items: list[tuple[int, bool, str]] = []
     for t in body.get("tools") or ():
-        items.append((words(f"{t['name']} {t.get('description', '')}"), bool(t.get("cache_control")), t["name"]))
+        items.append(
+            (words(f"{t['name']} {t.get('description', '')}"), bool(t.get("cache_control")), t["name"])
+        )
     system = body.get("system")
     for b in blocks_of(system) if system else ():
         items.append((words(b["text"]), bool(b.get("cache_control")), b["text"]))
     for m in body["messages"]:
         items.append((3, False, m["role"]))
         for b in blocks_of(m["content"]):
-            items.append((words(block_text(b)) + (50 if b.get("type") == "image" else 0),
-                          bool(b.get("cache_control")), json.dumps(b, sort_keys=True)))  # fmt: skip
+            items.append(
+                (
+                    words(block_text(b)) + (50 if b.get("type") == "image" else 0),
+                    bool(b.get("cache_control")),
+                    json.dumps(b, sort_keys=True),
+                )
+            )
     total = sum(n for n, _, _ in items)
     marks = [i for i, (_, cc, _) in enumerate(items) if cc]
     usage = {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
@@ -237,7 +262,9 @@ def make_app(up: Upstream) -> Starlette:
         if up.api_key and request.headers.get("x-api-key") != up.api_key:
             return JSONResponse(anthropic_error(401, "invalid x-api-key"), status_code=401)
         if not request.headers.get("anthropic-version"):
-            return JSONResponse(anthropic_error(400, "anthropic-version: header is required"), status_code=400)
+            return JSONResponse(
+                anthropic_error(400, "anthropic-version: header is required"), status_code=400
+            )
         fault = up.next_fault()
         if (resp := await apply_fault(fault, anthropic_error)) is not None:
             return resp
@@ -250,12 +277,20 @@ def make_app(up: Upstream) -> Starlette:
         stop_reason, stop_sequence = apply_limits(body, blocks)
         usage = {**prompt_usage(body, cache), "output_tokens": output_tokens(blocks)}
         message = {
-            "id": MSG_ID, "type": "message", "role": "assistant", "model": body["model"], "content": blocks,
-            "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage,
-        }  # fmt: skip
+            "id": MSG_ID,
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": usage,
+        }
         if body.get("stream"):
             events = stream_events(message, request.headers)
-            return StreamingResponse(_sse(events, fault.cut_after if fault else None), media_type="text/event-stream")
+            return StreamingResponse(
+                _sse(events, fault.cut_after if fault else None), media_type="text/event-stream"
+            )
         return JSONResponse(message)
 
     return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
@@ -269,11 +304,16 @@ async def _sse(events: list[dict[str, Any]], cut: int | None) -> AsyncIterator[b
 
 
 def stream_events(message: dict[str, Any], headers: Any) -> list[dict[str, Any]]:
-    """The documented sequence: message_start, then per block content_block_start / deltas / stop (a ping after
-    the first start), message_delta with cumulative usage, message_stop."""
+    """The documented sequence: message_start, then per block content_block_start / deltas / stop (a ping
+    after the first start), message_delta with cumulative usage, message_stop."""
     usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**usage, "output_tokens": 1}}  # fmt: skip
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(message["content"]):
         events.append({"type": "content_block_start", "index": index, "content_block": _empty(block)})
@@ -289,7 +329,9 @@ def stream_events(message: dict[str, Any], headers: Any) -> list[dict[str, Any]]
     if headers.get("x-fake-double-delta"):
         half = {"stop_reason": None, "stop_sequence": None}
         events.append({"type": "message_delta", "delta": half, "usage": {"output_tokens": 2}})
-    events.append({"type": "message_delta", "delta": final, "usage": {"output_tokens": usage["output_tokens"]}})
+    events.append(
+        {"type": "message_delta", "delta": final, "usage": {"output_tokens": usage["output_tokens"]}}
+    )
     events.append({"type": "message_stop"})
     return events
 
@@ -308,7 +350,9 @@ def _deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
         cut = len(raw) // 2
         return [{"type": "input_json_delta", "partial_json": p} for p in ("", raw[:cut], raw[cut:])]
     if block["type"] == "thinking":
-        return [{"type": "thinking_delta", "thinking": block["thinking"]},
-                {"type": "signature_delta", "signature": block["signature"]}]  # fmt: skip
+        return [
+            {"type": "thinking_delta", "thinking": block["thinking"]},
+            {"type": "signature_delta", "signature": block["signature"]},
+        ]
     parts = block["text"].split(" ")
     return [{"type": "text_delta", "text": (" " if i else "") + p} for i, p in enumerate(parts)]

@@ -3,8 +3,9 @@
 Deterministic: the reply is `echo: <last user text>` (or `tool said: <result>` after a tool message, or a call
 to the first tool with {"city": "Paris"} when tools are given and the user spoke last). Token counts:
 prompt_eval_count = words of all messages + 4 per message, eval_count = words of the reply + 2 (+6 per tool
-call). Like Ollama after a full prompt-cache hit, prompt_eval_count is omitted when the messages equal the
-previous request's. `options.num_predict` truncates the reply to that many words with done_reason "length".
+call). With `think` set the message also carries `thinking`, counted in eval_count as Ollama does. Like
+Ollama after a full prompt-cache hit, prompt_eval_count is omitted when the messages equal the previous
+request's. `options.num_predict` truncates the reply to that many words with done_reason "length".
 `format` makes the reply `{"echo": "<text>"}`. Ollama has no auth; with `up.api_key` set (hosted Ollama) a
 Bearer token is required. A fault with a `body` and no status becomes a mid-stream `{"error": ...}` line
 after `cut_after` records (0 if unset).
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 MODELS = ("llama3.2:latest", "qwen3:8b", "nomic-embed-text:latest")
+THINKING = "the user wants an echo"  # the reasoning text when the request sets `think`
 DURATIONS = {
     "total_duration": 5_043_500_667,
     "load_duration": 5_025_959,
@@ -98,6 +100,8 @@ def make_app(up: Upstream) -> Starlette:
         if limit is not None and not calls and len(text.split()) > limit:
             text, done_reason = " ".join(text.split()[:limit]), "length"
         prompt, completion = counts(body, text, calls)
+        thinking = THINKING if body.get("think") else ""
+        completion += len(thinking.split())
         final: dict[str, Any] = {
             "done": True,
             "done_reason": done_reason,
@@ -108,20 +112,28 @@ def make_app(up: Upstream) -> Starlette:
             final["prompt_eval_count"] = prompt
         state["last_messages"] = body["messages"]
         if body.get("stream", True):  # Ollama's default is to stream
-            stream = _stream(body["model"], text, calls, final, fault)
+            stream = _stream(body["model"], text, calls, final, fault, thinking)
             return StreamingResponse(stream, media_type="application/x-ndjson")
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
             message["tool_calls"] = calls
+        if thinking:
+            message["thinking"] = thinking
         return JSONResponse({"model": body["model"], "created_at": _now(), "message": message, **final})
 
     async def _stream(
-        model: str, text: str, calls: list[dict[str, Any]], final: dict[str, Any], fault: Fault | None
+        model: str,
+        text: str,
+        calls: list[dict[str, Any]],
+        final: dict[str, Any],
+        fault: Fault | None,
+        thinking: str,
     ) -> AsyncIterator[bytes]:
         words = text.split(" ") if text else []
         messages: list[dict[str, Any]] = [
-            {"role": "assistant", "content": (" " if i else "") + w} for i, w in enumerate(words)
+            {"role": "assistant", "content": "", "thinking": thinking} for _ in range(1 if thinking else 0)
         ]
+        messages += [{"role": "assistant", "content": (" " if i else "") + w} for i, w in enumerate(words)]
         if calls:
             messages.append({"role": "assistant", "content": "", "tool_calls": calls})
         records = [{"model": model, "created_at": _now(), "message": m, "done": False} for m in messages]

@@ -18,9 +18,16 @@ from tests.upstreams.harness import ServerThread, Upstream
 
 KEY = "sk-ant-api03-SECRET-test-key-9876"
 MODEL = "claude-sonnet-4-5"
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather",
-                                           "parameters": {"type": "object",
-                                                          "properties": {"city": {"type": "string"}}}}}]  # fmt: skip
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 PNG = base64.b64encode(b"\x89PNG fake image").decode()
 
 
@@ -48,8 +55,16 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def provider(up: Upstream, session: aiohttp.ClientSession, **kw: Any) -> AnthropicProvider:
-    fields: dict[str, Any] = {"id": "d1", "group": "claude", "provider": "anthropic", "provider_label": "anthropic",
-                              "price_id": "anthropic", "model": MODEL, "api_base": up.url + "/", "api_key": KEY}  # fmt: skip
+    fields: dict[str, Any] = {
+        "id": "d1",
+        "group": "claude",
+        "provider": "anthropic",
+        "provider_label": "anthropic",
+        "price_id": "anthropic",
+        "model": MODEL,
+        "api_base": up.url + "/",
+        "api_key": KEY,
+    }
     fields.update(kw)
     return AnthropicProvider(Deployment(**fields), session)
 
@@ -82,8 +97,11 @@ async def test_chat_basic_and_headers(up: Upstream, session: aiohttp.ClientSessi
     req = up.requests("/v1/messages")[-1]
     assert req["headers"]["x-api-key"] == KEY and req["headers"]["anthropic-version"] == "2023-06-01"
     assert "authorization" not in req["headers"]
-    assert req["body"] == {"model": MODEL, "max_tokens": 4096,
-                           "messages": [{"role": "user", "content": [{"type": "text", "text": "hello there world"}]}]}  # fmt: skip
+    assert req["body"] == {
+        "model": MODEL,
+        "max_tokens": 4096,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello there world"}]}],
+    }
 
 
 @pytest.mark.parametrize("base", ["{url}", "{url}/v1", "{url}/v1/messages"])
@@ -102,7 +120,10 @@ async def test_system_messages_collected(up: Upstream, session: aiohttp.ClientSe
     ]
     out = await provider(up, session).chat({"messages": messages})
     body = sent(up)
-    assert body["system"] == [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Answer in French."}]
+    assert body["system"] == [
+        {"type": "text", "text": "You are terse."},
+        {"type": "text", "text": "Answer in French."},
+    ]
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert out["choices"][0]["message"]["content"] == "echo: second"
     await provider(up, session).chat({"messages": [{"role": "system", "content": "Solo."}, *user("x")]})
@@ -110,9 +131,18 @@ async def test_system_messages_collected(up: Upstream, session: aiohttp.ClientSe
 
 
 async def test_params_mapping(up: Upstream, session: aiohttp.ClientSession) -> None:
-    body = {"messages": user("a b c"), "max_completion_tokens": 77, "temperature": 0.3, "top_p": 0.9,
-            "stop": "END", "user": "alice", "seed": 42, "presence_penalty": 0.1, "stream_options": {},
-            "top_k": 5}  # fmt: skip
+    body = {
+        "messages": user("a b c"),
+        "max_completion_tokens": 77,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "stop": "END",
+        "user": "alice",
+        "seed": 42,
+        "presence_penalty": 0.1,
+        "stream_options": {},
+        "top_k": 5,
+    }
     await provider(up, session).chat(body)
     got = sent(up)
     assert got["max_tokens"] == 77 and got["temperature"] == 0.3 and got["top_p"] == 0.9 and got["top_k"] == 5
@@ -129,16 +159,30 @@ async def test_n_greater_than_one_rejected(up: Upstream, session: aiohttp.Client
     assert up.requests() == []  # rejected before any upstream call
 
 
-@pytest.mark.parametrize(("choice", "expected"), [
-    ("auto", {"type": "auto"}), ("required", {"type": "any"}), ("none", {"type": "none"}),
-    ({"type": "function", "function": {"name": "get_weather"}}, {"type": "tool", "name": "get_weather"}),
-])  # fmt: skip
-async def test_tool_choice_mapping(up: Upstream, session: aiohttp.ClientSession, choice: Any, expected: Any) -> None:
-    out = await provider(up, session).chat({"messages": user("weather?"), "tools": TOOLS, "tool_choice": choice})
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("auto", {"type": "auto"}),
+        ("required", {"type": "any"}),
+        ("none", {"type": "none"}),
+        ({"type": "function", "function": {"name": "get_weather"}}, {"type": "tool", "name": "get_weather"}),
+    ],
+)
+async def test_tool_choice_mapping(
+    up: Upstream, session: aiohttp.ClientSession, choice: Any, expected: Any
+) -> None:
+    out = await provider(up, session).chat(
+        {"messages": user("weather?"), "tools": TOOLS, "tool_choice": choice}
+    )
     got = sent(up)
     assert got["tool_choice"] == expected
-    assert got["tools"] == [{"name": "get_weather", "description": "Current weather",
-                             "input_schema": TOOLS[0]["function"]["parameters"]}]  # fmt: skip
+    assert got["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Current weather",
+            "input_schema": TOOLS[0]["function"]["parameters"],
+        }
+    ]
     finish = out["choices"][0]["finish_reason"]
     assert finish == ("stop" if choice == "none" else "tool_calls")
 
@@ -156,11 +200,16 @@ async def test_images(up: Upstream, session: aiohttp.ClientSession) -> None:
     ]
     out = await provider(up, session).chat({"messages": [{"role": "user", "content": content}]})
     blocks = sent(up)["messages"][0]["content"]
-    assert blocks[1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    assert blocks[1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+    }
     assert blocks[2] == {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
     assert out["choices"][0]["message"]["content"] == "echo: what is this"
     with pytest.raises(UpstreamError) as ei:
-        await provider(up, session).chat({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]})
+        await provider(up, session).chat(
+            {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}
+        )
     assert ei.value.status == 400 and "input_audio" in ei.value.message
 
 
@@ -171,19 +220,36 @@ async def test_tools_round_trip(up: Upstream, session: aiohttp.ClientSession) ->
     msg = first["choices"][0]["message"]
     assert first["choices"][0]["finish_reason"] == "tool_calls"
     assert msg["content"] == "Let me check."
-    assert msg["tool_calls"] == [{"id": "toolu_01Fake", "type": "function",
-                                  "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]  # fmt: skip
+    assert msg["tool_calls"] == [
+        {
+            "id": "toolu_01Fake",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+        }
+    ]
     # A second parallel call and two tool results: the results must merge into one user turn, first in it.
-    msg["tool_calls"].append({"id": "toolu_02", "type": "function",
-                              "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}})  # fmt: skip
-    messages += [msg, {"role": "tool", "tool_call_id": "toolu_01Fake", "content": "sunny 21C"},
-                 {"role": "tool", "tool_call_id": "toolu_02", "content": [{"type": "text", "text": "rain"}]}]  # fmt: skip
+    msg["tool_calls"].append(
+        {
+            "id": "toolu_02",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'},
+        }
+    )
+    messages += [
+        msg,
+        {"role": "tool", "tool_call_id": "toolu_01Fake", "content": "sunny 21C"},
+        {"role": "tool", "tool_call_id": "toolu_02", "content": [{"type": "text", "text": "rain"}]},
+    ]
     second = await p.chat({"messages": messages, "tools": TOOLS})
     assert second["choices"][0]["message"]["content"] == "tool said: sunny 21C rain"
     got = sent(up)["messages"]
     assert [m["role"] for m in got] == ["user", "assistant", "user"]
-    assert got[1]["content"][1] == {"type": "tool_use", "id": "toolu_01Fake", "name": "get_weather",
-                                    "input": {"city": "Paris"}}  # fmt: skip
+    assert got[1]["content"][1] == {
+        "type": "tool_use",
+        "id": "toolu_01Fake",
+        "name": "get_weather",
+        "input": {"city": "Paris"},
+    }
     assert got[2]["content"] == [
         {"type": "tool_result", "tool_use_id": "toolu_01Fake", "content": "sunny 21C"},
         {"type": "tool_result", "tool_use_id": "toolu_02", "content": [{"type": "text", "text": "rain"}]},
@@ -192,8 +258,10 @@ async def test_tools_round_trip(up: Upstream, session: aiohttp.ClientSession) ->
 
 async def test_response_format_json_schema(up: Upstream, session: aiohttp.ClientSession) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
-    body = {"messages": user("json please"), "response_format": {"type": "json_schema",
-                                                                  "json_schema": {"name": "x", "schema": schema}}}  # fmt: skip
+    body = {
+        "messages": user("json please"),
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
     out = await provider(up, session).chat(body)
     assert sent(up)["tool_choice"] == {"type": "tool", "name": "json_tool_call"}
     assert sent(up)["tools"][0]["input_schema"] == schema
@@ -220,28 +288,44 @@ async def test_thinking_maps_to_reasoning_content(up: Upstream, session: aiohttp
     assert sent(up)["max_tokens"] == 4096 + 1024
     msg = out["choices"][0]["message"]
     assert msg["reasoning_content"] == "Thinking about the question." and msg["content"] == "echo: think"
-    assert out["usage"]["completion_tokens"] == 4 + 2  # thinking words are output tokens too
+    assert out["usage"]["completion_tokens"] == 2 + 4  # thinking words are output tokens too
     chunks = await collect(provider(up, session), {"messages": user("think"), "reasoning_effort": "low"})
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert "".join(d.get("reasoning_content") or "" for d in deltas) == "Thinking about the question."
 
 
 async def test_cache_usage_mapping(up: Upstream, session: aiohttp.ClientSession) -> None:
-    system = [{"type": "text", "text": "long shared policy text " * 10, "cache_control": {"type": "ephemeral"}}]
+    system = [
+        {"type": "text", "text": "long shared policy text " * 10, "cache_control": {"type": "ephemeral"}}
+    ]
     body = {"messages": [{"role": "system", "content": system}, *user("q one")]}
     first = await provider(up, session).chat(body)
     assert sent(up)["system"][0]["cache_control"] == {"type": "ephemeral"}
     # Fake: 40 system words cached, 2 words + 3 fresh; Anthropic's input_tokens exclude both cache counts.
-    assert first["usage"] == {"prompt_tokens": 45, "completion_tokens": 3, "total_tokens": 48,
-                              "cache_creation_input_tokens": 40}  # fmt: skip
+    assert first["usage"] == {
+        "prompt_tokens": 45,
+        "completion_tokens": 3,
+        "total_tokens": 48,
+        "cache_creation_input_tokens": 40,
+    }
     second = await provider(up, session).chat(body)
-    assert second["usage"] == {"prompt_tokens": 45, "completion_tokens": 3, "total_tokens": 48,
-                               "prompt_tokens_details": {"cached_tokens": 40}}  # fmt: skip
+    assert second["usage"] == {
+        "prompt_tokens": 45,
+        "completion_tokens": 3,
+        "total_tokens": 48,
+        "prompt_tokens_details": {"cached_tokens": 40},
+    }
 
 
 def test_missing_usage_is_estimated() -> None:
-    data = {"id": "msg_x", "type": "message", "role": "assistant", "model": MODEL,
-            "content": [{"type": "text", "text": "hello world"}], "stop_reason": "refusal"}  # fmt: skip
+    data = {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [{"type": "text", "text": "hello world"}],
+        "stop_reason": "refusal",
+    }
     out = to_openai(data, {"messages": user("some prompt text")})
     assert out["usage"]["estimated"] is True and out["usage"]["completion_tokens"] > 0
     assert out["choices"][0]["finish_reason"] == "content_filter"
@@ -269,11 +353,19 @@ async def test_stream_usage_cumulative_deltas_and_cache(up: Upstream, session: a
     body = {"messages": [{"role": "system", "content": system}, *user("hi")]}
     p = provider(up, session, headers={"x-fake-double-delta": "1"})
     first = (await collect(p, body))[-1]["usage"]
-    assert first == {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21,
-                     "cache_creation_input_tokens": 15}  # fmt: skip
+    assert first == {
+        "prompt_tokens": 19,
+        "completion_tokens": 2,
+        "total_tokens": 21,
+        "cache_creation_input_tokens": 15,
+    }
     second = (await collect(p, body))[-1]["usage"]
-    assert second == {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21,
-                      "prompt_tokens_details": {"cached_tokens": 15}}  # fmt: skip
+    assert second == {
+        "prompt_tokens": 19,
+        "completion_tokens": 2,
+        "total_tokens": 21,
+        "prompt_tokens_details": {"cached_tokens": 15},
+    }
     non_stream = await provider(up, session).chat(body)
     assert non_stream["usage"] == second
 
@@ -284,16 +376,23 @@ async def test_stream_tool_calls(up: Upstream, session: aiohttp.ClientSession) -
     assert "".join(d.get("content") or "" for d in deltas) == "Let me check."
     calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
     # The tool block is content block 1, but the first tool call: OpenAI index 0.
-    assert calls[0] == {"index": 0, "id": "toolu_01Fake", "type": "function",
-                        "function": {"name": "get_weather", "arguments": ""}}  # fmt: skip
+    assert calls[0] == {
+        "index": 0,
+        "id": "toolu_01Fake",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     assert all(c["index"] == 0 and set(c) == {"index", "function"} for c in calls[1:]) and len(calls) == 3
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"city": "Paris"}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
-    assert chunks[-1]["usage"]["completion_tokens"] == 2 + 5
+    assert chunks[-1]["usage"]["completion_tokens"] == 3 + 5
 
 
 async def test_stream_error_event(up: Upstream, session: aiohttp.ClientSession) -> None:
-    headers = {"x-fake-stream-error": "overloaded_error", "x-fake-stream-error-message": f"Overloaded for {KEY}"}
+    headers = {
+        "x-fake-stream-error": "overloaded_error",
+        "x-fake-stream-error-message": f"Overloaded for {KEY}",
+    }
     got: list[dict[str, Any]] = []
     with pytest.raises(UpstreamError) as ei:
         async for c in provider(up, session, headers=headers).chat_stream({"messages": user("x y")}):
@@ -353,7 +452,10 @@ async def test_timeout(up: Upstream, session: aiohttp.ClientSession) -> None:
 
 
 async def test_key_redacted_from_upstream_errors(up: Upstream, session: aiohttp.ClientSession) -> None:
-    body = {"type": "error", "error": {"type": "invalid_request_error", "message": f"bad request for key {KEY}"}}
+    body = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": f"bad request for key {KEY}"},
+    }
     up.fail_next(status=400, body=body)
     with pytest.raises(UpstreamError) as ei:
         await provider(up, session).chat({"messages": user("x")})
@@ -361,8 +463,10 @@ async def test_key_redacted_from_upstream_errors(up: Upstream, session: aiohttp.
 
 
 async def test_invalid_tool_arguments_rejected(up: Upstream, session: aiohttp.ClientSession) -> None:
-    bad = {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function",
-                                                 "function": {"name": "f", "arguments": "{oops"}}]}  # fmt: skip
+    bad = {
+        "role": "assistant",
+        "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{oops"}}],
+    }
     with pytest.raises(UpstreamError) as ei:
         await provider(up, session).chat({"messages": [*user("x"), bad]})
     assert ei.value.status == 400 and "arguments" in ei.value.message

@@ -465,3 +465,18 @@ def test_wire_json_is_compact_objects() -> None:
         ]
     )
     assert orjson.loads(orjson.dumps(msgs))[0]["tool_calls"][0]["function"]["arguments"] == {"a": 1}
+
+
+async def test_thinking_maps_to_reasoning_content(up: Upstream, session: aiohttp.ClientSession) -> None:
+    p = provider(up, session, model="qwen3:8b")
+    out = await p.chat({"messages": user("x y"), "reasoning_effort": "low"})
+    msg = out["choices"][0]["message"]
+    assert msg == {"role": "assistant", "content": "echo: x y", "reasoning_content": "the user wants an echo"}
+    assert out["usage"]["completion_tokens"] == 3 + 2 + 5  # thinking is part of eval_count
+
+    chunks = await collect(p, {"messages": user("x y z"), "reasoning_effort": "low"})
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert deltas[1] == {"reasoning_content": "the user wants an echo"}
+    assert "".join(d.get("content", "") for d in deltas) == "echo: x y z"
+    assert chunks[-1]["usage"]["completion_tokens"] == 4 + 2 + 5

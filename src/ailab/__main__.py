@@ -1,0 +1,5 @@
+"""`python -m ailab` runs the CLI."""
+
+from ailab.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The batched writer, pricing and reports, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage as PUsage
+from genai_prices import calc_price
+from sqlalchemy import select
+
+from ailab.config.models import ModelInfo
+from ailab.db import make_engine, migrate
+from ailab.gateway.types import Deployment, Usage
+from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent, schema, totals, usage_report
+
+
+def dep(group="g", provider="openai", price_id="openai", model="gpt-4o-mini", **info) -> Deployment:
+    return Deployment(
+        id=f"{group}:{provider}/{model}#0",
+        group=group,
+        provider=provider,
+        provider_label=provider,
+        price_id=price_id,
+        model=model,
+        api_base="http://x",
+        api_key=None,
+        info=ModelInfo(**info),
+    )
+
+
+def event(d: Deployment | None, p=100, c=20, cached=0, status=200, latency=0.5, key="k1", ts=None, **kw):
+    return UsageEvent(
+        request_id="r",
+        ts=ts or time.time(),
+        endpoint=schema.ENDPOINT_CHAT,
+        group=d.group if d else "g",
+        deployment=d,
+        key_id=key,
+        user_id=None,
+        project_id=None,
+        usage=Usage(prompt_tokens=p, completion_tokens=c, cached_tokens=cached),
+        latency_s=latency,
+        ttft_s=None,
+        status=status,
+        error_type=kw.get("error"),
+        stream=False,
+    )
+
+
+@pytest.fixture
+def engine(database_url):
+    e = make_engine(database_url)
+    migrate(e, MIGRATIONS)
+    yield e
+    e.dispose()
+
+
+def _writer(engine, tmp_path, **kw):
+    w = LedgerWriter(engine, PriceBook(kwh_price=0.30), tmp_path / "spill", flush_interval=0.01, **kw)
+    w.start()
+    return w
+
+
+def test_migrations_are_recorded_once(engine):
+    assert migrate(engine, MIGRATIONS) == []
+
+
+def test_costs_by_source(engine, tmp_path):
+    w = _writer(engine, tmp_path)
+    lib = dep("lib")
+    override = dep("ovr", input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    gpu = dep("gpu", provider="ollama", price_id=None, model="llama3", cost_per_hour=3.6)
+    power = dep("pow", provider="ollama", price_id=None, model="llama3", watts=500)
+    unknown = dep("unk", provider="ollama", price_id=None, model="llama3")
+    for d in (lib, override, gpu, power, unknown):
+        w.submit(event(d, p=1000, c=100, cached=200 if d is lib else 0, latency=2.0))
+    w.submit(event(lib, p=0, c=0, status=502, error="upstream_error"))
+    w.stop()
+    by = {r.name: r for r in usage_report(engine, "model")}
+    expected_lib = calc_price(
+        PUsage(input_tokens=1000, output_tokens=100, cache_read_tokens=200),
+        model_ref="gpt-4o-mini",
+        provider_id="openai",
+    ).total_price
+    assert by["lib"].cost_usd == expected_lib
+    assert by["ovr"].cost_usd == Decimal("0.0012")  # 1000 × 1e-6 + 100 × 2e-6
+    assert by["gpu"].cost_usd == Decimal("0.002")  # 3.6 $/h × 2 s
+    assert by["pow"].cost_usd == Decimal("0.000083333333")  # 0.5 kW × 0.30 $/kWh × 2 s, rounded to pico-USD
+    assert by["unk"].unpriced == 1 and by["unk"].cost_pusd == 0
+    assert by["lib"].errors == 1 and by["lib"].requests == 2
+    with engine.connect() as conn:
+        costs = [r.cost_pusd for r in conn.execute(select(schema.requests.c.cost_pusd))]
+    assert None in costs and 0 in costs  # unknown stays NULL; a failed call with no tokens costs 0
+
+
+def test_reports_group_and_filter(engine, tmp_path):
+    w = _writer(engine, tmp_path, batch_size=7)
+    a, b = dep("a"), dep("b", provider="groq", price_id="groq", model="llama-3.1-8b-instant")
+    old = time.time() - 10 * 86400
+    for i in range(50):
+        w.submit(event(a if i % 2 else b, p=10, c=1, key=f"k{i % 3}", ts=old if i < 10 else None))
+    w.stop()
+    assert totals(engine).requests == 50
+    recent = totals(engine, since=time.time() - 86400)
+    assert recent.requests == 40 and recent.prompt_tokens == 400
+    assert {r.name for r in usage_report(engine, "provider")} == {"openai", "groq"}
+    assert sum(r.requests for r in usage_report(engine, "key")) == 50
+    days = usage_report(engine, "day")
+    assert len(days) == 2 and sum(r.requests for r in days) == 50
+    with pytest.raises(ValueError, match="--by"):
+        usage_report(engine, "colour")
+
+
+def test_unavailable_database_spills_and_next_start_reimports(database_url, tmp_path):
+    engine = make_engine(database_url)  # not migrated: every insert fails
+    w = _writer(engine, tmp_path)
+    for _ in range(5):
+        w.submit(event(dep(), p=7, c=3))
+    time.sleep(0.1)
+    w.stop()
+    assert w.spilled == 5 and w.dropped == 0
+    migrate(engine, MIGRATIONS)
+    w2 = _writer(engine, tmp_path)
+    w2.stop()
+    t = totals(engine)
+    assert (t.requests, t.prompt_tokens, t.completion_tokens) == (5, 35, 15) and t.cost_pusd > 0
+    assert not list((tmp_path / "spill").glob("*.jsonl"))
+    engine.dispose()
