@@ -51,6 +51,10 @@ def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | 
 
 def make_app(up: Upstream) -> Starlette:
     def unauthorized(request: Request) -> Response | None:
+        # Azure OpenAI sends `api-key`; everything else a Bearer token.
+        azure = request.url.path.startswith("/openai/deployments/")
+        if azure and up.api_key and request.headers.get("api-key") == up.api_key:
+            return None
         if up.api_key and request.headers.get("authorization") != f"Bearer {up.api_key}":
             return JSONResponse(openai_error(401, "Incorrect API key provided"), status_code=401)
         return None
@@ -180,6 +184,8 @@ def make_app(up: Upstream) -> Starlette:
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+            Route("/openai/deployments/{deployment}/embeddings", embeddings, methods=["POST"]),
         ]
     )
 

@@ -23,7 +23,7 @@ def models(
 
     loaded = load_or_exit(config, data_dir)
     try:
-        groups = build_deployments(loaded.config, default_registry())
+        groups = build_deployments(loaded.config, default_registry(), warn=_warn)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -48,3 +48,7 @@ def models(
     from ailab.cli.table import render
 
     typer.echo(render(rows, ["model", "deployment", "provider", "upstream_model", "api_base", "mode"]))
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)

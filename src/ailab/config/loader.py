@@ -53,6 +53,7 @@ def load_config(config: str | Path | None = None, data_dir: str | Path | None = 
     raw = _read_yaml(path) if path else {}
     where = str(path) if path else "<defaults>"
     raw = _resolve_env_refs(raw, where, ())
+    _lift_litellm_compat(raw)
     _apply_env_overrides(raw)
     try:
         cfg = LabConfig.model_validate(raw)
@@ -92,6 +93,28 @@ def _resolve_env_refs(value: Any, where: str, path: tuple[str | int, ...]) -> An
     return value
 
 
+# LiteLLM accepts these in litellm_settings (module level); they mean router settings here.
+_LITELLM_ROUTER_KEYS = {"num_retries": "num_retries", "request_timeout": "timeout", "fallbacks": "fallbacks"}
+
+
+def _lift_litellm_compat(raw: dict[str, Any]) -> None:
+    """Accept LiteLLM's alternative spellings so its files run unchanged."""
+    settings = raw.get("litellm_settings")
+    if isinstance(settings, dict):
+        router = raw.setdefault("router_settings", {}) or {}
+        raw["router_settings"] = router
+        for src, dst in _LITELLM_ROUTER_KEYS.items():
+            if src in settings:
+                value = settings.pop(src)
+                router.setdefault(dst, value)
+    for entry in raw.get("model_list") or []:
+        # LiteLLM also allows rpm/tpm next to litellm_params.
+        if isinstance(entry, dict) and isinstance(entry.get("litellm_params"), dict):
+            for key in ("rpm", "tpm"):
+                if key in entry:
+                    entry["litellm_params"].setdefault(key, entry.pop(key))
+
+
 def _apply_env_overrides(raw: dict[str, Any]) -> None:
     general = raw.setdefault("general_settings", {}) or {}
     raw["general_settings"] = general
@@ -129,7 +152,7 @@ def _unknown_in(value: Any, path: str) -> list[str]:
 
 
 def _check_groups(cfg: LabConfig, where: str) -> None:
-    names = {m.model_name for m in cfg.model_list}
+    names = {m.model_name for m in cfg.model_list} | set(cfg.router_settings.model_group_alias)
     for i, rule in enumerate(cfg.router_settings.fallbacks):
         for src, targets in rule.items():
             for t in [src, *targets]:

@@ -72,6 +72,8 @@ class RouterSettings(_Open):
     cooldown_time: float = Field(default=30.0, ge=0)
     retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds; doubles")
     max_retry_delay: float = Field(default=8.0, ge=0)
+    # LiteLLM: {"gpt-4": "gpt-3.5-turbo"} or {"gpt-4": {"model": "gpt-3.5-turbo", "hidden": true}}
+    model_group_alias: dict[str, str | dict[str, Any]] = Field(default_factory=dict)
 
 
 class GeneralSettings(_Open):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import aiohttp
 
@@ -15,20 +16,48 @@ from ailab.gateway.types import Deployment
 KNOWN_PARAMS = frozenset(LiteLLMParams.model_fields)
 
 
-def build_deployments(cfg: LabConfig, registry: ProviderRegistry) -> dict[str, list[Deployment]]:
+def build_deployments(
+    cfg: LabConfig, registry: ProviderRegistry, warn: Callable[[str], None] | None = None
+) -> dict[str, list[Deployment]]:
+    """Deployments by model group. Entries this gateway cannot serve (a provider without an adapter,
+    LiteLLM's `*` wildcard) are skipped with a warning that names them, so the rest of the file still runs.
+    """
     groups: dict[str, list[Deployment]] = defaultdict(list)
     for i, entry in enumerate(cfg.model_list):
+        where = f"model_list[{i}] ({entry.model_name})"
+        if "*" in entry.model_name or "*" in entry.litellm_params.model:
+            _warn(warn, f"{where}: wildcard routing is not supported; entry skipped")
+            continue
         try:
             dep = _deployment(entry, len(groups[entry.model_name]), cfg, registry)
         except KeyError as exc:
-            raise ConfigError(f"model_list[{i}].litellm_params.model: {exc.args[0]}") from None
+            _warn(warn, f"{where}: {exc.args[0]}; entry skipped")
+            continue
         groups[entry.model_name].append(dep)
-    return dict(groups)
+    return {g: deps for g, deps in groups.items() if deps}
+
+
+def apply_aliases(groups: dict[str, list[Deployment]], cfg: LabConfig) -> dict[str, list[Deployment]]:
+    """LiteLLM's model_group_alias: extra names that route to an existing group."""
+    out = dict(groups)
+    for alias, target in cfg.router_settings.model_group_alias.items():
+        name = target if isinstance(target, str) else str(target.get("model", ""))
+        if name in groups and alias not in groups:
+            out[alias] = groups[name]
+    return out
+
+
+def _warn(warn: Callable[[str], None] | None, message: str) -> None:
+    if warn is None:
+        raise ConfigError(message)
+    warn(message)
 
 
 def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderRegistry) -> Deployment:
     p = entry.litellm_params
     prefix, model = registry.split(p.model)
+    if prefix not in registry.aliases or registry.alias(prefix).adapter not in registry.adapters:
+        raise KeyError(f"provider {prefix!r} has no adapter")
     alias = registry.alias(prefix)
     info = entry.model_info
     mode = info.mode or ("embedding" if "embed" in model.lower() else "chat")
@@ -61,6 +90,8 @@ def build_providers(
     for deps in groups.values():
         for dep in deps:
             if dep.id in out:
+                if out[dep.id].deployment is dep:
+                    continue  # the same deployment under an alias name
                 raise ConfigError(f"model_info.id {dep.id!r} is used by two deployments")
             try:
                 out[dep.id] = registry.adapter(dep.provider)(dep, session)

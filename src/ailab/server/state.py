@@ -13,7 +13,7 @@ from ailab.access.auth import Authenticator, ensure_master_key
 from ailab.config.loader import LoadedConfig
 from ailab.db import make_engine, migrate, sqlite_url
 from ailab.gateway.api import GatewayAPI
-from ailab.gateway.deployments import build_deployments, build_providers, ollama_deployments
+from ailab.gateway.deployments import apply_aliases, build_deployments, build_providers, ollama_deployments
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
@@ -67,9 +67,10 @@ class LabState:
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=1000, ttl_dns_cache=300),
             json_serialize=None,  # type: ignore[arg-type]
         )
-        groups = build_deployments(cfg, self.registry)
-        if not groups and cfg.ailab.discover_ollama:
+        groups = build_deployments(cfg, self.registry, warn=log.warning)
+        if not groups and not cfg.model_list and cfg.ailab.discover_ollama:
             groups = await self._discover_ollama()
+        groups = apply_aliases(groups, cfg)
         self.router = Router(
             groups, build_providers(groups, self.registry, self.session), cfg.router_settings, self.metrics
         )

@@ -62,6 +62,30 @@ _PREFIX_GUESSES = (
 )
 
 
+# LiteLLM prefixes we recognise but do not serve: named in the warning rather than guessed at.
+_KNOWN_LITELLM_PREFIXES = frozenset(
+    {
+        "bedrock",
+        "vertex_ai",
+        "vertex_ai_beta",
+        "sagemaker",
+        "cohere",
+        "huggingface",
+        "replicate",
+        "watsonx",
+        "databricks",
+        "cloudflare",
+        "ai21",
+        "nlp_cloud",
+        "aleph_alpha",
+        "palm",
+        "petals",
+        "baseten",
+        "predibase",
+    }
+)
+
+
 class ProviderRegistry:
     def __init__(self) -> None:
         self.adapters: dict[str, type[Provider]] = {}
@@ -78,6 +102,10 @@ class ProviderRegistry:
         prefix, sep, rest = model.partition("/")
         if sep and prefix in self.aliases:
             return prefix, rest
+        if sep and prefix in _KNOWN_LITELLM_PREFIXES:
+            raise KeyError(
+                f"provider {prefix!r} is not supported yet (supported: {', '.join(sorted(self.aliases))})"
+            )
         for start, provider in _PREFIX_GUESSES:
             if model.startswith(start):
                 return provider, model
