@@ -15,7 +15,7 @@ from ailab.config import load_config
 from ailab.server import create_app
 from ailab.server.app import LabApp
 from tests.upstreams import openai_server
-from tests.upstreams.harness import ServerThread, Upstream
+from tests.upstreams.harness import ResponseRecorder, ServerThread, Upstream
 
 MASTER = "sk-test-master-0123456789"
 UPSTREAM_KEY = "sk-upstream-SECRET-marker-42"
@@ -35,7 +35,7 @@ def start_upstream(
     name: str, make_app: Callable[[Upstream], Any], api_key: str | None = UPSTREAM_KEY
 ) -> Running:
     up = Upstream(name=name, api_key=api_key)
-    server = ServerThread(make_app(up)).start()
+    server = ServerThread(ResponseRecorder(make_app(up), up)).start()
     up.url = server.url
     return Running(up, server)
 

@@ -9,7 +9,7 @@ Deterministic: the reply is `echo: <last user text>`; with function declarations
 NONE) it calls the first allowed function with {"city": "Paris"}; after a functionResponse it says
 `tool said: <output>`. Tokens: prompt = words of every part + 3 per content (system included), half of it
 "cached"; candidates = words of the reply (+5 per call); thoughts = 7. Magic words: BLOCKPROMPT (promptFeedback
-block, no candidates), BLOCKME (finishReason SAFETY).
+block, no candidates), BLOCKME (finishReason SAFETY), STREAMERROR (streams: an error event after the first).
 """
 
 from __future__ import annotations
@@ -116,6 +116,8 @@ def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
         return {"blocked_prompt": True}
     if "BLOCKME" in text:
         return {"finish": "SAFETY", "words": []}
+    if "STREAMERROR" in text:
+        return {"finish": "STOP", "words": ["partial", "answer"], "stream_error": True}
     if responses:
         reply = "tool said: " + " ".join(str(r["response"].get("output", r["response"])) for r in responses)
     elif decls and last["role"] == "user" and fcc.get("mode", "AUTO") != "NONE":
@@ -259,6 +261,8 @@ def stream_events(model: str, body: dict[str, Any], plan: dict[str, Any]) -> lis
         events.append({"candidates": [candidate(plan, c, step, finish) for c in range(n)],
                        "usageMetadata": usage, **meta})  # fmt: skip
     events.append({"usageMetadata": usage_for(body, plan, n), **meta})
+    if plan.get("stream_error"):  # Google reports failures after the first byte as an error event
+        events[1:] = [gemini_error(503, "The model is overloaded. Please try again later.")]
     return events
 
 

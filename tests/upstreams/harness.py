@@ -38,6 +38,7 @@ class Upstream:
     url: str = ""
     log: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
+    responses: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, n: int = 1, **fault: Any) -> None:
@@ -90,6 +91,34 @@ async def apply_fault(fault: Fault | None, default_error: Callable[[int], dict[s
         return None
     headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
     return JSONResponse(fault.body or default_error(fault.status), status_code=fault.status, headers=headers)
+
+
+class ResponseRecorder:
+    """ASGI wrapper keeping every response body the upstream sent, so tests can read the usage an upstream
+    reported in its own wire format, independently of the gateway's adapters."""
+
+    def __init__(self, app: Any, up: Upstream) -> None:
+        self.app = app
+        self.up = up
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record: dict[str, Any] = {"path": scope["path"], "status": None, "body": b""}
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                record["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            with self.up.lock:
+                self.up.responses.append(record)
 
 
 class StreamCut(Exception):

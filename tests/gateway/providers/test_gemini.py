@@ -25,10 +25,17 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Weather of a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     },
-    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}},
+    {
+        "type": "function",
+        "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+    },
 ]
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 
@@ -95,7 +102,11 @@ async def test_chat_maps_response_usage_and_system(up: Upstream, session: aiohtt
     assert out["id"] == "chatcmpl-fakeResp123"
     assert out["model"] == MODEL
     assert out["choices"] == [
-        {"index": 0, "message": {"role": "assistant", "content": "echo: hello world"}, "finish_reason": "stop"}
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "echo: hello world"},
+            "finish_reason": "stop",
+        }
     ]
     # prompt = (2+3) + system (3+3) = 11, half cached; candidates 3 + thoughts 7 are all output.
     assert out["usage"] == {
@@ -162,7 +173,7 @@ async def test_params_mapping(up: Upstream, session: aiohttp.ClientSession) -> N
     }
     assert [c["index"] for c in out["choices"]] == [0, 1]
     assert all(c["message"]["content"] == "echo: hi there" for c in out["choices"])
-    assert out["usage"]["completion_tokens"] == 2 * 4 + 7
+    assert out["usage"]["completion_tokens"] == 2 * 3 + 7
 
     await provider(up, session).chat({"messages": user("x"), "stop": ["a", "b"]})
     assert sent(up)["generationConfig"] == {"stopSequences": ["a", "b"]}
@@ -183,7 +194,10 @@ async def test_response_format(up: Upstream, session: aiohttp.ClientSession) -> 
     strict = {**simple, "additionalProperties": False}
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": strict}}
     await p.chat({"messages": user("hi"), "response_format": fmt})
-    assert sent(up)["generationConfig"] == {"responseMimeType": "application/json", "responseJsonSchema": strict}
+    assert sent(up)["generationConfig"] == {
+        "responseMimeType": "application/json",
+        "responseJsonSchema": strict,
+    }
 
 
 async def test_thinking_maps_and_returns_reasoning(up: Upstream, session: aiohttp.ClientSession) -> None:
@@ -195,7 +209,9 @@ async def test_thinking_maps_and_returns_reasoning(up: Upstream, session: aiohtt
 
     await p.chat({"messages": user("hi"), "reasoning_effort": "low"})
     assert sent(up)["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 1024}}
-    await provider(up, session, model="gemini-3-pro-preview").chat({"messages": user("hi"), "reasoning_effort": "high"})
+    await provider(up, session, model="gemini-3-pro-preview").chat(
+        {"messages": user("hi"), "reasoning_effort": "high"}
+    )
     assert sent(up)["generationConfig"] == {"thinkingConfig": {"thinkingLevel": "high"}}
 
 
@@ -261,9 +277,17 @@ async def test_tools_round_trip(up: Upstream, session: aiohttp.ClientSession) ->
     assert sent(up)["contents"][1:] == [
         {
             "role": "model",
-            "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE}],
+            "parts": [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": SIGNATURE,
+                }
+            ],
         },
-        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny, 21C"}}}]},
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny, 21C"}}}],
+        },
     ]
 
 
@@ -278,14 +302,20 @@ async def test_tool_choice_modes(up: Upstream, session: aiohttp.ClientSession) -
 
     named = {"type": "function", "function": {"name": "get_time"}}
     out = await p.chat({"messages": user("hi"), "tools": TOOLS, "tool_choice": named})
-    assert sent(up)["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}}
+    assert sent(up)["toolConfig"] == {
+        "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}
+    }
     assert out["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_time"
 
 
 async def test_json_schema_only_tool_parameters_use_parameters_json_schema(
     up: Upstream, session: aiohttp.ClientSession
 ) -> None:
-    params = {"type": "object", "properties": {"x": {"type": ["string", "null"]}}, "additionalProperties": False}
+    params = {
+        "type": "object",
+        "properties": {"x": {"type": ["string", "null"]}},
+        "additionalProperties": False,
+    }
     tools = [{"type": "function", "function": {"name": "f", "parameters": params, "strict": True}}]
     await provider(up, session).chat({"messages": user("hi"), "tools": tools})
     assert sent(up)["tools"] == [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": params}]}]
@@ -332,7 +362,9 @@ def test_unsupported_params_raise_400_before_any_request() -> None:
             to_gemini({"messages": user("hi"), **extra}, MODEL)
         assert exc.value.status == 400 and exc.value.kind == "http" and not exc.value.retryable
         assert needle in exc.value.message
-    bad_args = [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{x"}}]}]
+    bad_args = [
+        {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{x"}}]}
+    ]
     with pytest.raises(UpstreamError, match="not valid JSON"):
         to_gemini({"messages": user("hi") + bad_args}, MODEL)
     with pytest.raises(UpstreamError, match="answers no earlier assistant tool call"):
@@ -350,7 +382,9 @@ async def test_stream_text_chunks_and_final_usage(up: Upstream, session: aiohttp
     assert req["path"] == f"/v1beta/models/{MODEL}:streamGenerateContent"
     assert req["query"] == {"alt": "sse"}
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == "chatcmpl-fakeResp123" for c in chunks)
-    assert chunks[0]["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+    assert chunks[0]["choices"] == [
+        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+    ]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "echo: hello big world"
     assert [c["choices"][0]["delta"]["content"] for c in chunks[1:5]] == ["echo:", " hello", " big", " world"]
@@ -419,11 +453,21 @@ async def test_stream_error_event_and_http_error(up: Upstream, session: aiohttp.
         await collect(provider(up, session), {"messages": user("hi")})
     assert exc.value.status == 429 and exc.value.retry_after == 4.0 and exc.value.retryable
 
+    got: list[dict[str, Any]] = []
+    with pytest.raises(UpstreamError) as exc:
+        async for chunk in provider(up, session).chat_stream({"messages": user("STREAMERROR")}):
+            got.append(chunk)
+    assert [c["choices"][0]["delta"].get("content") for c in got] == ["", "partial"]
+    assert exc.value.status == 503 and exc.value.retryable
+    assert "UNAVAILABLE" in exc.value.message and "overloaded" in exc.value.message
+
 
 # -- errors ---------------------------------------------------------------------------------------------
 
 
-async def test_bad_key_is_400_as_google_says_and_key_redacted(up: Upstream, session: aiohttp.ClientSession) -> None:
+async def test_bad_key_is_400_as_google_says_and_key_redacted(
+    up: Upstream, session: aiohttp.ClientSession
+) -> None:
     up.api_key = "the-right-key"
     with pytest.raises(UpstreamError) as exc:
         await provider(up, session).chat({"messages": user("hi")})
@@ -472,7 +516,9 @@ async def test_500_and_timeout(up: Upstream, session: aiohttp.ClientSession) -> 
     assert exc.value.kind == "timeout" and exc.value.retryable
 
 
-async def test_non_google_error_body_keeps_plain_message(up: Upstream, session: aiohttp.ClientSession) -> None:
+async def test_non_google_error_body_keeps_plain_message(
+    up: Upstream, session: aiohttp.ClientSession
+) -> None:
     up.fail_next(status=503, body={"detail": "overloaded"})
     with pytest.raises(UpstreamError) as exc:
         await provider(up, session).chat({"messages": user("hi")})
@@ -489,8 +535,16 @@ async def test_embeddings(up: Upstream, session: aiohttp.ClientSession) -> None:
     assert req["path"] == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert req["body"] == {
         "requests": [
-            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hello world"}]}, "outputDimensionality": 4},
-            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "bye"}]}, "outputDimensionality": 4},
+            {
+                "model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": "hello world"}]},
+                "outputDimensionality": 4,
+            },
+            {
+                "model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": "bye"}]},
+                "outputDimensionality": 4,
+            },
         ]
     }
     assert out["object"] == "list" and [d["index"] for d in out["data"]] == [0, 1]
@@ -506,3 +560,13 @@ async def test_embeddings(up: Upstream, session: aiohttp.ClientSession) -> None:
     with pytest.raises(UpstreamError) as exc:
         await p.embed({"input": [[1, 2, 3]]})
     assert exc.value.status == 400
+
+
+def test_native_google_tools_pass_through() -> None:
+    payload = to_gemini({"messages": user("hi"), "tools": [TOOLS[0], {"googleSearch": {}}]}, MODEL)
+    assert payload["tools"][1:] == [{"googleSearch": {}}]
+    assert payload["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+    payload = to_gemini(
+        {"messages": user("hi"), "tools": [{"codeExecution": {}}], "tool_choice": "auto"}, MODEL
+    )
+    assert payload["tools"] == [{"codeExecution": {}}]

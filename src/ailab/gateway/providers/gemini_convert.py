@@ -34,7 +34,7 @@ SCHEMA_KEYS = frozenset({
 })  # fmt: skip
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096}
 NATIVE_TOOL_KEYS = frozenset(
-    {"googleSearch", "google_search", "codeExecution", "code_execution", "urlContext"}
+    {"googleSearch", "google_search", "codeExecution", "code_execution", "urlContext", "url_context"}
 )
 SIGNATURE_SEP = "__thought__"
 
