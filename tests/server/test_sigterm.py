@@ -19,11 +19,11 @@ from tests.conftest import MASTER, UPSTREAM_KEY, model
 from tests.upstreams.harness import free_port
 
 
-def start_lab(tmp_path: Path, config: dict, env_extra: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_lab(tmp_path: Path, config: dict, *args: str) -> tuple[subprocess.Popen, str]:
     cfg_path = tmp_path / "ailab.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
     port = free_port()
-    env = {**os.environ, "AILAB_MASTER_KEY": MASTER, **(env_extra or {})}
+    env = {**os.environ, "AILAB_MASTER_KEY": MASTER}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -38,6 +38,7 @@ def start_lab(tmp_path: Path, config: dict, env_extra: dict | None = None) -> tu
             str(port),
             "--log-level",
             "warning",
+            *args,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -103,3 +104,24 @@ def test_sigterm_during_burst_loses_no_row(openai_upstream, database_url, tmp_pa
     assert served >= n // 2
     assert ledger.requests == upstream_calls == served  # every request that got in is in the ledger
     assert ledger.errors == 0
+
+
+def test_two_workers_share_one_ledger_and_stop_cleanly(openai_upstream, tmp_path):
+    config = {
+        "model_list": [model("m", "openai/gpt-4o-mini", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY)]
+    }
+    proc, url = start_lab(tmp_path, config, "--workers", "2")
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    for i in range(20):
+        body = {"model": "m", "messages": [{"role": "user", "content": f"w {i}"}], "stream": i % 2 == 1}
+        assert (
+            httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=10).status_code
+            == 200
+        )
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'ailab_requests_total{model="m",provider="openai",status="200"} 20.0' in metrics
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'ailab.db'}")
+    assert totals(engine).requests == 20
+    engine.dispose()
