@@ -241,3 +241,18 @@ def test_upstream_key_never_in_errors(openai_upstream, make_gateway):
 def test_unknown_v1_endpoint_is_openai_shaped_404(gw):
     r = httpx.get(f"{gw.base_url}/nope", headers={"Authorization": f"Bearer {MASTER}"})
     assert r.status_code == 404 and "error" in r.json()
+
+
+def test_405_for_wrong_method(gw):
+    r = httpx.get(f"{gw.base_url}/chat/completions", headers={"Authorization": f"Bearer {MASTER}"})
+    assert (
+        r.status_code == 405
+        and r.headers["allow"] == "POST"
+        and r.json()["error"]["type"] == "method_not_allowed"
+    )
+
+
+def test_streams_release_their_in_flight_slot(client, gw):
+    for _ in range(3):
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True))
+    assert [d.state.in_flight for d in gw.app.state.router.groups["gpt-4o-mini"]] == [0]

@@ -128,3 +128,28 @@ def test_unavailable_database_spills_and_next_start_reimports(database_url, tmp_
     assert (t.requests, t.prompt_tokens, t.completion_tokens) == (5, 35, 15) and t.cost_pusd > 0
     assert not list((tmp_path / "spill").glob("*.jsonl"))
     engine.dispose()
+
+
+def test_backlog_bound_spills_while_database_is_down(database_url, tmp_path):
+    engine = make_engine(database_url)  # not migrated: the database refuses every batch
+    lost: list[tuple[str, int]] = []
+    w = LedgerWriter(
+        engine,
+        PriceBook(),
+        tmp_path / "spill",
+        batch_size=5,
+        flush_interval=0.01,
+        max_queue=10,
+        on_lost=lambda kind, n: lost.append((kind, n)),
+    )
+    w.start()
+    for _ in range(50):
+        w.submit(event(dep(), p=1, c=1))
+    deadline = time.monotonic() + 10
+    while w.queue and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(w.queue) < 10  # memory stays bounded while the database is down
+    w.stop()
+    assert w.spilled == 50 and w.dropped == 0
+    assert sum(n for kind, n in lost if kind == "spilled") == 50
+    engine.dispose()

@@ -77,3 +77,11 @@ def test_health_live_and_ready(openai_upstream, make_gateway):
     dep = httpx.get(f"{gw.url}/health/ready").json()["deployments"][0]
     assert dep["state"] == "cooldown" and dep["last_error"] == "http 500"
     assert UPSTREAM_KEY not in httpx.get(f"{gw.url}/health/ready").text
+
+
+def test_metrics_need_a_key_beyond_loopback(openai_upstream, make_gateway):
+    gw = make_gateway({}, host="0.0.0.0")
+    assert httpx.get(f"{gw.url}/metrics").status_code == 401
+    ok = httpx.get(f"{gw.url}/metrics", headers={"Authorization": f"Bearer {MASTER}"})
+    assert ok.status_code == 200 and "ailab_requests" in ok.text
+    assert httpx.get(f"{gw.url}/health/live").status_code == 200  # probes stay open

@@ -63,7 +63,10 @@ def ensure_master_key(configured: str | None, data_dir: Path) -> tuple[str, bool
         return path.read_text(encoding="utf-8").strip(), False
     data_dir.mkdir(parents=True, exist_ok=True)
     key = "sk-ailab-" + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return path.read_text(encoding="utf-8").strip(), False
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(key + "\n")
     return key, True

@@ -35,11 +35,12 @@ def up(
         workers or server.workers,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server.host = host  # the app decides from the real bind address whether /metrics needs a key
     key, created = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
     open_database(loaded).dispose()  # migrate once here, before any worker starts
     _banner(loaded, host, port, key if created else None)
     if workers > 1:
-        _multiprocess_env(loaded.path, loaded.data_dir)
+        _multiprocess_env(loaded.path, loaded.data_dir, host)
         uvicorn.run(
             "ailab.server.app:app_from_env",
             factory=True,
@@ -83,10 +84,11 @@ def _banner(loaded, host: str, port: int, new_key: str | None) -> None:  # type:
         )
 
 
-def _multiprocess_env(config: Path | None, data_dir: Path) -> None:
+def _multiprocess_env(config: Path | None, data_dir: Path, host: str) -> None:
     # Workers rebuild the app from the environment; metrics are merged across processes.
     if config is not None:
         os.environ["AILAB_CONFIG"] = str(config.resolve())
+    os.environ["AILAB_HOST"] = host
     os.environ["AILAB_DATA_DIR"] = str(data_dir.resolve())
     metrics_dir = data_dir.resolve() / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)

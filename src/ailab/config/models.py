@@ -90,6 +90,8 @@ class ServerSettings(_Open):
     ledger_batch_size: int = Field(default=500, ge=1)
     ledger_flush_interval: float = Field(default=0.25, gt=0)
     ledger_queue_size: int = Field(default=100_000, ge=1)
+    # /metrics without a key: "auto" allows it only while the lab listens on loopback.
+    metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
     ollama_url: str = "http://127.0.0.1:11434"
 

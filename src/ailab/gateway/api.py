@@ -62,6 +62,10 @@ class GatewayAPI:
     def match(self, scope: Scope) -> Handler | None:
         return self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
 
+    def allowed_methods(self, path: str) -> list[str]:
+        path = path.rstrip("/") or "/"
+        return [m for m, p in self.routes if p == path]
+
     # -- routes ---------------------------------------------------------------------------------------
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,7 +12,7 @@ _TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
-    405: "invalid_request_error",
+    405: "method_not_allowed",
     413: "request_too_large",
     422: "invalid_request_error",
     429: "rate_limit_error",

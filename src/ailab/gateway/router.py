@@ -101,6 +101,9 @@ class Router:
                 raise UpstreamError(
                     "upstream closed the stream without data", kind="protocol", status=502
                 ) from None
+            provider.deployment.state.in_flight += (
+                1  # held until the relay finishes (least-busy counts streams)
+            )
             return StreamStart(first, it, provider)
 
         result: StreamStart = await self.call(group, start, attempt, extra_fallbacks)

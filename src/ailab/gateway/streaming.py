@@ -27,6 +27,15 @@ DONE = b"data: [DONE]\n\n"
 async def relay_stream(
     start: StreamStart, body: dict[str, Any], outcome: Outcome, send: Send, request_id: str, t0: float
 ) -> None:
+    try:
+        await _relay(start, body, outcome, send, request_id, t0)
+    finally:
+        start.provider.deployment.state.in_flight -= 1
+
+
+async def _relay(
+    start: StreamStart, body: dict[str, Any], outcome: Outcome, send: Send, request_id: str, t0: float
+) -> None:
     include = bool((body.get("stream_options") or {}).get("include_usage"))
     headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -38,6 +38,8 @@ class LedgerWriter:
         batch_size: int = 500,
         flush_interval: float = 0.25,
         on_written: Callable[[UsageEvent, int | None], None] | None = None,
+        on_lost: Callable[[str, int], None] | None = None,
+        max_queue: int = 100_000,
     ) -> None:
         self.engine = engine
         self.prices = prices
@@ -45,6 +47,8 @@ class LedgerWriter:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.on_written = on_written
+        self.on_lost = on_lost
+        self.max_queue = max_queue
         self.queue: deque[UsageEvent] = deque()
         self.written = 0
         self.dropped = 0
@@ -115,7 +119,8 @@ class LedgerWriter:
                 return
             except SQLAlchemyError as exc:
                 log.warning("ledger write failed (%s); retrying", type(exc).__name__)
-                if self._stop.is_set():
+                if self._stop.is_set() or len(self.queue) >= self.max_queue:
+                    # Shutting down, or the backlog is at its bound: keep the rows on disk, not in memory.
                     self._spill(events)
                     return
                 time.sleep(delay)
@@ -188,10 +193,16 @@ class LedgerWriter:
                 for ev in events:
                     f.write(orjson.dumps(spill_record(ev, self._cost(ev))) + b"\n")
             self.spilled += len(events)
+            self._report("spilled", len(events))
             log.warning("database unavailable: %d ledger rows spilled to %s", len(events), path)
         except OSError:
             self.dropped += len(events)
+            self._report("dropped", len(events))
             log.exception("could not spill %d ledger rows", len(events))
+
+    def _report(self, kind: str, n: int) -> None:
+        if self.on_lost is not None:
+            self.on_lost(kind, n)
 
     def _import_spills(self) -> None:
         for path in sorted(self.spill_dir.glob("ledger-spill-*.jsonl")):

@@ -26,27 +26,41 @@ class LabApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            api = self.state.api
-            handler = api.match(scope) if api is not None else None
-            if handler is not None:
-                try:
-                    await handler(scope, receive, send)
-                except GatewayError as err:
-                    await send_error(send, err)
-                return
-            if scope["path"].startswith("/v1/"):
-                await send_error(
-                    send,
-                    GatewayError(
-                        404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
-                    ),
-                )
-                return
-            await self.web(scope, receive, send)
+            await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
             await self.web(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = self.state.api
+        handler = api.match(scope) if api is not None else None
+        if handler is not None:
+            try:
+                await handler(scope, receive, send)
+            except GatewayError as exc:
+                await send_error(send, exc)
+            return
+        miss = self._api_miss(scope)
+        if miss is not None:
+            await send_error(send, miss)
+            return
+        await self.web(scope, receive, send)
+
+    def _api_miss(self, scope: Scope) -> GatewayError | None:
+        """An OpenAI-shaped 405/404 for API paths the hot path does not serve; None for everything else."""
+        api = self.state.api
+        allowed = api.allowed_methods(scope["path"]) if api is not None else []
+        if allowed:
+            methods = ", ".join(allowed)
+            return GatewayError(
+                405, f"{scope['method']} is not allowed here; use {methods}", headers={"Allow": methods}
+            )
+        if scope["path"].startswith("/v1/"):
+            return GatewayError(
+                404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
+            )
+        return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

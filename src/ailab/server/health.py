@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
@@ -26,9 +27,23 @@ def routes(state: LabState) -> list[Route]:
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_need_auth(state) and not _authorized(state, request):
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "metrics need 'Authorization: Bearer <key>' when the lab "
+                        "is reachable beyond loopback",
+                        "type": "authentication_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+                status_code=401,
+            )
         if state.ledger is not None:
             state.metrics.ledger_depth.set(state.ledger.depth)
+        _deployment_gauges(state)
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return [
@@ -38,6 +53,36 @@ def routes(state: LabState) -> list[Route]:
         Route("/health/readiness", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+
+
+def metrics_need_auth(state: LabState) -> bool:
+    setting = state.loaded.config.ailab.metrics_auth
+    if setting != "auto":
+        return setting == "always"
+    return not is_loopback(state.loaded.config.ailab.host)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _authorized(state: LabState, request: Request) -> bool:
+    if state.auth is None:
+        return False
+    auth = request.headers.get("authorization")
+    return state.auth.authenticate(auth.encode("latin-1") if auth else None) is not None
+
+
+def _deployment_gauges(state: LabState) -> None:
+    if state.router is None:
+        return
+    now = time.monotonic()
+    for deps in state.router.groups.values():
+        for d in deps:
+            state.metrics.deployment_up.labels(d.id).set(0 if d.state.cooldown_until > now else 1)
 
 
 def _db_check(state: LabState) -> tuple[bool, str]:

@@ -61,6 +61,8 @@ class LabState:
             batch_size=cfg.ailab.ledger_batch_size,
             flush_interval=cfg.ailab.ledger_flush_interval,
             on_written=self._on_written,
+            on_lost=self._on_lost,
+            max_queue=cfg.ailab.ledger_queue_size,
         )
         self.ledger.start()
         self.session = aiohttp.ClientSession(
@@ -88,7 +90,6 @@ class LabState:
             await self.session.close()
         if self.ledger is not None:
             self.ledger.stop()
-            self.metrics.ledger_dropped.inc(0)
         if self.engine is not None:
             self.engine.dispose()
 
@@ -107,6 +108,10 @@ class LabState:
             return {}
         log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
         return ollama_deployments(names, url)
+
+    def _on_lost(self, kind: str, n: int) -> None:
+        counter = self.metrics.ledger_spilled if kind == "spilled" else self.metrics.ledger_dropped
+        counter.inc(n)
 
     def _on_written(self, ev: UsageEvent, cost_pusd: int | None) -> None:
         m = self.metrics
