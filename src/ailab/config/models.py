@@ -96,6 +96,40 @@ class ServerSettings(_Open):
     ollama_url: str = "http://127.0.0.1:11434"
 
 
+class SecretsSettings(_Open):
+    """Where secrets live: `local` (AES-GCM in the lab database) or `vault` (Vault / OpenBao KV v2)."""
+
+    backend: Literal["local", "vault"] = "local"
+    # local: the 256-bit key comes from AILAB_SECRET_KEY, else this file (created 0600 on first use), kept
+    # apart from the data it protects; default ~/.config/ailab/secret.key
+    key_file: str | None = None
+    vault_url: str | None = None  # default: $VAULT_ADDR
+    vault_mount: str = "secret"
+    vault_prefix: str = "ailab/"
+    vault_auth: Literal["token", "approle"] = "token"
+    vault_token: str | None = None  # default: $VAULT_TOKEN
+    vault_role_id: str | None = None
+    vault_secret_id: str | None = None
+    vault_namespace: str | None = None
+    refresh_interval: float = Field(default=1.0, gt=0)  # how soon a rotated secret is picked up
+
+
+class AccessSettings(_Open):
+    # Custom roles: name -> permissions (see docs/security.md); built-ins are admin, analyst, user.
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    session_ttl_hours: float = Field(default=12.0, gt=0)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: float = Field(default=900.0, gt=0)
+    refresh_interval: float = Field(default=0.5, gt=0)  # key revocation reaches every worker within this
+
+
+class LimitsSettings(_Open):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    # Completion tokens assumed when reserving budget for a request that sets no max_tokens.
+    default_max_tokens: int = Field(default=1024, ge=1)
+
+
 class LabConfig(_Open):
     model_list: list[ModelEntry] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
@@ -104,3 +138,6 @@ class LabConfig(_Open):
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     environment_variables: dict[str, str] = Field(default_factory=dict)
     ailab: ServerSettings = Field(default_factory=ServerSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)

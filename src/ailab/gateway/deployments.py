@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ailab.config.loader import ConfigError
+from ailab.config.loader import SECRET_REF, ConfigError
 from ailab.config.models import LabConfig, LiteLLMParams, ModelEntry
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.providers.registry import ProviderRegistry
@@ -61,6 +61,7 @@ def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderReg
     alias = registry.alias(prefix)
     info = entry.model_info
     mode = info.mode or ("embedding" if "embed" in model.lower() else "chat")
+    key_ref = p.api_key[len(SECRET_REF) :] if p.api_key and p.api_key.startswith(SECRET_REF) else None
     return Deployment(
         id=info.id or f"{entry.model_name}:{p.model}#{n}",
         group=entry.model_name,
@@ -69,7 +70,8 @@ def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderReg
         price_id=alias.price_id,
         model=model,
         api_base=p.api_base or alias.api_base,
-        api_key=p.api_key,
+        api_key=None if key_ref else p.api_key,
+        api_key_ref=key_ref,
         api_version=p.api_version,
         timeout=p.timeout or cfg.router_settings.timeout,
         stream_timeout=p.stream_timeout,

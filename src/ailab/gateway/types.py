@@ -95,8 +95,11 @@ class Deployment:
     price_id: str | None  # the price library's provider id, e.g. "google" for gemini
     model: str
     api_base: str | None
-    api_key: str | None
+    api_key: (
+        str | None
+    )  # the live value; for `secret/NAME` it is filled (and re-filled on rotation) by the refresher
     api_version: str | None = None
+    api_key_ref: str | None = None  # NAME of a `secret/NAME` reference in the config
     timeout: float = 600.0
     stream_timeout: float | None = None
     max_retries: int | None = None
