@@ -67,7 +67,11 @@ class UsageRow:
         }
 
 
-def usage_report(engine: Engine, by: str = "model", since: float | None = None) -> list[UsageRow]:
+def usage_report(
+    engine: Engine, by: str = "model", since: float | None = None, where: dict[str, set[str]] | None = None
+) -> list[UsageRow]:
+    """Totals grouped `by` a dimension or day; `where` keeps only rows whose dimension value (e.g. user id,
+    project id) is in the given set — an empty set matches nothing."""
     if by not in BY_CHOICES:
         raise ValueError(f"--by {by!r}: choose one of {', '.join(BY_CHOICES)}")
     r = schema.requests
@@ -85,6 +89,8 @@ def usage_report(engine: Engine, by: str = "model", since: float | None = None) 
     if since is not None:
         stmt = stmt.where(r.c.ts_ms >= int(since * 1000))
     with engine.connect() as conn:
+        for kind, values in (where or {}).items():
+            stmt = stmt.where(r.c[GROUPS[kind]].in_(_dim_ids(conn, kind, values)))
         rows = conn.execute(stmt).all()
         names = {} if by == "day" else _dim_names(conn)
     out = [
@@ -116,6 +122,13 @@ def totals(engine: Engine, since: float | None = None) -> UsageRow:
     )
     sums = {f: sum(getattr(r, f) for r in rows) for f in fields}
     return UsageRow(name="total", **sums)
+
+
+def _dim_ids(conn: Any, kind: str, values: set[str]) -> list[int]:
+    if not values:
+        return []
+    d = schema.dims
+    return [i for (i,) in conn.execute(select(d.c.id).where(d.c.kind == kind, d.c.value.in_(sorted(values))))]
 
 
 def _dim_names(conn: Any) -> dict[int, str]:

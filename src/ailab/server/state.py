@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from sqlalchemy import Engine
 
 from ailab.access.auth import Authenticator, ensure_master_key
+from ailab.access.service import AccessService
 from ailab.config.loader import LoadedConfig
 from ailab.db import make_engine, migrate, sqlite_url
+from ailab.db.migrations import Migration
 from ailab.gateway.api import GatewayAPI
 from ailab.gateway.deployments import apply_aliases, build_deployments, build_providers, ollama_deployments
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
@@ -27,10 +32,16 @@ def database_url(loaded: LoadedConfig) -> str:
     return loaded.config.general_settings.database_url or sqlite_url(loaded.data_dir)
 
 
+def all_migrations() -> list[Migration]:
+    from ailab.access.schema import MIGRATIONS as ACCESS
+
+    return [*MIGRATIONS, *ACCESS]
+
+
 def open_database(loaded: LoadedConfig) -> Engine:
     loaded.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url(loaded))
-    migrate(engine, MIGRATIONS)
+    migrate(engine, all_migrations())
     return engine
 
 
@@ -46,6 +57,10 @@ class LabState:
     router: Router | None = None
     api: GatewayAPI | None = None
     auth: Authenticator | None = None
+    access: AccessService = field(init=False)
+    # Routers of other pillars for the admin API: each is called with the started state.
+    admin_routers: list[Callable[[LabState], Any]] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -54,6 +69,9 @@ class LabState:
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
         self.auth = Authenticator(master)
         self.engine = open_database(self.loaded)
+        self.access = AccessService.build(self.engine, cfg.access)
+        self.access.cache.load()
+        self.auth.resolvers.append(self.access.cache.resolve)
         self.ledger = LedgerWriter(
             self.engine,
             PriceBook(cfg.general_settings.kwh_price),
@@ -84,8 +102,11 @@ class LabState:
             int(cfg.general_settings.max_request_size_mb * 1024 * 1024),
             self.started,
         )
+        self.tasks.append(asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval)))
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
         if self.session is not None:
             await self.session.close()
         if self.ledger is not None:

@@ -1,0 +1,74 @@
+"""The admin API (FastAPI: typed bodies and an OpenAPI spec at /openapi.json), mounted beside the hot path.
+
+Errors use the same shape as the /v1 API: {"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ailab import __version__
+from ailab.access.records import Conflict, NotFound
+from ailab.gateway.errors import GatewayError
+from ailab.server.admin import audit, auth, keys, people, usage
+from ailab.server.admin.deps import ApiError
+
+if TYPE_CHECKING:
+    from ailab.server.state import LabState
+
+
+def build_admin_app(state: LabState) -> FastAPI:
+    app = FastAPI(
+        title="Local AI Lab",
+        version=__version__,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    for module in (auth, people, keys, usage, audit):
+        app.include_router(module.router(state))
+    for extra in state.admin_routers:
+        app.include_router(extra(state))
+    _error_handlers(app)
+    return app
+
+
+def _error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = GatewayError(status, message, code=code, param=param).body()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = exc.code if isinstance(exc, ApiError) else None
+        return _error(exc.status_code, str(exc.detail), code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"] if x != "body")
+        return _error(400, f"{loc}: {err['msg']}", "invalid_value", param=loc)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc), "not_found")
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc), "conflict")
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        return _error(400, str(exc), "invalid_value")

@@ -1,0 +1,63 @@
+"""Usage and cost reports, scoped by what the caller may see: its own, its projects', or everything."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter
+
+from ailab.access.policy import holds
+from ailab.access.principal import Principal
+from ailab.ledger import parse_since, usage_report
+from ailab.ledger.queries import BY_CHOICES
+from ailab.server.admin.deps import ApiError, allow, require
+
+if TYPE_CHECKING:
+    from ailab.server.state import LabState
+
+
+def usage_filters(p: Principal, project_id: str | None, user_id: str | None) -> dict[str, set[str]]:
+    """The ledger filter a caller is entitled to (and asked for)."""
+    if holds(p, "usage.read.all"):
+        out: dict[str, set[str]] = {}
+    elif holds(p, "usage.read.project"):
+        if project_id is not None:
+            allow(p, "usage.read.project", project_id=project_id)
+        out = {"project": {project_id} if project_id else set(p.projects)}
+        if user_id is not None:
+            out["user"] = {user_id}
+        return out
+    else:
+        if user_id not in (None, p.user_id):
+            allow(p, "usage.read.own", owner_id=user_id)
+        out = {"user": {p.user_id or "-"}}
+    if project_id is not None:
+        out["project"] = {project_id}
+    if user_id is not None and "user" not in out:
+        out["user"] = {user_id}
+    return out
+
+
+def router(state: LabState) -> APIRouter:
+    r = APIRouter(prefix="/api", tags=["usage"])
+    reader = require(state, "usage.read.own")
+
+    @r.get("/usage", openapi_extra={"x-permission": "usage.read.own"})
+    def usage(
+        p: Annotated[Principal, reader],
+        by: str = "model",
+        since: str = "7d",
+        project_id: str | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if by not in BY_CHOICES:
+            raise ApiError(400, f"by: choose one of {', '.join(BY_CHOICES)}", "invalid_value")
+        try:
+            start = parse_since(since)
+        except ValueError as exc:
+            raise ApiError(400, str(exc).replace("--since", "since"), "invalid_value") from None
+        assert state.engine is not None
+        rows = usage_report(state.engine, by, start, where=usage_filters(p, project_id, user_id))
+        return [row.as_dict() for row in rows]
+
+    return r
