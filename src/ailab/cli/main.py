@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ailab.cli import models_cmd, up_cmd, usage_cmd
+from ailab.cli import access_cmd, audit_cmd, models_cmd, secrets_cmd, up_cmd, usage_cmd
 
 app = typer.Typer(
     name="ailab",
@@ -16,6 +16,11 @@ app = typer.Typer(
 app.command("up")(up_cmd.up)
 app.command("models")(models_cmd.models)
 app.command("usage")(usage_cmd.usage)
+app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(access_cmd.users_app, name="users")
+app.add_typer(access_cmd.projects_app, name="projects")
+app.add_typer(access_cmd.keys_app, name="keys")
+app.command("audit")(audit_cmd.audit)
 
 
 @app.command("version")

@@ -25,7 +25,6 @@ def up(
     import uvicorn
 
     from ailab.access.auth import ensure_master_key
-    from ailab.server.state import open_database
 
     loaded = load_or_exit(config, data_dir)
     server = loaded.config.ailab
@@ -37,8 +36,14 @@ def up(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
     key, created = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
-    open_database(loaded).dispose()  # migrate once here, before any worker starts
+    admin = _bootstrap(loaded)  # migrates once here, before any worker starts
     _banner(loaded, host, port, key if created else None)
+    if admin:
+        typer.echo(
+            f"Created the first administrator (shown once): login {admin[0]} / {admin[1]}\n"
+            "  change it with `ailab users passwd admin`",
+            err=True,
+        )
     if workers > 1:
         _multiprocess_env(loaded.path, loaded.data_dir, host)
         uvicorn.run(
@@ -62,6 +67,17 @@ def up(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+    from ailab.access.service import AccessService
+    from ailab.server.state import open_database
+
+    engine = open_database(loaded)
+    try:
+        return AccessService.build(engine, loaded.config.access).bootstrap_admin()
+    finally:
+        engine.dispose()
 
 
 def _banner(loaded, host: str, port: int, new_key: str | None) -> None:  # type: ignore[no-untyped-def]

@@ -28,6 +28,16 @@ def usage(
     ] = "model",
     since: Annotated[str, typer.Option(help="window: 30m, 12h, 7d, 4w or an ISO date")] = "7d",
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    project: Annotated[str | None, typer.Option(help="only this project (id)")] = None,
+    user: Annotated[str | None, typer.Option(help="only this user (id)")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AILAB_API_KEY",
+            help="report as this API key's owner sees it (their own usage, or "
+            "their projects' for analysts); default: the local operator sees everything",
+        ),
+    ] = None,
 ) -> None:
     """Report usage and cost from the ledger."""
     import csv
@@ -46,7 +56,8 @@ def usage(
     loaded = load_or_exit(config, data_dir)
     engine = open_database(loaded)
     try:
-        rows = [r.as_dict() for r in usage_report(engine, by, start)]
+        where = _scope(loaded, engine, key, project, user)
+        rows = [r.as_dict() for r in usage_report(engine, by, start, where=where)]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--by") from None
     finally:
@@ -67,3 +78,32 @@ def usage(
         from ailab.cli.table import render
 
         typer.echo(render(rows, cols))
+
+
+def _scope(loaded, engine, key: str | None, project: str | None, user: str | None) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
+    """The same scoping as GET /api/usage: a key sees what its owner's role allows."""
+    from ailab.access.auth import Authenticator, ensure_master_key
+    from ailab.access.service import AccessService
+    from ailab.server.admin.deps import ApiError
+    from ailab.server.admin.usage import usage_filters
+
+    if key is None:
+        out: dict[str, set[str]] = {}
+        if project:
+            out["project"] = {project}
+        if user:
+            out["user"] = {user}
+        return out
+    access = AccessService.build(engine, loaded.config.access)
+    access.cache.load()
+    auth = Authenticator(ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)[0])
+    auth.resolvers.append(access.cache.resolve)
+    principal = auth.authenticate(f"Bearer {key}".encode())
+    if principal is None:
+        typer.echo("error: the API key is not valid (unknown, revoked or expired)", err=True)
+        raise typer.Exit(2)
+    try:
+        return usage_filters(principal, project, user)
+    except ApiError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None

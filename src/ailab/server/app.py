@@ -1,13 +1,11 @@
 """The app factory. One ASGI callable: the OpenAI routes are served by raw ASGI handlers (the hot path);
-everything else goes to a Starlette app. Nothing is built at import time.
+everything else goes to the admin app (FastAPI). Nothing is built at import time.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-
-from starlette.applications import Starlette
 
 from ailab.config.loader import LoadedConfig, load_config
 from ailab.gateway.asgi import Receive, Scope, Send, send_error
@@ -21,7 +19,7 @@ log = logging.getLogger("ailab")
 class LabApp:
     def __init__(self, loaded: LoadedConfig) -> None:
         self.state = LabState(loaded)
-        self.web = Starlette(routes=health.routes(self.state))
+        self.web: Any = None  # built once the state has started (its routers need the started pillars)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -68,6 +66,7 @@ class LabApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.state.start()
+                    self.web = build_web(self.state)
                 except Exception as exc:  # report start-up failures to the server, which exits
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -77,6 +76,15 @@ class LabApp:
                 await self.state.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def build_web(state: LabState) -> Any:
+    """Everything off the hot path: the admin API (FastAPI, with OpenAPI), health and metrics."""
+    from ailab.server.admin.app import build_admin_app
+
+    web = build_admin_app(state)
+    web.router.routes.extend(health.routes(state))
+    return web
 
 
 def create_app(loaded: LoadedConfig | None = None, **load_args: Any) -> LabApp:

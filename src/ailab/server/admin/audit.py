@@ -20,15 +20,15 @@ def router(state: LabState) -> APIRouter:
 
     @r.get("/audit", openapi_extra={"x-permission": "audit.read"})
     def entries(
-        _: Annotated[Principal, reader],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         actor: str | None = None,
         action: str | None = None,
+        _: Principal = reader,
     ) -> list[dict[str, Any]]:
         return [asdict(e) for e in state.access.audit.entries(limit, actor, action)]
 
     @r.get("/audit/verify", openapi_extra={"x-permission": "audit.read"})
-    def verify(_: Annotated[Principal, reader]) -> dict[str, Any]:
+    def verify(_: Principal = reader) -> dict[str, Any]:
         return asdict(state.access.audit.verify())
 
     return r

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
@@ -52,7 +52,7 @@ def router(state: LabState) -> APIRouter:
         }
 
     @r.post("/auth/logout", openapi_extra={"x-permission": "authenticated"})
-    def logout(request: Request, response: Response, _: Annotated[Principal, anyone]) -> dict[str, bool]:
+    def logout(request: Request, response: Response, _: Principal = anyone) -> dict[str, bool]:
         token = request.cookies.get(COOKIE)
         if token:
             state.access.sessions.logout(token)
@@ -60,7 +60,7 @@ def router(state: LabState) -> APIRouter:
         return {"ok": True}
 
     @r.get("/me", openapi_extra={"x-permission": "authenticated"})
-    def me(principal: Annotated[Principal, anyone]) -> dict[str, object]:
+    def me(principal: Principal = anyone) -> dict[str, object]:
         return {
             "id": principal.id,
             "kind": principal.kind,

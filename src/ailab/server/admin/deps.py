@@ -4,7 +4,7 @@ one policy (`ailab.access.policy.decide`); resource checks inside handlers go th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, HTTPException, Request
 
@@ -54,9 +54,9 @@ def caller_dependency(state: LabState) -> Callable[[Request], Principal]:
 
 def require(state: LabState, permission: str | None) -> Any:
     """A dependency: the caller, if its role grants `permission` (None: any authenticated caller)."""
-    caller = caller_dependency(state)
+    authenticated = Depends(caller_dependency(state))
 
-    def check(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    def check(principal: Principal = authenticated) -> Principal:
         if permission is not None:
             allow(principal, permission)
         return principal

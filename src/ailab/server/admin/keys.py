@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
@@ -24,10 +24,10 @@ def router(state: LabState) -> APIRouter:
 
     @r.get("/keys", openapi_extra={"x-permission": "keys.manage.own"})
     def list_keys(
-        p: Annotated[Principal, own],
         user_id: str | None = None,
         project_id: str | None = None,
         include_revoked: bool = False,
+        p: Principal = own,
     ) -> list[dict[str, Any]]:
         if not holds(p, "keys.manage.all"):
             if user_id not in (None, p.user_id):
@@ -39,7 +39,7 @@ def router(state: LabState) -> APIRouter:
         return [k.public() for k in keys]
 
     @r.post("/keys", status_code=201, openapi_extra={"x-permission": "keys.manage.own"})
-    def create_key(body: KeyCreate, p: Annotated[Principal, own]) -> dict[str, Any]:
+    def create_key(body: KeyCreate, p: Principal = own) -> dict[str, Any]:
         owner = body.user_id or p.user_id
         if owner is None:
             raise ApiError(
@@ -61,13 +61,13 @@ def router(state: LabState) -> APIRouter:
         return {**key.public(), "key": token}  # the only time the key is shown
 
     @r.delete("/keys/{key_id}", openapi_extra={"x-permission": "keys.manage.own"})
-    def revoke_key(key_id: str, p: Annotated[Principal, own]) -> dict[str, Any]:
+    def revoke_key(key_id: str, p: Principal = own) -> dict[str, Any]:
         key = store.key(key_id)
         allow(p, "keys.manage.own", owner_id=key.user_id)
         return store.revoke(p.name, key_id).public()
 
     @r.put("/keys/{key_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
-    def key_limits(key_id: str, body: LimitsBody, p: Annotated[Principal, budgets]) -> dict[str, Any]:
+    def key_limits(key_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
         return store.set_limits(p.name, key_id, body.to_limits()).public()
 
     return r

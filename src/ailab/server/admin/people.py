@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
@@ -25,11 +25,11 @@ def router(state: LabState) -> APIRouter:
     see_projects = require(state, "projects.read.own")
 
     @r.get("/users", openapi_extra={"x-permission": "users.manage"})
-    def list_users(_: Annotated[Principal, manage_users]) -> list[dict[str, Any]]:
+    def list_users(_: Principal = manage_users) -> list[dict[str, Any]]:
         return [u.public() for u in ident.users()]
 
     @r.post("/users", status_code=201, openapi_extra={"x-permission": "users.manage"})
-    def create_user(body: UserCreate, p: Annotated[Principal, manage_users]) -> dict[str, Any]:
+    def create_user(body: UserCreate, p: Principal = manage_users) -> dict[str, Any]:
         password = body.password or generate_password()
         user = ident.create_user(p.name, body.username, body.role, password)
         out = user.public()
@@ -38,40 +38,40 @@ def router(state: LabState) -> APIRouter:
         return out
 
     @r.get("/users/{user_id}", openapi_extra={"x-permission": "users.manage"})
-    def get_user(user_id: str, _: Annotated[Principal, manage_users]) -> dict[str, Any]:
+    def get_user(user_id: str, _: Principal = manage_users) -> dict[str, Any]:
         return ident.user(user_id).public()
 
     @r.patch("/users/{user_id}", openapi_extra={"x-permission": "users.manage"})
-    def update_user(user_id: str, body: UserUpdate, p: Annotated[Principal, manage_users]) -> dict[str, Any]:
+    def update_user(user_id: str, body: UserUpdate, p: Principal = manage_users) -> dict[str, Any]:
         return ident.update_user(
             p.name, user_id, role=body.role, disabled=body.disabled, password=body.password
         ).public()
 
     @r.delete("/users/{user_id}", status_code=204, openapi_extra={"x-permission": "users.manage"})
-    def delete_user(user_id: str, p: Annotated[Principal, manage_users]) -> None:
+    def delete_user(user_id: str, p: Principal = manage_users) -> None:
         ident.delete_user(p.name, user_id)
 
     @r.put("/users/{user_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
-    def user_limits(user_id: str, body: LimitsBody, p: Annotated[Principal, budgets]) -> dict[str, Any]:
+    def user_limits(user_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
         return ident.update_user(p.name, user_id, limits=body.to_limits()).public()
 
     @r.get("/projects", openapi_extra={"x-permission": "projects.read.own"})
-    def list_projects(p: Annotated[Principal, see_projects]) -> list[dict[str, Any]]:
+    def list_projects(p: Principal = see_projects) -> list[dict[str, Any]]:
         everything = holds(p, "projects.manage")
         return [pr.public() for pr in ident.projects() if everything or pr.id in p.projects]
 
     @r.post("/projects", status_code=201, openapi_extra={"x-permission": "projects.manage"})
-    def create_project(body: ProjectCreate, p: Annotated[Principal, manage_projects]) -> dict[str, Any]:
+    def create_project(body: ProjectCreate, p: Principal = manage_projects) -> dict[str, Any]:
         return ident.create_project(p.name, body.name).public()
 
     @r.get("/projects/{project_id}", openapi_extra={"x-permission": "projects.read.own"})
-    def get_project(project_id: str, p: Annotated[Principal, see_projects]) -> dict[str, Any]:
+    def get_project(project_id: str, p: Principal = see_projects) -> dict[str, Any]:
         project = ident.project(project_id)
         allow(p, "projects.read.own", project_id=project.id)
         return project.public()
 
     @r.delete("/projects/{project_id}", status_code=204, openapi_extra={"x-permission": "projects.manage"})
-    def delete_project(project_id: str, p: Annotated[Principal, manage_projects]) -> None:
+    def delete_project(project_id: str, p: Principal = manage_projects) -> None:
         ident.delete_project(p.name, project_id)
 
     @r.put(
@@ -79,7 +79,7 @@ def router(state: LabState) -> APIRouter:
         status_code=204,
         openapi_extra={"x-permission": "projects.manage"},
     )
-    def add_member(project_id: str, user_id: str, p: Annotated[Principal, manage_projects]) -> None:
+    def add_member(project_id: str, user_id: str, p: Principal = manage_projects) -> None:
         ident.add_member(p.name, project_id, user_id)
 
     @r.delete(
@@ -87,11 +87,11 @@ def router(state: LabState) -> APIRouter:
         status_code=204,
         openapi_extra={"x-permission": "projects.manage"},
     )
-    def remove_member(project_id: str, user_id: str, p: Annotated[Principal, manage_projects]) -> None:
+    def remove_member(project_id: str, user_id: str, p: Principal = manage_projects) -> None:
         ident.remove_member(p.name, project_id, user_id)
 
     @r.put("/projects/{project_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
-    def project_limits(project_id: str, body: LimitsBody, p: Annotated[Principal, budgets]) -> dict[str, Any]:
+    def project_limits(project_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
         return ident.update_project(p.name, project_id, body.to_limits()).public()
 
     return r

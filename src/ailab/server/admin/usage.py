@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
@@ -44,11 +44,11 @@ def router(state: LabState) -> APIRouter:
 
     @r.get("/usage", openapi_extra={"x-permission": "usage.read.own"})
     def usage(
-        p: Annotated[Principal, reader],
         by: str = "model",
         since: str = "7d",
         project_id: str | None = None,
         user_id: str | None = None,
+        p: Principal = reader,
     ) -> list[dict[str, Any]]:
         if by not in BY_CHOICES:
             raise ApiError(400, f"by: choose one of {', '.join(BY_CHOICES)}", "invalid_value")

@@ -1,0 +1,47 @@
+"""`ailab audit`: read the audit log, or verify its hash chain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from ailab.cli.access_cmd import access
+from ailab.cli.common import ConfigOpt, DataDirOpt
+
+
+def audit(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="check the hash chain; exit 1 naming the first bad row")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="newest entries to show")] = 50,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Show the newest audit entries, or verify the chain."""
+    with access(config, data_dir) as a:
+        if verify:
+            check = a.audit.verify()
+            if not check.ok:
+                where = f"row {check.broken_id}" if check.broken_id is not None else "chain head"
+                typer.echo(
+                    f"audit chain BROKEN at {where}: {check.reason} ({check.rows} rows checked)", err=True
+                )
+                raise typer.Exit(1)
+            typer.echo(f"audit chain OK ({check.rows} rows)")
+            return
+        rows = [asdict(e) for e in a.audit.entries(limit)]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from ailab.cli.table import render
+
+    typer.echo(
+        render(
+            [{**r, "detail": json.dumps(r["detail"])} for r in rows],
+            ["id", "ts_ms", "actor", "action", "target", "detail"],
+        )
+    )

@@ -1,0 +1,196 @@
+"""Types shared by the limiter backends: scopes, errors, reservations, the Limiter protocol, messages."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from ailab.limits.periods import DURATIONS, period_noun
+
+WINDOW_S = 60.0  # rpm/tpm windows are rolling 60-second windows
+DEFAULT_RESERVATION_TTL_S = 600.0
+# Retry-After for a lifetime budget, which never resets: a year says "do not retry" and overflows nothing.
+LIFETIME_RETRY_AFTER_S = 365 * 86400.0
+KINDS = ("key", "user", "project")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A budgeted or rate-limited entity. A limit of None is off; a scope without any limit is a no-op."""
+
+    kind: str
+    id: str
+    rpm: int | None = None
+    tpm: int | None = None
+    max_budget_pusd: int | None = None
+    budget_duration: str | None = None
+
+    def __post_init__(self) -> None:
+        # Validated once here so that the backends (and the Lua scripts) can trust every field.
+        if self.kind not in KINDS:
+            raise ValueError(f"scope kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.budget_duration is not None and self.budget_duration not in DURATIONS:
+            raise ValueError(
+                f"budget_duration of {self.kind} {self.id} must be daily, weekly, monthly or None, "
+                f"not {self.budget_duration!r}"
+            )
+        for name in ("rpm", "tpm", "max_budget_pusd"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} of {self.kind} {self.id} must be >= 0, not {value}")
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.max_budget_pusd is not None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+class LimitExceeded(Exception):
+    """A request was refused by one scope's rpm, tpm or budget; nothing was reserved anywhere."""
+
+    def __init__(self, scope: Scope, limit: str, retry_after: float, message: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit  # "rpm" | "tpm" | "budget"
+        self.retry_after = retry_after
+        self.message = message
+
+
+class LimiterUnavailable(Exception):
+    """The limiter's store (Redis) could not be reached; the caller decides whether to fail closed."""
+
+
+class Reservation:
+    """What one acquire() recorded, so that settle() can replace it with the real usage. Opaque to callers."""
+
+    __slots__ = ("_settled", "created", "est_cost_pusd", "est_tokens", "id", "scopes")
+
+    def __init__(
+        self, rid: str, created: float, scopes: tuple[Scope, ...], est_tokens: int, est_cost_pusd: int
+    ) -> None:
+        self.id = rid
+        self.created = created
+        self.scopes = scopes
+        self.est_tokens = est_tokens
+        self.est_cost_pusd = est_cost_pusd
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def claim_settle(self) -> bool:
+        """True exactly once: marks the reservation settled before any await, so two concurrent settle()
+        calls cannot both count the usage."""
+        if self._settled:
+            return False
+        self._settled = True
+        return True
+
+    def __repr__(self) -> str:
+        names = ", ".join(s.label for s in self.scopes)
+        return f"<Reservation {self.id} [{names}] tokens={self.est_tokens} cost_pusd={self.est_cost_pusd}>"
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    async def acquire(self, scopes: Sequence[Scope], est_tokens: int, est_cost_pusd: int) -> Reservation: ...
+
+    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None: ...
+
+    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None: ...
+
+    async def spent(self, scope: Scope) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def active_scopes(scopes: Sequence[Scope]) -> tuple[Scope, ...]:
+    """Scopes that limit anything, first occurrence of each (kind, id) only: a scope listed twice must not
+    be counted twice."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Scope] = []
+    for s in scopes:
+        if s.limited and (s.kind, s.id) not in seen:
+            seen.add((s.kind, s.id))
+            out.append(s)
+    return tuple(out)
+
+
+def check_amounts(est_tokens: int, est_cost_pusd: int) -> None:
+    if est_tokens < 0 or est_cost_pusd < 0:
+        raise ValueError(f"estimates must be >= 0, got tokens={est_tokens} cost_pusd={est_cost_pusd}")
+
+
+def usd(pusd: int) -> str:
+    """Pico-USD as dollars: 4 decimals, more for sub-cent amounts so that they do not print as $0.0000."""
+    d = Decimal(pusd) / Decimal(10**12)
+    if pusd == 0 or d >= Decimal("0.0001"):
+        return f"${d:.4f}"
+    return f"${d.normalize():f}"
+
+
+def human_duration(seconds: float) -> str:
+    """'2d 5h', '5h 3m', '3m 10s', '12s' (rounded up: never tell a client to retry too early)."""
+    s = max(0, math.ceil(seconds))
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def rpm_exceeded(scope: Scope, retry_after: float) -> LimitExceeded:
+    assert scope.rpm is not None
+    msg = f"rate limit of {scope.label} reached: {scope.rpm:,} requests per minute"
+    if scope.rpm == 0:
+        msg = f"{scope.label} may not send requests: its rate limit is 0 requests per minute"
+    return LimitExceeded(scope, "rpm", retry_after, f"{msg} (retry in {human_duration(retry_after)})")
+
+
+def tpm_exceeded(scope: Scope, used: int, est_tokens: int, retry_after: float) -> LimitExceeded:
+    assert scope.tpm is not None
+    if est_tokens > scope.tpm:
+        msg = (
+            f"request needs up to {est_tokens:,} tokens, more than the limit of {scope.label}: "
+            f"{scope.tpm:,} tokens per minute (lower max_tokens)"
+        )
+        return LimitExceeded(scope, "tpm", retry_after, msg)
+    msg = (
+        f"token rate limit of {scope.label} reached: {scope.tpm:,} tokens per minute, {used:,} used in the "
+        f"last minute, this request needs up to {est_tokens:,} (retry in {human_duration(retry_after)})"
+    )
+    return LimitExceeded(scope, "tpm", retry_after, msg)
+
+
+def budget_exceeded(
+    scope: Scope, spent: int, reserved: int, est_cost: int, now: float, end: float
+) -> LimitExceeded:
+    assert scope.max_budget_pusd is not None
+    limit = scope.max_budget_pusd
+    when = period_noun(scope.budget_duration)
+    if math.isinf(end):
+        retry_after, resets = LIFETIME_RETRY_AFTER_S, "lifetime budget, does not reset"
+    else:
+        retry_after = max(0.0, end - now)
+        resets = f"resets in {human_duration(retry_after)}"
+    if spent >= limit:
+        msg = f"budget of {scope.label} exhausted: {usd(spent)} of {usd(limit)} spent {when} ({resets})"
+    else:
+        in_flight = f", {usd(reserved)} reserved by requests in progress" if reserved else ""
+        msg = (
+            f"budget of {scope.label} would be exceeded: {usd(spent)} of {usd(limit)} spent {when}"
+            f"{in_flight}, this request may cost up to {usd(est_cost)} ({resets})"
+        )
+    return LimitExceeded(scope, "budget", retry_after, msg)

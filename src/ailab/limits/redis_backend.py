@@ -1,0 +1,209 @@
+"""Limiter shared by every gateway process through one Redis: each acquire() and settle() is one Lua script
+(EVALSHA), so the checks and reservations of all scopes of a request are atomic across processes."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from ailab.limits import lua
+from ailab.limits.base import (
+    DEFAULT_RESERVATION_TTL_S,
+    WINDOW_S,
+    LimiterUnavailable,
+    Reservation,
+    Scope,
+    active_scopes,
+    budget_exceeded,
+    check_amounts,
+    rpm_exceeded,
+    tpm_exceeded,
+)
+from ailab.limits.periods import PeriodCache
+
+WINDOW_KEY_TTL_S = 120  # two windows: idle scopes vanish, active ones are refreshed on every request
+SETTLED_MARKER_S = 60.0  # how long a settled reservation is remembered to make a retried settle a no-op
+_DAY = 86400
+
+
+def redact_url(url: str) -> str:
+    """scheme://host:port/db without user or password: safe for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class _RedisReservation(Reservation):
+    __slots__ = ("keys", "owner", "plan")
+
+    def __init__(
+        self,
+        owner: RedisLimiter,
+        base: tuple[str, float, tuple[Scope, ...], int, int],
+        keys: list[str],
+        plan: list[str],
+    ) -> None:
+        super().__init__(*base)
+        self.owner = owner
+        self.keys = keys  # six per scope, of the periods current at acquire time
+        self.plan = plan  # per scope: tpm reserved ('1'/'0'), spend key EXPIREAT ('-' no budget, '0' never)
+
+
+class RedisLimiter:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "ailab:limits:",
+        *,
+        clock: Callable[[], float] = time.time,
+        reservation_ttl: float = DEFAULT_RESERVATION_TTL_S,
+        timeout: float = 2.0,
+    ) -> None:
+        self._where = redact_url(url)
+        self._password = urlsplit(url).password if "@" in url else None
+        self._prefix = prefix
+        self._clock = clock
+        self._ttl = reservation_ttl
+        self._periods = PeriodCache()
+        # Fail fast on the hot path: short timeouts and a single immediate retry, on connection errors only
+        # (a pooled connection that Redis closed); timeouts are not retried as the script may have run.
+        # Both scripts are idempotent per request id, so that one retry cannot count anything twice.
+        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        self._redis: Redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=retry,
+        )
+        self._acquire_lua = self._redis.register_script(lua.ACQUIRE)
+        self._settle_lua = self._redis.register_script(lua.SETTLE)
+
+    def _unavailable(self, err: BaseException) -> NoReturn:
+        detail = str(err)
+        if self._password:
+            detail = detail.replace(self._password, "***")
+        raise LimiterUnavailable(
+            f"rate-limit store unavailable (Redis at {self._where}): {type(err).__name__}: {detail}"
+        ) from err
+
+    def _keys(self, scope: Scope, period: str) -> list[str]:
+        base = f"{self._prefix}{scope.kind}:{scope.id}:"
+        return [
+            base + "rpm",
+            base + "tpm",
+            base + "tpmv",
+            f"{base}spend:{period}",
+            f"{base}res:{period}",
+            f"{base}resv:{period}",
+        ]
+
+    def _spend_expireat(self, scope: Scope, now: float) -> str:
+        # Keep a period's spend a day past its end: a request that started before midnight settles into it.
+        end = self._periods.get(scope.budget_duration, now)[1]
+        return "0" if math.isinf(end) else str(math.ceil(end) + _DAY)
+
+    async def _eval(self, script: Any, keys: list[str], args: list[str]) -> list[str]:
+        try:
+            result: list[str] = await script(keys=keys, args=args)
+        except (RedisError, OSError) as err:
+            self._unavailable(err)
+        return result
+
+    async def acquire(self, scopes: Sequence[Scope], est_tokens: int, est_cost_pusd: int) -> Reservation:
+        check_amounts(est_tokens, est_cost_pusd)
+        active = active_scopes(scopes)
+        now = self._clock()
+        # Random ids: unique across gateway processes without coordination.
+        base = (os.urandom(8).hex(), now, active, est_tokens, est_cost_pusd)
+        res = _RedisReservation(self, base, [], [])
+        args = [repr(now), repr(now - WINDOW_S), res.id, str(est_tokens), str(est_cost_pusd)]
+        args += [repr(now + self._ttl), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S), str(WINDOW_KEY_TTL_S)]
+        for scope in active:
+            res.keys += self._keys(scope, self._periods.get(scope.budget_duration, now)[2])
+            args += [_opt(scope.rpm), _opt(scope.tpm), _opt(scope.max_budget_pusd)]
+            has_budget = scope.max_budget_pusd is not None
+            res.plan += [
+                "1" if scope.tpm is not None else "0",
+                self._spend_expireat(scope, now) if has_budget else "-",
+            ]
+        if not active:
+            return res
+        failed = await self._eval(self._acquire_lua, res.keys, args)
+        if failed:
+            self._raise_exceeded(failed, active, now, est_tokens, est_cost_pusd)
+        return res
+
+    def _raise_exceeded(
+        self, failed: list[str], active: tuple[Scope, ...], now: float, est_tokens: int, est_cost: int
+    ) -> NoReturn:
+        scope = active[int(failed[0]) - 1]
+        kind, a, b = failed[1], failed[2], failed[3]
+        if kind == "budget":
+            end = self._periods.get(scope.budget_duration, now)[1]
+            raise budget_exceeded(scope, int(a), int(b), est_cost, now, end)
+        retry = max(0.0, float(b) + WINDOW_S - now) if b else WINDOW_S
+        if kind == "rpm":
+            raise rpm_exceeded(scope, retry)
+        raise tpm_exceeded(scope, int(float(a)), est_tokens, retry)
+
+    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None:
+        if not isinstance(res, _RedisReservation) or res.owner is not self:
+            raise ValueError(f"{res!r} was not made by this RedisLimiter")
+        if not res.scopes or not res.claim_settle():
+            return
+        now = self._clock()
+        args = [repr(now), repr(now - WINDOW_S), res.id, str(max(0, tokens)), str(max(0, cost_pusd or 0))]
+        args += [str(WINDOW_KEY_TTL_S), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)]
+        args += [repr(now + SETTLED_MARKER_S), *res.plan]
+        await self._eval(self._settle_lua, res.keys, args)
+
+    def _spend_key(self, scope: Scope, now: float) -> str:
+        return self._keys(scope, self._periods.get(scope.budget_duration, now)[2])[3]
+
+    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None:
+        if spent_pusd < 0:
+            raise ValueError(f"seeded spend of {scope.label} must be >= 0, not {spent_pusd}")
+        if scope.max_budget_pusd is None:
+            return  # spend is tracked for budgeted scopes only
+        now = self._clock()
+        expireat = self._spend_expireat(scope, now)
+        try:
+            await self._redis.set(
+                self._spend_key(scope, now),
+                str(spent_pusd),
+                nx=True,
+                exat=None if expireat == "0" else int(expireat),
+            )
+        except (RedisError, OSError) as err:
+            self._unavailable(err)
+
+    async def spent(self, scope: Scope) -> int:
+        if scope.max_budget_pusd is None:
+            return 0
+        try:
+            value = await self._redis.get(self._spend_key(scope, self._clock()))
+        except (RedisError, OSError) as err:
+            self._unavailable(err)
+        return int(value or 0)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)

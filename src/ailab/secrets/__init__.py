@@ -1,0 +1,55 @@
+"""Secrets: upstream API keys and other credentials, kept encrypted (`local`) or in Vault / OpenBao.
+
+Config files refer to them as `secret/NAME`; the refresher fills deployments' keys and follows rotations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ailab.secrets.base import (
+    SecretError,
+    SecretMeta,
+    SecretNotFound,
+    SecretStore,
+    SecretStoreUnavailable,
+    validate_name,
+)
+from ailab.secrets.local import MIGRATIONS, LocalStore
+from ailab.secrets.refresher import SecretRefresher
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ailab.access.audit import AuditLog
+    from ailab.config.models import SecretsSettings
+
+__all__ = [
+    "MIGRATIONS",
+    "LocalStore",
+    "SecretError",
+    "SecretMeta",
+    "SecretNotFound",
+    "SecretRefresher",
+    "SecretStore",
+    "SecretStoreUnavailable",
+    "open_secret_store",
+    "validate_name",
+]
+
+
+def open_secret_store(
+    settings: SecretsSettings,
+    engine: Engine,
+    data_dir: Path,
+    audit: AuditLog | None = None,
+    actor: str = "system",
+) -> SecretStore:
+    """The configured backend. `local` needs `engine` migrated with MIGRATIONS; nothing touches the
+    network or creates a key file until a secret is first read or written."""
+    if settings.backend == "vault":
+        from ailab.secrets.vault import VaultStore  # hvac and requests only when Vault is used
+
+        return VaultStore(settings, audit=audit, actor=actor)
+    return LocalStore(engine, settings.key_file, data_dir, audit=audit, actor=actor)
