@@ -15,6 +15,7 @@ from ailab.access.auth import Authenticator
 from ailab.access.principal import Principal
 from ailab.gateway.asgi import Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
+from ailab.gateway.limits import Budgeter
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
 from ailab.gateway.streaming import relay_stream
 from ailab.gateway.types import UpstreamError, Usage
@@ -45,6 +46,7 @@ class GatewayAPI:
         submit: Callable[[UsageEvent], None],
         max_body: int,
         created: int,
+        budgeter: Budgeter | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -52,6 +54,7 @@ class GatewayAPI:
         self.submit = submit
         self.max_body = max_body
         self.created = created
+        self.budgeter = budgeter
         chat, emb, models = self.chat_completions, self.embeddings, self.list_models
         self.routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
@@ -101,6 +104,15 @@ class GatewayAPI:
             await send_error(send, err, request_id)
             return
         extra_fallbacks = body.pop("fallbacks", None)
+        reservation = None
+        if principal.limits and self.budgeter is not None:
+            try:
+                reservation = await self.budgeter.reserve(
+                    principal.limits, body, self.router.groups[group], endpoint == ENDPOINT_CHAT
+                )
+            except GatewayError as err:
+                await send_error(send, err, request_id)
+                return
         attempt = Attempt(group)
         outcome = Outcome()
         stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
@@ -112,7 +124,9 @@ class GatewayAPI:
                 await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send, request_id)
         finally:
             self.metrics.in_flight.dec()
-            self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, body)
+            event = self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
+            if reservation is not None and self.budgeter is not None:
+                await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
 
     async def _unary(
         self,
@@ -202,11 +216,38 @@ class GatewayAPI:
         outcome: Outcome,
         stream: bool,
         t0: float,
-        body: dict[str, Any],
-    ) -> None:
+        reservation: Any,
+    ) -> UsageEvent:
         latency = time.perf_counter() - t0
         dep = attempt.deployment
         usage = outcome.usage or Usage()
+        self._observe(attempt, outcome, usage, latency)
+        event = UsageEvent(
+            request_id=request_id,
+            ts=time.time(),
+            endpoint=endpoint,
+            group=attempt.group,
+            deployment=dep,
+            key_id=principal.key_id or principal.id,
+            user_id=principal.user_id,
+            project_id=principal.project_id,
+            usage=usage,
+            latency_s=latency,
+            ttft_s=outcome.ttft,
+            status=outcome.status,
+            error_type=outcome.error_type,
+            stream=stream,
+            retries=attempt.retries,
+        )
+        if reservation is not None and self.budgeter is not None:
+            # Budgets settle with the exact cost the ledger records, so the two always agree.
+            event.cost_pusd = self.budgeter.cost(dep, usage, latency, outcome.status >= 400)
+            event.priced = True
+        self.submit(event)
+        return event
+
+    def _observe(self, attempt: Attempt, outcome: Outcome, usage: Usage, latency: float) -> None:
+        dep = attempt.deployment
         provider = dep.provider_label if dep else "-"
         m = self.metrics
         m.requests.labels(attempt.group, provider, str(outcome.status)).inc()
@@ -222,22 +263,3 @@ class GatewayAPI:
             m.tokens.labels(attempt.group, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
             m.tokens.labels(attempt.group, "completion").inc(usage.completion_tokens)
-        self.submit(
-            UsageEvent(
-                request_id=request_id,
-                ts=time.time(),
-                endpoint=endpoint,
-                group=attempt.group,
-                deployment=dep,
-                key_id=principal.key_id or principal.id,
-                user_id=principal.user_id,
-                project_id=principal.project_id,
-                usage=usage,
-                latency_s=latency,
-                ttft_s=outcome.ttft,
-                status=outcome.status,
-                error_type=outcome.error_type,
-                stream=stream,
-                retries=attempt.retries,
-            )
-        )

@@ -24,3 +24,5 @@ class UsageEvent:
     error_type: str | None
     stream: bool
     retries: int = 0
+    priced: bool = False  # True when the hot path already priced it (budgets); cost_pusd is then final
+    cost_pusd: int | None = None

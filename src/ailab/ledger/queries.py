@@ -140,3 +140,17 @@ def _day_expr(engine: Engine) -> Any:
     if engine.dialect.name == "sqlite":
         return func.strftime("%Y-%m-%d", ts / 1000, "unixepoch")
     return func.to_char(func.to_timestamp(ts / 1000.0).op("AT TIME ZONE")("UTC"), "YYYY-MM-DD")
+
+
+def spend_by(engine: Engine, kind: str, since: float) -> dict[str, int]:
+    """Settled cost (pico-USD) per key, user or project since `since`: budgets are seeded from it."""
+    r = schema.requests
+    column = r.c[GROUPS[kind]]
+    stmt = (
+        select(schema.dims.c.value, func.sum(r.c.cost_pusd))
+        .join(schema.dims, schema.dims.c.id == column)
+        .where(r.c.ts_ms >= int(since * 1000))
+        .group_by(schema.dims.c.value)
+    )
+    with engine.connect() as conn:
+        return {value: int(total or 0) for value, total in conn.execute(stmt)}

@@ -137,6 +137,8 @@ class LedgerWriter:
                 self.on_written(ev, cost)
 
     def _cost(self, ev: UsageEvent) -> int | None:
+        if ev.priced:
+            return ev.cost_pusd
         try:
             return self.prices.cost_pusd(ev.deployment, ev.usage, ev.latency_s, ev.status >= 400)
         except (ArithmeticError, ValueError, TypeError):

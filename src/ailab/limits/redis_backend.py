@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -72,6 +72,7 @@ class RedisLimiter:
         clock: Callable[[], float] = time.time,
         reservation_ttl: float = DEFAULT_RESERVATION_TTL_S,
         timeout: float = 2.0,
+        max_connections: int = 64,
     ) -> None:
         self._where = redact_url(url)
         self._password = urlsplit(url).password if "@" in url else None
@@ -82,14 +83,18 @@ class RedisLimiter:
         # Fail fast on the hot path: short timeouts and a single immediate retry, on connection errors only
         # (a pooled connection that Redis closed); timeouts are not retried as the script may have run.
         # Both scripts are idempotent per request id, so that one retry cannot count anything twice.
-        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-        self._redis: Redis = Redis.from_url(
+        # A blocking pool: a burst beyond max_connections waits (up to `timeout`) for a free connection
+        # instead of failing at once with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=retry,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._acquire_lua = self._redis.register_script(lua.ACQUIRE)
         self._settle_lua = self._redis.register_script(lua.SETTLE)
 

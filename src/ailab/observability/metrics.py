@@ -53,6 +53,12 @@ class Metrics:
         self.upstream_errors = Counter(
             "ailab_upstream_errors", "Failed upstream calls", ["deployment", "kind"], registry=r
         )
+        self.limit_rejections = Counter(
+            "ailab_limit_rejections",
+            "Requests refused by a budget or rate limit",
+            ["scope", "limit"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "ailab_in_flight_requests", "Requests in flight", registry=r, multiprocess_mode="livesum"
         )

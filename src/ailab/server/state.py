@@ -19,11 +19,15 @@ from ailab.db import make_engine, migrate, sqlite_url
 from ailab.db.migrations import Migration
 from ailab.gateway.api import GatewayAPI
 from ailab.gateway.deployments import apply_aliases, build_deployments, build_providers, ollama_deployments
+from ailab.gateway.limits import Budgeter
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
 from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
+from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
+from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
+from ailab.server.budgets import seed_budgets
 
 log = logging.getLogger("ailab")
 
@@ -34,8 +38,9 @@ def database_url(loaded: LoadedConfig) -> str:
 
 def all_migrations() -> list[Migration]:
     from ailab.access.schema import MIGRATIONS as ACCESS
+    from ailab.secrets import MIGRATIONS as SECRETS
 
-    return [*MIGRATIONS, *ACCESS]
+    return [*MIGRATIONS, *ACCESS, *SECRETS]
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
@@ -61,6 +66,8 @@ class LabState:
     # Routers of other pillars for the admin API: each is called with the started state.
     admin_routers: list[Callable[[LabState], Any]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    limiter: Limiter | None = None
+    secrets: SecretStore | None = None
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -72,6 +79,13 @@ class LabState:
         self.access = AccessService.build(self.engine, cfg.access)
         self.access.cache.load()
         self.auth.resolvers.append(self.access.cache.resolve)
+        self.limiter = make_limiter(cfg.limits)
+        if cfg.limits.backend == "memory" and cfg.ailab.workers > 1:
+            log.warning(
+                "limits.backend is 'memory' with %d workers: each worker enforces limits on its own; "
+                "set limits.backend: redis to share them",
+                cfg.ailab.workers,
+            )
         self.ledger = LedgerWriter(
             self.engine,
             PriceBook(cfg.general_settings.kwh_price),
@@ -91,6 +105,7 @@ class LabState:
         if not groups and not cfg.model_list and cfg.ailab.discover_ollama:
             groups = await self._discover_ollama()
         groups = apply_aliases(groups, cfg)
+        self._resolve_secrets(groups)
         self.router = Router(
             groups, build_providers(groups, self.registry, self.session), cfg.router_settings, self.metrics
         )
@@ -101,8 +116,12 @@ class LabState:
             self.ledger.submit,
             int(cfg.general_settings.max_request_size_mb * 1024 * 1024),
             self.started,
+            Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
-        self.tasks.append(asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval)))
+        await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
+        self.tasks.append(
+            asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))
+        )
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -111,6 +130,8 @@ class LabState:
             await self.session.close()
         if self.ledger is not None:
             self.ledger.stop()
+        if self.limiter is not None:
+            await self.limiter.close()
         if self.engine is not None:
             self.engine.dispose()
 
@@ -129,6 +150,24 @@ class LabState:
             return {}
         log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
         return ollama_deployments(names, url)
+
+    async def _keys_changed(self) -> None:
+        assert self.engine is not None and self.limiter is not None
+        await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
+
+    def _resolve_secrets(self, groups: dict[str, list[Deployment]]) -> None:
+        """Fill `secret/NAME` API keys from the secret store, and keep them fresh when rotated."""
+        deployments = list({id(d): d for deps in groups.values() for d in deps}.values())
+        if not any(d.api_key_ref for d in deployments):
+            return
+        assert self.engine is not None
+        cfg = self.loaded.config
+        self.secrets = open_secret_store(
+            cfg.secrets, self.engine, self.loaded.data_dir, audit=self.access.audit, actor="gateway"
+        )
+        refresher = SecretRefresher(self.secrets, deployments)
+        refresher.resolve_all()
+        self.tasks.append(asyncio.create_task(refresher.run(cfg.secrets.refresh_interval)))
 
     def _on_lost(self, kind: str, n: int) -> None:
         counter = self.metrics.ledger_spilled if kind == "spilled" else self.metrics.ledger_dropped

@@ -1,0 +1,67 @@
+"""Budgets and rate limits around a gateway request: reserve an estimate before the upstream call, settle
+the real cost after. Only principals with limits pay for this; everyone else skips it entirely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ailab.gateway.errors import GatewayError, retry_after_header
+from ailab.gateway.providers.base import estimate_tokens, messages_text
+from ailab.gateway.types import Deployment, Usage
+from ailab.ledger.pricing import PriceBook
+from ailab.limits import Limiter, LimiterUnavailable, LimitExceeded, Reservation
+from ailab.observability.metrics import Metrics
+
+
+@dataclass
+class Budgeter:
+    limiter: Limiter
+    prices: PriceBook
+    metrics: Metrics
+    default_max_tokens: int = 1024
+
+    async def reserve(
+        self, scopes: tuple[Any, ...], body: dict[str, Any], deployments: list[Deployment], chat: bool
+    ) -> Reservation:
+        prompt = estimate_tokens(messages_text(body.get("messages")) if chat else _embedding_text(body))
+        completion = 0
+        if chat:
+            completion = int(
+                body.get("max_completion_tokens") or body.get("max_tokens") or self.default_max_tokens
+            )
+            completion *= int(body.get("n") or 1)
+        cost = self._estimate(deployments, Usage(prompt_tokens=prompt, completion_tokens=completion))
+        try:
+            return await self.limiter.acquire(scopes, prompt + completion, cost)
+        except LimitExceeded as exc:
+            self.metrics.limit_rejections.labels(exc.scope.kind, exc.limit).inc()
+            raise GatewayError(
+                429, exc.message, code=f"{exc.limit}_exceeded", headers=retry_after_header(exc.retry_after)
+            ) from None
+        except LimiterUnavailable:
+            # Fail closed: a limit we cannot check is a limit we do not enforce.
+            raise GatewayError(
+                503,
+                "rate-limit store unavailable; requests with limits are paused",
+                code="limiter_unavailable",
+            ) from None
+
+    async def settle(self, reservation: Reservation, usage: Usage, cost_pusd: int | None) -> None:
+        try:
+            await self.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens, cost_pusd)
+        except LimiterUnavailable:
+            return  # the store's reservation TTL releases it
+
+    def cost(self, dep: Deployment | None, usage: Usage, latency_s: float, failed: bool) -> int | None:
+        return self.prices.cost_pusd(dep, usage, latency_s, failed)
+
+    def _estimate(self, deployments: list[Deployment], usage: Usage) -> int:
+        # The dearest deployment of the group: the router may pick any of them.
+        costs = [self.prices.cost_pusd(d, usage, 0.0, False) for d in deployments]
+        return max((c for c in costs if c is not None), default=0)
+
+
+def _embedding_text(body: dict[str, Any]) -> str:
+    inp = body.get("input")
+    return inp if isinstance(inp, str) else " ".join(str(x) for x in inp or [])
