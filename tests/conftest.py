@@ -93,10 +93,12 @@ def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith("AILAB_") or name == "PROMETHEUS_MULTIPROC_DIR":
+        if name.startswith(("AILAB_", "VAULT_")) or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name, raising=False)
+    # The local secret store keeps its key under XDG_CONFIG_HOME: never the real ~/.config in tests.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 def model(name: str, provider_model: str, api_base: str, **params: Any) -> dict[str, Any]:

@@ -23,6 +23,12 @@ def _target_project(lab: Lab) -> str:
     return lab.access.identity.create_project(ACTOR, f"p{time.monotonic_ns()}").id
 
 
+def _target_secret(lab: Lab) -> str:
+    name = f"T{time.monotonic_ns()}"
+    lab.gw.app.state.secret_store(actor=ACTOR).set(name, "to-delete")
+    return name
+
+
 def _own_key(lab: Lab, who: str) -> str:
     key, _ = lab.access.keys.create(ACTOR, user=lab.users[who])
     lab.refresh()
@@ -55,6 +61,10 @@ def routes(lab: Lab, who: str) -> list[tuple[str, str, dict | None, str]]:
         ("GET", "/api/usage", None, "usage.read.own"),
         ("GET", "/api/audit", None, "audit.read"),
         ("GET", "/api/audit/verify", None, "audit.read"),
+        ("GET", "/api/secrets", None, "secrets.manage"),
+        ("PUT", "/api/secrets/MATRIX_A", {"value": "v-1"}, "secrets.manage"),
+        ("POST", "/api/secrets/MATRIX_A/rotate", {"value": "v-2"}, "secrets.manage"),
+        ("DELETE", f"/api/secrets/{_target_secret(lab)}", None, "secrets.manage"),
     ]
 
 

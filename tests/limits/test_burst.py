@@ -87,7 +87,7 @@ async def test_rpm_burst_admits_exactly_the_limit(make: MakeLimiter, redis_url: 
     assert admitted == 50
 
 
-def collect(procs: list[BaseProcess], queue: Queue[BurstResult]) -> list[BurstResult]:
+def collect(procs: Sequence[BaseProcess], queue: Queue[BurstResult]) -> list[BurstResult]:
     """One result per worker; fails at once (not after a long timeout) when a worker dies."""
     results: list[BurstResult] = []
     deadline = time.monotonic() + 30

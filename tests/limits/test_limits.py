@@ -14,8 +14,8 @@ from tests.limits.conftest import T0, FakeClock, MakeLimiter
 CENT = 10**10  # pico-USD
 
 
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
 async def test_scope_without_limits_is_a_no_op(make: MakeLimiter) -> None:

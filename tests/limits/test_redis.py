@@ -46,7 +46,7 @@ async def test_keys_expire(limiter: RedisLimiter, redis_client: redis.Redis) -> 
     daily = Scope("key", "k1", rpm=10, tpm=1000, max_budget_pusd=100, budget_duration="daily")
     lifetime = Scope("project", "p1", max_budget_pusd=100)
     await limiter.settle(await limiter.acquire([daily, lifetime], 10, 10), 10, 10)
-    ttls = {key: redis_client.ttl(key) for key in redis_client.keys("*")}
+    ttls = {str(key): int(redis_client.ttl(key)) for key in redis_client.keys("*")}
     prefix = "ailab:limits:key:k1:"
     assert (
         0 < ttls[prefix + "rpm"] <= 120
@@ -125,3 +125,29 @@ async def test_make_limiter(redis_url: str) -> None:
         make_limiter(LimitsSettings(backend="redis"))
     with pytest.raises(ValueError, match="redis_url is invalid"):
         make_limiter(LimitsSettings(backend="redis", redis_url="http://example"))
+
+
+async def test_a_failed_settle_can_be_retried(redis_url: str, redis_client: redis.Redis) -> None:
+    lim = RedisLimiter(redis_url)
+    script = lim._settle_lua
+    calls = 0
+
+    async def flaky(keys: list[str], args: list[str]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise redis.ConnectionError("Connection reset by peer")
+        return await script(keys=keys, args=args)
+
+    lim._settle_lua = flaky
+    scope = Scope("key", "k1", max_budget_pusd=100)
+    try:
+        res = await lim.acquire([scope], 0, 50)
+        with pytest.raises(LimiterUnavailable, match="ConnectionError: Connection reset by peer"):
+            await lim.settle(res, 0, 70)
+        assert not res.settled
+        await lim.settle(res, 0, 70)
+        await lim.settle(res, 0, 70)
+        assert res.settled and calls == 2 and await lim.spent(scope) == 70
+    finally:
+        await lim.close()

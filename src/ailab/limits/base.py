@@ -93,6 +93,10 @@ class Reservation:
         self._settled = True
         return True
 
+    def unclaim_settle(self) -> None:
+        """The settle failed before taking effect (store unreachable): let the caller retry it."""
+        self._settled = False
+
     def __repr__(self) -> str:
         names = ", ".join(s.label for s in self.scopes)
         return f"<Reservation {self.id} [{names}] tokens={self.est_tokens} cost_pusd={self.est_cost_pusd}>"

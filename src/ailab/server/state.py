@@ -151,6 +151,17 @@ class LabState:
         log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
         return ollama_deployments(names, url)
 
+    def secret_store(self, actor: str) -> SecretStore:
+        """A store acting (and audited) as `actor`, for the admin API."""
+        assert self.engine is not None
+        return open_secret_store(
+            self.loaded.config.secrets,
+            self.engine,
+            self.loaded.data_dir,
+            audit=self.access.audit,
+            actor=actor,
+        )
+
     async def _keys_changed(self) -> None:
         assert self.engine is not None and self.limiter is not None
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
