@@ -44,3 +44,16 @@ def test_cli_help_lists_documented_commands():
         assert command in out
     usage_help = CliRunner().invoke(app, ["usage", "--help"]).stdout
     assert "--since" in usage_help and "--by" in usage_help
+
+
+def test_security_doc_matrix_matches_the_policy():
+    from ailab.access.policy import BUILTIN_ROLES, PERMISSIONS, holds
+    from ailab.access.principal import Principal
+
+    text = (DOCS / "security.md").read_text()
+    for perm in PERMISSIONS:
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{perm}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")][-3:]
+        for role, cell in zip(("admin", "analyst", "user"), cells, strict=True):
+            p = Principal(id="x", kind="user", role=role, permissions=BUILTIN_ROLES[role])
+            assert (cell == "✓") == holds(p, perm), (perm, role)

@@ -247,3 +247,23 @@ def test_validation_errors_name_the_field(lab):
         assert r.status_code == 400 and r.json()["error"]["param"] == "budget_duration"
         assert c.post("/api/users", json={"username": "usr"}).status_code == 409
         assert c.get("/api/users/usr_missing").status_code == 404
+
+
+def test_a_role_without_models_use_cannot_call_models(openai_upstream, make_gateway):
+    from tests.conftest import UPSTREAM_KEY, model
+
+    gw = make_gateway(
+        {
+            "model_list": [model("gpt", "openai/x", f"{openai_upstream.url}/v1", api_key=UPSTREAM_KEY)],
+            "access": {"roles": {"auditor": ["audit.read"]}},
+        }
+    )
+    access = gw.app.state.access
+    uid = access.identity.create_user(ACTOR, "aud", "auditor").id
+    _, token = access.keys.create(ACTOR, user=uid)
+    access.cache.load()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=token, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
+    assert "lacks permission models.use" in exc.value.message
+    assert httpx.get(f"{gw.url}/api/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 200

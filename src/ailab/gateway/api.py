@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ailab.access.auth import Authenticator
+from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
 from ailab.gateway.asgi import Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
@@ -191,6 +192,8 @@ class GatewayAPI:
             raise GatewayError(
                 401, "missing or invalid API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
             )
+        if not holds(principal, "models.use"):
+            raise GatewayError(403, decide(principal, "models.use").reason, code="permission_denied")
         return principal
 
     def _group(self, model: str, principal: Principal) -> str:
