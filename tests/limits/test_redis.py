@@ -127,7 +127,9 @@ async def test_make_limiter(redis_url: str) -> None:
         make_limiter(LimitsSettings(backend="redis", redis_url="http://example"))
 
 
-async def test_a_failed_settle_can_be_retried(redis_url: str, redis_client: redis.Redis) -> None:
+async def test_a_failed_settle_can_be_retried(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lim = RedisLimiter(redis_url)
     script = lim._settle_lua
     calls = 0
@@ -139,7 +141,7 @@ async def test_a_failed_settle_can_be_retried(redis_url: str, redis_client: redi
             raise redis.ConnectionError("Connection reset by peer")
         return await script(keys=keys, args=args)
 
-    lim._settle_lua = flaky
+    monkeypatch.setattr(lim, "_settle_lua", flaky)
     scope = Scope("key", "k1", max_budget_pusd=100)
     try:
         res = await lim.acquire([scope], 0, 50)

@@ -3,6 +3,7 @@ the real cost after. Only principals with limits pay for this; everyone else ski
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,10 @@ class Budgeter:
 
     async def settle(self, reservation: Reservation, usage: Usage, cost_pusd: int | None) -> None:
         try:
-            await self.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens, cost_pusd)
+            # Shielded: a request cancelled mid-settle must not leave its reservation half-released.
+            await asyncio.shield(
+                self.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens, cost_pusd)
+            )
         except LimiterUnavailable:
             return  # the store's reservation TTL releases it
 
