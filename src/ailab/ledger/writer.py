@@ -146,32 +146,10 @@ class LedgerWriter:
             return None
 
     def _row(self, conn: Any, ev: UsageEvent, cost: int | None) -> Row:
-        dep = ev.deployment
-        u = ev.usage
-        flags = (schema.FLAG_STREAM if ev.stream else 0) | (schema.FLAG_ESTIMATED if u.estimated else 0)
-        return {
-            "request_id": ev.request_id,
-            "ts_ms": int(ev.ts * 1000),
-            "endpoint": ev.endpoint,
-            "key_dim": self._dim(conn, "key", ev.key_id),
-            "user_dim": self._dim(conn, "user", ev.user_id),
-            "project_dim": self._dim(conn, "project", ev.project_id),
-            "group_dim": self._dim(conn, "group", ev.group),
-            "deployment_dim": self._dim(conn, "deployment", dep.id if dep else None),
-            "provider_dim": self._dim(conn, "provider", dep.provider_label if dep else None),
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "cached_tokens": u.cached_tokens,
-            "cache_write_tokens": u.cache_write_tokens,
-            "reasoning_tokens": u.reasoning_tokens,
-            "latency_ms": round(ev.latency_s * 1000),
-            "ttft_ms": None if ev.ttft_s is None else round(ev.ttft_s * 1000),
-            "status": ev.status,
-            "error_dim": self._dim(conn, "error", ev.error_type),
-            "cost_pusd": cost,
-            "flags": flags,
-            "retries": ev.retries,
-        }
+        row = event_columns(ev, cost)
+        for kind, value in event_dims(ev).items():
+            row[f"{kind}_dim"] = self._dim(conn, kind, value)
+        return row
 
     def _dim(self, conn: Any, kind: str, value: str | None) -> int | None:
         if value is None:
@@ -232,33 +210,39 @@ def intern_dim(conn: Any, kind: str, value: str) -> int:
 
 def spill_record(ev: UsageEvent, cost: int | None) -> dict[str, Any]:
     """An event as plain data, priced, ready to insert on the next start."""
+    return {"dims": event_dims(ev), "row": event_columns(ev, cost)}
+
+
+def event_dims(ev: UsageEvent) -> dict[str, str | None]:
     dep = ev.deployment
+    return {
+        "key": ev.key_id,
+        "user": ev.user_id,
+        "project": ev.project_id,
+        "group": ev.group,
+        "deployment": dep.id if dep else None,
+        "provider": dep.provider_label if dep else None,
+        "error": ev.error_type,
+    }
+
+
+def event_columns(ev: UsageEvent, cost: int | None) -> Row:
+    """The row's own columns (everything but the interned dimensions)."""
     u = ev.usage
     flags = (schema.FLAG_STREAM if ev.stream else 0) | (schema.FLAG_ESTIMATED if u.estimated else 0)
     return {
-        "dims": {
-            "key": ev.key_id,
-            "user": ev.user_id,
-            "project": ev.project_id,
-            "group": ev.group,
-            "deployment": dep.id if dep else None,
-            "provider": dep.provider_label if dep else None,
-            "error": ev.error_type,
-        },
-        "row": {
-            "request_id": ev.request_id,
-            "ts_ms": int(ev.ts * 1000),
-            "endpoint": ev.endpoint,
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "cached_tokens": u.cached_tokens,
-            "cache_write_tokens": u.cache_write_tokens,
-            "reasoning_tokens": u.reasoning_tokens,
-            "latency_ms": round(ev.latency_s * 1000),
-            "ttft_ms": None if ev.ttft_s is None else round(ev.ttft_s * 1000),
-            "status": ev.status,
-            "cost_pusd": cost,
-            "flags": flags,
-            "retries": ev.retries,
-        },
+        "request_id": ev.request_id,
+        "ts_ms": int(ev.ts * 1000),
+        "endpoint": ev.endpoint,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "cached_tokens": u.cached_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "latency_ms": round(ev.latency_s * 1000),
+        "ttft_ms": None if ev.ttft_s is None else round(ev.ttft_s * 1000),
+        "status": ev.status,
+        "cost_pusd": cost,
+        "flags": flags,
+        "retries": ev.retries,
     }

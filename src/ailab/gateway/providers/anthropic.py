@@ -19,7 +19,7 @@ from ailab.gateway.providers.anthropic_convert import (
     to_openai,
     usage_from,
 )
-from ailab.gateway.providers.base import Provider, loads_event, now_ts
+from ailab.gateway.providers.base import Provider, loads_event, now_ts, usage_chunk
 from ailab.gateway.types import UpstreamError
 
 API_VERSION = "2023-06-01"
@@ -193,11 +193,4 @@ class _StreamState:
             usage = usage_from(dict(self.usage)).to_openai()
         else:
             usage = estimated_usage(body, "".join(self.text))
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage,
-        }
+        return usage_chunk(self.id, self.created, self.model, usage)

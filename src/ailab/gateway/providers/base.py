@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import aiohttp
@@ -59,19 +60,13 @@ class Provider:
         return aiohttp.ClientTimeout(total=d.timeout)
 
     async def post_json(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-        try:
+        with self._mapped_errors():
             async with self.session.post(
                 url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout(False)
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise self.http_error(resp.status, raw, resp.headers)
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection"
-            ) from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -88,7 +83,7 @@ class Provider:
         self, url: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> AsyncIterator[bytes]:
         """POST and yield the response body line by line (SSE or NDJSON), stripped."""
-        try:
+        with self._mapped_errors():
             async with self.session.post(
                 url, data=orjson.dumps(payload), headers=headers, timeout=self._timeout(True)
             ) as resp:
@@ -98,6 +93,12 @@ class Provider:
                     line = line.strip()
                     if line:
                         yield line
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """aiohttp's failures as UpstreamError kinds the router understands (timeout, connection)."""
+        try:
+            yield
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
         except aiohttp.ClientPayloadError:
@@ -129,6 +130,18 @@ class Provider:
     def redact(self, text: str) -> str:
         key = self.deployment.api_key
         return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+def usage_chunk(chunk_id: str, created: int, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """The final chunk of every adapter's stream: OpenAI's include_usage shape."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
 
 
 def loads_event(data: bytes, provider: str) -> dict[str, Any]:

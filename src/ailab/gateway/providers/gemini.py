@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, now_ts
+from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, now_ts, usage_chunk
 from ailab.gateway.providers.gemini_convert import (
     finish_reason,
     split_parts,
@@ -185,14 +185,7 @@ class StreamState:
                 "gemini upstream stream ended before a finish reason", kind="protocol", status=502
             )
         usage = usage_dict(self.usage, self.body, "".join(self.output))
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage,
-        }
+        return usage_chunk(self.id or "", self.created, self.model, usage)
 
 
 def _retry_delay(details: Any) -> float | None:

@@ -15,7 +15,14 @@ import aiohttp
 import orjson
 
 from ailab.gateway.providers import ollama_convert as conv
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text, now_ts
+from ailab.gateway.providers.base import (
+    Provider,
+    estimate_tokens,
+    loads_event,
+    messages_text,
+    now_ts,
+    usage_chunk,
+)
 from ailab.gateway.types import UpstreamError
 
 
@@ -160,14 +167,7 @@ class _StreamState:
 
     def usage_chunk(self, event: dict[str, Any], prompt_estimate: int) -> dict[str, Any]:
         usage = conv.chat_usage(event, prompt_estimate, estimate_tokens("".join(self.text)))
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage,
-        }
+        return usage_chunk(self.id, self.created, self.model, usage)
 
 
 def _completion_id() -> str:
