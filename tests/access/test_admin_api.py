@@ -267,3 +267,19 @@ def test_a_role_without_models_use_cannot_call_models(openai_upstream, make_gate
         client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
     assert "lacks permission models.use" in exc.value.message
     assert httpx.get(f"{gw.url}/api/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_first_up_creates_an_admin_once(tmp_path, make_gateway):
+    from ailab.cli.up_cmd import _bootstrap
+    from ailab.config import load_config
+
+    loaded = load_config(None, tmp_path / "data-0")  # make_gateway's first data dir
+    username, password = _bootstrap(loaded)
+    assert username == "admin" and len(password) >= 16
+    assert _bootstrap(loaded) is None  # never again, never a default password
+    gw = make_gateway({})
+    r = httpx.post(f"{gw.url}/api/auth/login", json={"username": "admin", "password": password})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
+    entries = gw.app.state.access.audit.entries()
+    assert any(e.action == "user.create" and e.detail.get("role") == "admin" for e in entries)
+    assert all(password not in str(e.detail) for e in entries)
