@@ -256,3 +256,27 @@ def test_streams_release_their_in_flight_slot(client, gw):
     for _ in range(3):
         list(client.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True))
     assert [d.state.in_flight for d in gw.app.state.router.groups["gpt-4o-mini"]] == [0]
+
+
+def test_stream_wire_format_is_what_openai_sends(gw):
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    plain = httpx.post(
+        f"{gw.base_url}/chat/completions",
+        headers=headers,
+        json={"model": "gpt-4o-mini", "messages": MSG, "stream": True},
+    ).text
+    assert '"usage"' not in plain  # we asked the upstream for usage; the client did not
+    assert plain.endswith("data: [DONE]\n\n") and plain.count("data: ") == 6
+    with_usage = httpx.post(
+        f"{gw.base_url}/chat/completions",
+        headers=headers,
+        json={
+            "model": "gpt-4o-mini",
+            "messages": MSG,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ).text
+    events = [json.loads(line[6:]) for line in with_usage.split("\n\n") if line.startswith("data: {")]
+    assert all(e["usage"] is None for e in events[:-1])  # as OpenAI sends them: usage null until the end
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["total_tokens"] == 8

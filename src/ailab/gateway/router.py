@@ -19,7 +19,7 @@ from typing import Any
 
 from ailab.config.models import RouterSettings
 from ailab.gateway.providers.base import Provider
-from ailab.gateway.types import Deployment, UpstreamError
+from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 from ailab.observability.metrics import Metrics
 
 Call = Callable[[Provider], Awaitable[Any]]
@@ -46,8 +46,8 @@ class Attempt:
 
 @dataclass
 class StreamStart:
-    first: dict[str, Any]
-    rest: AsyncIterator[dict[str, Any]]
+    first: StreamItem
+    rest: AsyncIterator[StreamItem]
     provider: Provider
 
 

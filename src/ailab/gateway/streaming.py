@@ -8,6 +8,7 @@ A failure after the first byte ends the stream with an OpenAI-style error event 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,8 +16,9 @@ import orjson
 from ailab.gateway.asgi import SSE_HEADERS, Send
 from ailab.gateway.errors import from_upstream
 from ailab.gateway.providers.base import estimate_tokens, messages_text
+from ailab.gateway.providers.openai_compat import streamed_text
 from ailab.gateway.router import StreamStart
-from ailab.gateway.types import UpstreamError, Usage
+from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 if TYPE_CHECKING:
     from ailab.gateway.api import Outcome
@@ -39,34 +41,47 @@ async def _relay(
     include = bool((body.get("stream_options") or {}).get("include_usage"))
     headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    text: list[str] = []
-    chunk: dict[str, Any] | None = start.first
+    seen = Seen()
+    chunk: StreamItem | None = start.first
     it = start.rest
     try:
         while chunk is not None:
-            out = _client_view(chunk, include, outcome, text)
-            if out is not None:
+            wire = _wire(chunk, include, outcome, seen)
+            if wire is not None:
                 if outcome.ttft is None:
                     outcome.ttft = time.perf_counter() - t0
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + orjson.dumps(out) + b"\n\n",
-                        "more_body": True,
-                    }
-                )
+                await send({"type": "http.response.body", "body": wire, "more_body": True})
             chunk = await anext(it, None)
     except UpstreamError as exc:
-        await _end_with_error(send, exc, outcome, body, text)
+        await _end_with_error(send, exc, outcome, body, seen)
         return
     except OSError:
         # The client went away; stop reading the upstream and ledger what was consumed.
         await _close(it)
-        _interrupted(outcome, 499, "client_disconnected", body, text)
+        _interrupted(outcome, 499, "client_disconnected", body, seen)
         return
     if outcome.usage is None:
-        _interrupted(outcome, 200, None, body, text)
+        _interrupted(outcome, 200, None, body, seen)
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+@dataclass
+class Seen:
+    """What the client was sent, kept cheaply: parsed deltas' text, and raw events parsed only if needed."""
+
+    text: list[str] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    def completion_text(self) -> str:
+        return "".join(self.text) + (streamed_text(self.raw) if self.raw else "")
+
+
+def _wire(chunk: StreamItem, include: bool, outcome: Outcome, seen: Seen) -> bytes | None:
+    if isinstance(chunk, RawEvents):
+        seen.raw.extend(chunk.payloads)
+        return chunk.wire
+    out = _client_view(chunk, include, outcome, seen.text)
+    return None if out is None else b"data: " + orjson.dumps(out) + b"\n\n"
 
 
 def _client_view(
@@ -92,10 +107,10 @@ def _client_view(
 
 
 async def _end_with_error(
-    send: Send, exc: UpstreamError, outcome: Outcome, body: dict[str, Any], text: list[str]
+    send: Send, exc: UpstreamError, outcome: Outcome, body: dict[str, Any], seen: Seen
 ) -> None:
     err = from_upstream(exc)
-    _interrupted(outcome, err.status, "stream_interrupted", body, text)
+    _interrupted(outcome, err.status, "stream_interrupted", body, seen)
     payload = err.body()
     payload["error"]["code"] = "stream_interrupted"
     try:
@@ -111,16 +126,14 @@ async def _end_with_error(
         return
 
 
-def _interrupted(
-    outcome: Outcome, status: int, error: str | None, body: dict[str, Any], text: list[str]
-) -> None:
+def _interrupted(outcome: Outcome, status: int, error: str | None, body: dict[str, Any], seen: Seen) -> None:
     outcome.status = status
     outcome.error_type = error
     if outcome.usage is None:
         # No usage arrived: count what we can see and mark the row estimated rather than invent zeros.
         outcome.usage = Usage(
             prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),
-            completion_tokens=estimate_tokens("".join(text)),
+            completion_tokens=estimate_tokens(seen.completion_text()),
             estimated=True,
         )
 

@@ -50,6 +50,18 @@ class Usage:
         return out
 
 
+@dataclass(slots=True)
+class RawEvents:
+    """Upstream SSE events forwarded byte for byte: `wire` is ready to send ("data: …\\n\\n" …), `payloads`
+    the events' JSON, parsed only if the stream needs an estimate (no usage arrived, or it was cut)."""
+
+    wire: bytes
+    payloads: list[bytes]
+
+
+StreamItem = dict[str, Any] | RawEvents  # what a provider's chat_stream yields
+
+
 class UpstreamError(Exception):
     """A failed upstream call. `kind` is http, timeout, connection or protocol."""
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import orjson
+
 from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text
-from ailab.gateway.types import UpstreamError, Usage
+from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 
 class OpenAIProvider(Provider):
@@ -33,31 +35,38 @@ class OpenAIProvider(Provider):
             data["usage"] = _estimate_chat(body, data)
         return data
 
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[StreamItem]:
         opts = dict(body.get("stream_options") or {})
         opts["include_usage"] = True
         payload = {**body, "model": self.deployment.model, "stream": True, "stream_options": opts}
+        client_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         saw_usage = False
-        text: list[str] = []
-        async for data in self.sse_data(self.url("chat/completions"), payload, self.headers()):
-            chunk = loads_event(data, self.name)
-            if "error" in chunk and "choices" not in chunk:
-                raise UpstreamError(
-                    f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
-                )
-            if isinstance(chunk.get("usage"), dict):
-                saw_usage = True
-            else:
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        text.append(content)
-            yield chunk
+        raw: list[bytes] = []
+        async for batch in self.sse_batches(self.url("chat/completions"), payload, self.headers()):
+            wire = bytearray()
+            pending: list[bytes] = []
+            for data in batch:
+                if b'"usage"' in data and not client_usage:
+                    data = strip_null_usage(data)  # we asked for usage, the client did not
+                if b'"usage"' in data or (b'"error"' in data and b'"choices"' not in data):
+                    chunk = self._parsed(data)
+                    if isinstance(chunk.get("usage"), dict):
+                        saw_usage = True
+                    if wire:
+                        yield RawEvents(bytes(wire), pending)
+                        wire, pending = bytearray(), []
+                    yield chunk
+                    continue
+                wire += b"data: " + data + b"\n\n"
+                raw.append(data)
+                pending.append(data)
+            if wire:
+                yield RawEvents(bytes(wire), pending)
         if not saw_usage:
             # Upstream ignored include_usage: close the stream the way OpenAI would, marked as an estimate.
             usage = Usage(
                 prompt_tokens=estimate_tokens(messages_text(body.get("messages"))),
-                completion_tokens=estimate_tokens("".join(text)),
+                completion_tokens=estimate_tokens(streamed_text(raw)),
                 estimated=True,
             )
             yield {
@@ -65,6 +74,14 @@ class OpenAIProvider(Provider):
                 "choices": [],
                 "usage": {**usage.to_openai(), "estimated": True},
             }
+
+    def _parsed(self, data: bytes) -> dict[str, Any]:
+        chunk = loads_event(data, self.name)
+        if "error" in chunk and "choices" not in chunk:
+            raise UpstreamError(
+                f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
+            )
+        return chunk
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.deployment.model}
@@ -106,3 +123,29 @@ def _estimate_chat(body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]
         estimated=True,
     )
     return {**usage.to_openai(), "estimated": True}
+
+
+_NULL_USAGE = (b',"usage":null', b', "usage": null', b',"usage": null')
+
+
+def strip_null_usage(data: bytes) -> bytes:
+    """Drop `"usage": null` (sent in every chunk once include_usage is on) without parsing the event."""
+    for pattern in _NULL_USAGE:
+        if pattern in data:
+            return data.replace(pattern, b"")
+    return data
+
+
+def streamed_text(payloads: list[bytes]) -> str:
+    """The content deltas of raw events, parsed only when an estimate is needed."""
+    out: list[str] = []
+    for data in payloads:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        for choice in chunk.get("choices") or () if isinstance(chunk, dict) else ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                out.append(content)
+    return "".join(out)

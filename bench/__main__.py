@@ -1,0 +1,38 @@
+"""`python -m bench [gateway|ledger|soak|all]`: run benchmarks and print their tables (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="?", default="all", choices=["gateway", "ledger", "soak", "all"])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    parser.add_argument("--litellm", default=str(Path(".bench/litellm-venv/bin/litellm")),
+                        help="the litellm executable (make bench-deps installs 1.108.7 in .bench/)")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
+    parser.add_argument("--soak-seconds", type=int, default=300)
+    args = parser.parse_args()
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.which in ("gateway", "all"):
+        from bench.gateway.run import run
+
+        litellm = args.litellm if Path(args.litellm).exists() else None
+        if litellm is None:
+            print(f"note: {args.litellm} not found; LiteLLM left out (make bench-deps installs it)")
+        run(args.seconds, litellm, out / "gateway.json")
+    if args.which in ("ledger", "all"):
+        from bench.ledger import run as ledger_run
+
+        ledger_run(args.rows, out / "ledger.json")
+    if args.which in ("soak", "all"):
+        from bench.soak import run as soak_run
+
+        soak_run(args.soak_seconds, out / "soak.json")
+
+
+if __name__ == "__main__":
+    main()
