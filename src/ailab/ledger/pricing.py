@@ -55,20 +55,26 @@ def rates_from_info(info: ModelInfo) -> TokenRates | None:
     return TokenRates(inp, out, inp if read is None else read * PICO, inp if write is None else write * PICO)
 
 
+_UNSET: Any = object()
+
+
 class PriceBook:
     """Resolves and caches a price per deployment; used by the ledger writer thread only."""
 
     def __init__(self, kwh_price: float | None = None) -> None:
         self.kwh_price = kwh_price
         self._library: dict[tuple[str, str], Any] = {}
+        self._info_rates: dict[str, Any] = {}  # deployment id -> TokenRates | None
 
     def cost_pusd(self, dep: Deployment | None, usage: Usage, latency_s: float, failed: bool) -> int | None:
         if dep is None:
             return 0 if failed and not (usage.prompt_tokens or usage.completion_tokens) else None
         info = dep.info
-        rates = rates_from_info(info)
+        rates = self._info_rates.get(dep.id, _UNSET)
+        if rates is _UNSET:
+            rates = self._info_rates[dep.id] = rates_from_info(info)
         if rates is not None:
-            return rates.cost(usage)
+            return int(rates.cost(usage))
         hourly = self._hourly(info)
         if hourly is not None:
             return int((hourly * PICO * Decimal(str(latency_s)) / 3600).to_integral_value())

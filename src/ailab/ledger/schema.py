@@ -48,6 +48,34 @@ requests = Table(
     Index("ix_ledger_requests_ts", "ts_ms"),
 )
 
+# Per-day totals by every dimension, upserted by the writer in the same transaction as the rows it sums:
+# reports read whole days here and scan raw rows only for a partial first day. Missing dimensions are 0.
+DAILY_DIMS = (
+    "group_dim",
+    "deployment_dim",
+    "provider_dim",
+    "key_dim",
+    "user_dim",
+    "project_dim",
+    "error_dim",
+)
+DAILY_SUMS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_pusd",
+    "unpriced",
+)
+daily = Table(
+    "ledger_daily",
+    metadata,
+    Column("day", Integer, primary_key=True),  # days since 1970-01-01 UTC
+    *(Column(d, Integer, primary_key=True) for d in DAILY_DIMS),
+    *(Column(s, BigInteger, nullable=False) for s in DAILY_SUMS),
+)
+
 FLAG_STREAM = 1
 FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
@@ -60,4 +88,20 @@ def _create_0001(conn: Connection) -> None:
     metadata.create_all(conn, tables=[dims, requests])
 
 
-MIGRATIONS = [Migration("ledger_0001_requests_and_dims", _create_0001)]
+def _create_0002(conn: Connection) -> None:
+    """The daily rollup, backfilled from the rows already in the ledger."""
+    metadata.create_all(conn, tables=[daily])
+    dims = ", ".join(f"COALESCE({d}, 0)" for d in DAILY_DIMS)
+    conn.exec_driver_sql(
+        f"INSERT INTO ledger_daily (day, {', '.join(DAILY_DIMS)}, {', '.join(DAILY_SUMS)}) "
+        f"SELECT ts_ms / 86400000, {dims}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), "
+        "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), COALESCE(SUM(cost_pusd), 0), "
+        "SUM(CASE WHEN cost_pusd IS NULL THEN 1 ELSE 0 END) "
+        f"FROM ledger_requests GROUP BY ts_ms / 86400000, {dims}"
+    )
+
+
+MIGRATIONS = [
+    Migration("ledger_0001_requests_and_dims", _create_0001),
+    Migration("ledger_0002_daily_rollup", _create_0002),
+]

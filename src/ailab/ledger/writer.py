@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
 from ailab.ledger.pricing import PriceBook
+from ailab.ledger.rows import COLUMNS, event_values, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class LedgerWriter:
         spill_dir: Path,
         batch_size: int = 500,
         flush_interval: float = 0.25,
-        on_written: Callable[[UsageEvent, int | None], None] | None = None,
+        on_written: Callable[[list[tuple[UsageEvent, int | None]]], None] | None = None,
         on_lost: Callable[[str, int], None] | None = None,
         max_queue: int = 100_000,
     ) -> None:
@@ -129,12 +130,10 @@ class LedgerWriter:
     def _write(self, events: list[UsageEvent]) -> None:
         priced = [(ev, self._cost(ev)) for ev in events]
         with self.engine.begin() as conn:
-            rows = [self._row(conn, ev, cost) for ev, cost in priced]
-            conn.execute(insert(schema.requests), rows)
-        self.written += len(rows)
+            insert_rows(conn, [event_values(ev, cost, self._dims_of(conn, ev)) for ev, cost in priced])
+        self.written += len(priced)
         if self.on_written:
-            for ev, cost in priced:
-                self.on_written(ev, cost)
+            self.on_written(priced)
 
     def _cost(self, ev: UsageEvent) -> int | None:
         if ev.priced:
@@ -145,11 +144,8 @@ class LedgerWriter:
             log.exception("pricing failed for %s; cost left unknown", ev.group)
             return None
 
-    def _row(self, conn: Any, ev: UsageEvent, cost: int | None) -> Row:
-        row = event_columns(ev, cost)
-        for kind, value in event_dims(ev).items():
-            row[f"{kind}_dim"] = self._dim(conn, kind, value)
-        return row
+    def _dims_of(self, conn: Any, ev: UsageEvent) -> list[int | None]:
+        return [self._dim(conn, kind, value) for kind, value in event_dims(ev).items()]
 
     def _dim(self, conn: Any, kind: str, value: str | None) -> int | None:
         if value is None:
@@ -188,15 +184,15 @@ class LedgerWriter:
         for path in sorted(self.spill_dir.glob("ledger-spill-*.jsonl")):
             records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
             with self.engine.begin() as conn:
-                conn.execute(insert(schema.requests), [self._spilled_row(conn, r) for r in records])
+                insert_rows(conn, [self._spilled_row(conn, r) for r in records])
             path.unlink()
             log.info("re-imported %d spilled ledger rows from %s", len(records), path.name)
 
-    def _spilled_row(self, conn: Any, rec: dict[str, Any]) -> Row:
+    def _spilled_row(self, conn: Any, rec: dict[str, Any]) -> tuple[Any, ...]:
         row = dict(rec["row"])
         for kind, value in rec["dims"].items():
             row[f"{kind}_dim"] = self._dim(conn, kind, value)
-        return row
+        return tuple(row.get(c) for c in COLUMNS)
 
 
 def intern_dim(conn: Any, kind: str, value: str) -> int:

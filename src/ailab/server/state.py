@@ -23,6 +23,7 @@ from ailab.gateway.limits import Budgeter
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
+from ailab.knowledge.local_provider import with_builtin_embedder
 from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
@@ -68,6 +69,7 @@ class LabState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
+    knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -104,7 +106,7 @@ class LabState:
         groups = build_deployments(cfg, self.registry, warn=log.warning)
         if not groups and not cfg.model_list and cfg.ailab.discover_ollama:
             groups = await self._discover_ollama()
-        groups = apply_aliases(groups, cfg)
+        groups = with_builtin_embedder(apply_aliases(groups, cfg))  # knowledge's offline default
         self._resolve_secrets(groups)
         self.router = Router(
             groups, build_providers(groups, self.registry, self.session), cfg.router_settings, self.metrics
@@ -184,11 +186,19 @@ class LabState:
         counter = self.metrics.ledger_spilled if kind == "spilled" else self.metrics.ledger_dropped
         counter.inc(n)
 
-    def _on_written(self, ev: UsageEvent, cost_pusd: int | None) -> None:
+    def _on_written(self, batch: list[tuple[UsageEvent, int | None]]) -> None:
+        """Metrics for a written batch, summed first: one metric update per model, not per row."""
         m = self.metrics
-        m.ledger_written.inc()
-        provider = ev.deployment.provider_label if ev.deployment else "-"
-        if cost_pusd is None:
-            m.unpriced.labels(ev.group).inc()
-        elif cost_pusd:
-            m.cost.labels(ev.group, provider).inc(cost_pusd / 1e12)
+        m.ledger_written.inc(len(batch))
+        costs: dict[tuple[str, str], int] = {}
+        unpriced: dict[str, int] = {}
+        for ev, cost in batch:
+            if cost is None:
+                unpriced[ev.group] = unpriced.get(ev.group, 0) + 1
+            elif cost:
+                key = (ev.group, ev.deployment.provider_label if ev.deployment else "-")
+                costs[key] = costs.get(key, 0) + cost
+        for group, n in unpriced.items():
+            m.unpriced.labels(group).inc(n)
+        for (group, provider), pusd in costs.items():
+            m.cost.labels(group, provider).inc(pusd / 1e12)
