@@ -10,8 +10,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="?", default="all", choices=["gateway", "ledger", "soak", "all"])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
-    parser.add_argument("--litellm", default=str(Path(".bench/litellm-venv/bin/litellm")),
-                        help="the litellm executable (make bench-deps installs 1.108.7 in .bench/)")
+    parser.add_argument(
+        "--litellm",
+        default=str(Path(".bench/litellm-venv/bin/litellm")),
+        help="the litellm executable (make bench-deps installs 1.108.7 in .bench/)",
+    )
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
     parser.add_argument("--soak-seconds", type=int, default=300)
     args = parser.parse_args()

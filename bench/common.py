@@ -54,15 +54,28 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url: str, body: dict, headers: dict[str, str], connections: int, seconds: int, threads: int = 2) -> WrkResult:
+def wrk(
+    url: str, body: dict, headers: dict[str, str], connections: int, seconds: int, threads: int = 2
+) -> WrkResult:
     script = "wrk.method = 'POST'\nwrk.body = [[%s]]\n" % json.dumps(body)
     for k, v in {"Content-Type": "application/json", **headers}.items():
         script += f"wrk.headers['{k}'] = '{v}'\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     out = subprocess.run(
-        ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{min(threads, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            f.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     Path(f.name).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -70,8 +83,13 @@ def wrk(url: str, body: dict, headers: dict[str, str], connections: int, seconds
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return WrkResult(rps, p50, p99, sum(int(x) for x in errs.groups()) if errs else 0,
-                     int(non2xx.group(1)) if non2xx else 0)
+    return WrkResult(
+        rps,
+        p50,
+        p99,
+        sum(int(x) for x in errs.groups()) if errs else 0,
+        int(non2xx.group(1)) if non2xx else 0,
+    )
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -120,4 +138,6 @@ class RssSampler:
 def require_tools(*names: str) -> None:
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
-        raise SystemExit(f"missing tools: {', '.join(missing)} — run `make bench-deps` (Debian: nginx-light wrk)")
+        raise SystemExit(
+            f"missing tools: {', '.join(missing)} — run `make bench-deps` (Debian: nginx-light wrk)"
+        )

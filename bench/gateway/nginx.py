@@ -7,20 +7,43 @@ import subprocess
 from pathlib import Path
 
 COMPLETION = {
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
-                 "finish_reason": "stop", "logprobs": None}],
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
     "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
 }
 
 
 def sse_body() -> str:
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench"}
-    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-    events += [{**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-               for w in ("Hello", "!", " How", " can", " I", " help", "?")]
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "bench",
+    }
+    events = [
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
+    ]
+    events += [
+        {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+        for w in ("Hello", "!", " How", " can", " I", " help", "?")
+    ]
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    events.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
+    events.append(
+        {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}
+    )
     return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
 
 

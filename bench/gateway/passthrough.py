@@ -34,7 +34,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     upstream = os.environ["BENCH_UPSTREAM_SSE" if stream else "BENCH_UPSTREAM_JSON"]
     async with _session.post(upstream, data=body, headers={"Content-Type": "application/json"}) as resp:  # type: ignore[union-attr]
         ctype = b"text/event-stream" if stream else b"application/json"
-        await send({"type": "http.response.start", "status": resp.status, "headers": [(b"content-type", ctype)]})
+        await send(
+            {"type": "http.response.start", "status": resp.status, "headers": [(b"content-type", ctype)]}
+        )
         if stream:
             async for chunk in resp.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -46,12 +46,21 @@ class Ports:
 
 
 def _bodies(model_json: str, model_sse: str) -> dict[str, dict[str, Any]]:
-    return {"json": {"model": model_json, "messages": MESSAGES},
-            "stream": {"model": model_sse, "messages": MESSAGES, "stream": True}}
+    return {
+        "json": {"model": model_json, "messages": MESSAGES},
+        "stream": {"model": model_sse, "messages": MESSAGES, "stream": True},
+    }
 
 
-def measure(name: str, url: str, bodies: dict[str, dict[str, Any]], headers: dict[str, str], seconds: int,
-            pid: int | None, conns: int) -> list[Row]:
+def measure(
+    name: str,
+    url: str,
+    bodies: dict[str, dict[str, Any]],
+    headers: dict[str, str],
+    seconds: int,
+    pid: int | None,
+    conns: int,
+) -> list[Row]:
     rows = []
     for mode, body in bodies.items():
         wrk(url, body, headers, conns, 2)  # warm-up
@@ -62,45 +71,100 @@ def measure(name: str, url: str, bodies: dict[str, dict[str, Any]], headers: dic
         else:
             r, peak = wrk(url, body, headers, conns, seconds), None
         rows.append(Row(name, f"{mode} c={conns}", r.rps, r.p50_ms, r.p99_ms, r.errors + r.non2xx, peak))
-        print(f"  {name:12s} {mode:6s} c={conns:<3d} {r.rps:9.0f} rps  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
-              f"  errors {r.errors + r.non2xx}", flush=True)
+        print(
+            f"  {name:12s} {mode:6s} c={conns:<3d} {r.rps:9.0f} rps  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
+            f"  errors {r.errors + r.non2xx}",
+            flush=True,
+        )
     return rows
 
 
 def start_ailab(work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str, float]:
-    cfg = {"model_list": [
-        {"model_name": "bench-json", "litellm_params": {"model": "openai/bench", "api_key": "sk-up",
-                                                        "api_base": f"http://127.0.0.1:{ports.json}/v1"},
-         "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7}},
-        {"model_name": "bench-sse", "litellm_params": {"model": "openai/bench", "api_key": "sk-up",
-                                                       "api_base": f"http://127.0.0.1:{ports.sse}/v1"},
-         "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7}},
-    ], "router_settings": {"num_retries": 0}, "ailab": {"discover_ollama": False}}
+    cfg = {
+        "model_list": [
+            {
+                "model_name": "bench-json",
+                "litellm_params": {
+                    "model": "openai/bench",
+                    "api_key": "sk-up",
+                    "api_base": f"http://127.0.0.1:{ports.json}/v1",
+                },
+                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+            },
+            {
+                "model_name": "bench-sse",
+                "litellm_params": {
+                    "model": "openai/bench",
+                    "api_key": "sk-up",
+                    "api_base": f"http://127.0.0.1:{ports.sse}/v1",
+                },
+                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+            },
+        ],
+        "router_settings": {"num_retries": 0},
+        "ailab": {"discover_ollama": False},
+    }
     (work / "ailab.yaml").write_text(yaml.safe_dump(cfg))
     port = free_port()
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "ailab", "up", "--config", str(work / "ailab.yaml"),
-                             "--data-dir", str(work / "ailab-data"), "--port", str(port), "--workers", "2",
-                             "--log-level", "warning"], env={**os.environ, "AILAB_MASTER_KEY": KEY},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ailab",
+            "up",
+            "--config",
+            str(work / "ailab.yaml"),
+            "--data-dir",
+            str(work / "ailab-data"),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "AILAB_MASTER_KEY": KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/health/ready")
     return proc, url, time.monotonic() - t0
 
 
 def start_litellm(litellm: str, work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str, float]:
-    cfg = {"model_list": [
-        {"model_name": "bench-json", "litellm_params": {"model": "openai/bench", "api_key": "sk-up",
-                                                        "api_base": f"http://127.0.0.1:{ports.json}/v1"}},
-        {"model_name": "bench-sse", "litellm_params": {"model": "openai/bench", "api_key": "sk-up",
-                                                       "api_base": f"http://127.0.0.1:{ports.sse}/v1"}},
-    ], "general_settings": {"master_key": KEY}}
+    cfg = {
+        "model_list": [
+            {
+                "model_name": "bench-json",
+                "litellm_params": {
+                    "model": "openai/bench",
+                    "api_key": "sk-up",
+                    "api_base": f"http://127.0.0.1:{ports.json}/v1",
+                },
+            },
+            {
+                "model_name": "bench-sse",
+                "litellm_params": {
+                    "model": "openai/bench",
+                    "api_key": "sk-up",
+                    "api_base": f"http://127.0.0.1:{ports.sse}/v1",
+                },
+            },
+        ],
+        "general_settings": {"master_key": KEY},
+    }
     (work / "litellm.yaml").write_text(yaml.safe_dump(cfg))
     port = free_port()
     t0 = time.monotonic()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
-    proc = subprocess.Popen([litellm, "--config", str(work / "litellm.yaml"), "--port", str(port),
-                             "--num_workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [litellm, "--config", str(work / "litellm.yaml"), "--port", str(port), "--num_workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/health/readiness", timeout=180)
     return proc, url, time.monotonic() - t0
@@ -108,11 +172,29 @@ def start_litellm(litellm: str, work: Path, ports: Ports) -> tuple[subprocess.Po
 
 def start_passthrough(ports: Ports) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "BENCH_UPSTREAM_JSON": f"http://127.0.0.1:{ports.json}/v1/chat/completions",
-           "BENCH_UPSTREAM_SSE": f"http://127.0.0.1:{ports.sse}/v1/chat/completions"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.gateway.passthrough:app", "--port", str(port),
-                             "--workers", "2", "--no-access-log", "--log-level", "warning"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "BENCH_UPSTREAM_JSON": f"http://127.0.0.1:{ports.json}/v1/chat/completions",
+        "BENCH_UPSTREAM_SSE": f"http://127.0.0.1:{ports.sse}/v1/chat/completions",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.gateway.passthrough:app",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -147,21 +229,28 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
         for conns in (32, 1):
             print(f"-- concurrency {conns}", flush=True)
             secs = seconds if conns > 1 else max(5, seconds // 2)
-            for name, port_json, port_sse in (("direct", ports.json, ports.sse),
-                                              ("nginx-proxy", ports.proxy_json, ports.proxy_sse)):
+            for name, port_json, port_sse in (
+                ("direct", ports.json, ports.sse),
+                ("nginx-proxy", ports.proxy_json, ports.proxy_sse),
+            ):
                 for mode, port in (("json", port_json), ("stream", port_sse)):
                     body = _bodies("bench", "bench")[mode]
-                    rows += measure(name, f"http://127.0.0.1:{port}{path}", {mode: body}, {}, secs, None, conns)
+                    rows += measure(
+                        name, f"http://127.0.0.1:{port}{path}", {mode: body}, {}, secs, None, conns
+                    )
             proc, url = start_passthrough(ports)
             rows += measure("python-floor", url + path, _bodies("b", "b"), {}, secs, proc.pid, conns)
             stop(proc)
             proc, url, ready["ailab"] = start_ailab(work, ports)
-            rows += measure("ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns)
+            rows += measure(
+                "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
+            )
             stop(proc)
             if litellm:
                 proc, url, ready["litellm"] = start_litellm(litellm, work, ports)
-                rows += measure("litellm", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid,
-                                conns)
+                rows += measure(
+                    "litellm", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
+                )
                 stop(proc)
     finally:
         stop(ngx)
@@ -182,8 +271,10 @@ def report(result: dict[str, Any]) -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-"
-        print(f"| {r['target']} | {r['mode']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{r['errors']} | {rss} |")
+        print(
+            f"| {r['target']} | {r['mode']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['errors']} | {rss} |"
+        )
     print("\nRatios (same run):")
     for mode in ("json c=32", "stream c=32"):
         a, lt = _get(rows, "ailab", mode), _get(rows, "litellm", mode)
@@ -197,8 +288,10 @@ def report(result: dict[str, Any]) -> None:
     for mode in ("json c=1", "stream c=1"):
         a, d = _get(rows, "ailab", mode), _get(rows, "direct", mode)
         if a and d:
-            print(f"  {mode}: ailab added latency p50 = {a['p50_ms'] - d['p50_ms']:.2f} ms, "
-                  f"p99 = {a['p99_ms'] - d['p99_ms']:.2f} ms")
+            print(
+                f"  {mode}: ailab added latency p50 = {a['p50_ms'] - d['p50_ms']:.2f} ms, "
+                f"p99 = {a['p99_ms'] - d['p99_ms']:.2f} ms"
+            )
     for name, secs in result["ready_seconds"].items():
         print(f"  {name} ready in {secs:.2f} s")
 

@@ -184,3 +184,41 @@ def test_rollup_windows_are_exact(engine, tmp_path):
         assert sum(r.errors for r in got) == sum(e.status >= 400 for e in want)
         by_day = usage_report(engine, "day", since)
         assert sum(r.requests for r in by_day) == len(want)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("anthropic", "claude-sonnet-4-5"),
+        ("google", "gemini-2.5-pro"),
+        ("openai", "gpt-4o-mini"),
+        ("google", "gemini-2.5-flash"),
+    ],
+)
+def test_fast_pricing_equals_the_library_including_tiers(provider, model):
+    import random
+
+    rng = random.Random(3)
+    book = PriceBook()
+    d = dep(provider=provider, price_id=provider, model=model)
+    for _ in range(300):
+        prompt = rng.choice([rng.randint(0, 5000), rng.randint(150_000, 400_000), 200_000, 200_001])
+        cached = rng.randint(0, prompt // 2)
+        written = rng.randint(0, (prompt - cached) // 2) if provider == "anthropic" else 0
+        u = Usage(
+            prompt_tokens=prompt,
+            completion_tokens=rng.randint(0, 4000),
+            cached_tokens=cached,
+            cache_write_tokens=written,
+        )
+        want = calc_price(
+            PUsage(
+                input_tokens=prompt,
+                output_tokens=u.completion_tokens,
+                cache_read_tokens=cached or None,
+                cache_write_tokens=written or None,
+            ),
+            model_ref=model,
+            provider_id=provider,
+        ).total_price
+        assert Decimal(book.cost_pusd(d, u, 1.0, False)) / 10**12 == want, (prompt, u)

@@ -13,6 +13,7 @@ from typing import Any
 
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
+from genai_prices.types import TieredPrices
 
 from ailab.config.models import ModelInfo
 from ailab.gateway.types import Deployment, Usage
@@ -25,10 +26,17 @@ MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # $/MTok × 1e12 / 1e6
 class TokenRates:
     """Pico-USD per token; Decimal so fractional pico rates stay exact until the final rounding."""
 
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
+    input: Decimal | int
+    output: Decimal | int
+    cache_read: Decimal | int
+    cache_write: Decimal | int
+
+    def __post_init__(self) -> None:
+        # Prices are almost always whole pico-USD per token: integer arithmetic is exact and much faster.
+        for name in ("input", "output", "cache_read", "cache_write"):
+            value = getattr(self, name)
+            if isinstance(value, Decimal) and value == value.to_integral_value():
+                object.__setattr__(self, name, int(value))
 
     def cost(self, u: Usage) -> int:
         fresh = max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens)
@@ -38,7 +46,7 @@ class TokenRates:
             + u.cache_write_tokens * self.cache_write
             + u.completion_tokens * self.output
         )
-        return int(total.to_integral_value())
+        return total if isinstance(total, int) else int(total.to_integral_value())
 
 
 def _d(x: float | None) -> Decimal | None:
@@ -100,13 +108,13 @@ class PriceBook:
         entry = self._library[key]
         if entry is None:
             return None
-        if isinstance(entry, TokenRates):
+        if isinstance(entry, TokenRates | TieredRates):
             return entry.cost(usage)
         prices = entry.calc_price(_price_usage(usage))
         return int((prices["total_price"] * PICO).to_integral_value())
 
     @staticmethod
-    def _lookup(provider_id: str, model: str) -> TokenRates | Any | None:
+    def _lookup(provider_id: str, model: str) -> TokenRates | TieredRates | Any | None:
         try:
             found = calc_price(
                 PriceUsage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id
@@ -114,16 +122,52 @@ class PriceBook:
         except LookupError:
             return None
         mp = found.model_price
-        flat = [mp.input_mtok, mp.output_mtok, mp.cache_read_mtok, getattr(mp, "cache_write_mtok", None)]
-        per_request = getattr(mp, "requests_kcount", None)
-        if per_request is None and all(v is None or isinstance(v, Decimal | int) for v in flat):
-            inp, out, read, write = (_per_token(v) for v in flat)
-            zero = Decimal(0)
-            base = inp or zero
-            return TokenRates(
-                base, out or zero, base if read is None else read, base if write is None else write
-            )
-        return mp  # tiered prices: let the library compute each request
+        fields = [mp.input_mtok, mp.output_mtok, mp.cache_read_mtok, getattr(mp, "cache_write_mtok", None)]
+        if getattr(mp, "requests_kcount", None) is None and all(_simple(v) for v in fields):
+            return TieredRates.build(fields)
+        return mp  # prices this module does not model (per request, …): let the library compute each request
+
+
+@dataclass(frozen=True, slots=True)
+class TieredRates:
+    """genai-prices' "cliff" tiers: once the request's input tokens pass a tier's start, every token of the
+    request pays that tier's price. Precomputed per level, so pricing a row costs a few multiplications."""
+
+    levels: tuple[tuple[int, TokenRates], ...]  # (start, rates), ascending; the first start is -1
+
+    @classmethod
+    def build(cls, fields: list[Any]) -> TieredRates | TokenRates:
+        starts = sorted({tier.start for f in fields if isinstance(f, TieredPrices) for tier in f.tiers})
+        levels = tuple((s, _rates_at(fields, s + 1)) for s in [-1, *starts])
+        return levels[0][1] if len(levels) == 1 else cls(levels)
+
+    def cost(self, u: Usage) -> int:
+        rates = self.levels[0][1]
+        for start, level in self.levels[1:]:
+            if u.prompt_tokens > start:
+                rates = level
+        return rates.cost(u)
+
+
+def _simple(price: Any) -> bool:
+    return price is None or isinstance(price, Decimal | int | TieredPrices)
+
+
+def _rates_at(fields: list[Any], input_tokens: int) -> TokenRates:
+    inp, out, read, write = (_per_token(_price_at(f, input_tokens)) for f in fields)
+    zero = Decimal(0)
+    base = inp or zero
+    return TokenRates(base, out or zero, base if read is None else read, base if write is None else write)
+
+
+def _price_at(price: Any, input_tokens: int) -> Any:
+    if not isinstance(price, TieredPrices):
+        return price
+    current = price.base
+    for tier in price.tiers:
+        if input_tokens > tier.start:
+            current = tier.price
+    return current
 
 
 def _per_token(mtok: Any) -> Decimal | None:

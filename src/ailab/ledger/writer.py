@@ -55,6 +55,7 @@ class LedgerWriter:
         self.dropped = 0
         self.spilled = 0
         self._dims: dict[tuple[str, str], int] = {}
+        self._dimsets: dict[tuple[str | None, ...], list[int | None]] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ailab-ledger", daemon=True)
@@ -145,7 +146,22 @@ class LedgerWriter:
             return None
 
     def _dims_of(self, conn: Any, ev: UsageEvent) -> list[int | None]:
-        return [self._dim(conn, kind, value) for kind, value in event_dims(ev).items()]
+        dep = ev.deployment
+        key = (
+            ev.key_id,
+            ev.user_id,
+            ev.project_id,
+            ev.group,
+            dep.id if dep else None,
+            dep.provider_label if dep else None,
+            ev.error_type,
+        )
+        found = self._dimsets.get(key)
+        if found is None:  # one lookup per row for the common case of a combination seen before
+            found = self._dimsets[key] = [
+                self._dim(conn, kind, value) for kind, value in event_dims(ev).items()
+            ]
+        return found
 
     def _dim(self, conn: Any, kind: str, value: str | None) -> int | None:
         if value is None:
