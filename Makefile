@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: up test install install-dev lint typecheck pytest clean
+.PHONY: up test install install-dev lint typecheck pytest clean bench bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ up: install
 	$(BIN)/ailab up $(ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -35,6 +35,18 @@ pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Benchmarks are not tests: `make bench` measures, side by side in one run (docs/benchmarks.md).
+LITELLM := .bench/litellm-venv/bin/litellm
+
+bench-deps: install-dev
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq nginx-light wrk)
+	@test -x $(LITELLM) || ($(PYTHON) -m venv .bench/litellm-venv && \
+		.bench/litellm-venv/bin/pip install -q "litellm[proxy]==1.108.7")
+
+bench: bench-deps
+	$(BIN)/python -m bench all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

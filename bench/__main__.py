@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|ledger|soak|all]`: run benchmarks and print their tables (see docs/benchmarks.md)."""
+"""`python -m bench [gateway|ledger|soak|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def _ms(text: str) -> float:
 def wrk(
     url: str, body: dict, headers: dict[str, str], connections: int, seconds: int, threads: int = 2
 ) -> WrkResult:
-    script = "wrk.method = 'POST'\nwrk.body = [[%s]]\n" % json.dumps(body)
+    script = f"wrk.method = 'POST'\nwrk.body = [[{json.dumps(body)}]]\n"
     for k, v in {"Content-Type": "application/json", **headers}.items():
         script += f"wrk.headers['{k}'] = '{v}'\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:

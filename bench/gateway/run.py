@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from bench.common import RssSampler, WrkResult, free_port, require_tools, wait_ready, wrk
 from bench.gateway import nginx
 
