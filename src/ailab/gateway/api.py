@@ -56,6 +56,7 @@ class GatewayAPI:
         self.max_body = max_body
         self.created = created
         self.budgeter = budgeter
+        self.in_flight = 0  # read into the gauge at scrape time: no metric write per request
         chat, emb, models = self.chat_completions, self.embeddings, self.list_models
         self.routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
@@ -117,14 +118,14 @@ class GatewayAPI:
         attempt = Attempt(group)
         outcome = Outcome()
         stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
-        self.metrics.in_flight.inc()
+        self.in_flight += 1
         try:
             if stream:
                 await self._stream(body, attempt, outcome, extra_fallbacks, send, request_id, t0)
             else:
                 await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send, request_id)
         finally:
-            self.metrics.in_flight.dec()
+            self.in_flight -= 1
             event = self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
             if reservation is not None and self.budgeter is not None:
                 await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
@@ -262,7 +263,3 @@ class GatewayAPI:
             self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
         if outcome.ttft is not None:
             m.ttft.labels(attempt.group).observe(outcome.ttft)
-        if usage.prompt_tokens:
-            m.tokens.labels(attempt.group, "prompt").inc(usage.prompt_tokens)
-        if usage.completion_tokens:
-            m.tokens.labels(attempt.group, "completion").inc(usage.completion_tokens)

@@ -43,6 +43,8 @@ def routes(state: LabState) -> list[Route]:
             )
         if state.ledger is not None:
             state.metrics.ledger_depth.set(state.ledger.depth)
+        if state.api is not None:
+            state.metrics.in_flight.set(state.api.in_flight)
         _deployment_gauges(state)
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -128,6 +128,8 @@ class LabState:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.knowledge is not None:
+            self.knowledge.close()
         if self.session is not None:
             await self.session.close()
         if self.ledger is not None:
@@ -192,12 +194,21 @@ class LabState:
         m.ledger_written.inc(len(batch))
         costs: dict[tuple[str, str], int] = {}
         unpriced: dict[str, int] = {}
+        tokens: dict[tuple[str, str], int] = {}
         for ev, cost in batch:
+            # Token counters are summed per written batch, off the hot path (they trail by a flush interval).
+            tokens[(ev.group, "prompt")] = tokens.get((ev.group, "prompt"), 0) + ev.usage.prompt_tokens
+            tokens[(ev.group, "completion")] = (
+                tokens.get((ev.group, "completion"), 0) + ev.usage.completion_tokens
+            )
             if cost is None:
                 unpriced[ev.group] = unpriced.get(ev.group, 0) + 1
             elif cost:
                 key = (ev.group, ev.deployment.provider_label if ev.deployment else "-")
                 costs[key] = costs.get(key, 0) + cost
+        for (group, direction), n in tokens.items():
+            if n:
+                m.tokens.labels(group, direction).inc(n)
         for group, n in unpriced.items():
             m.unpriced.labels(group).inc(n)
         for (group, provider), pusd in costs.items():
