@@ -110,6 +110,7 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
         "db_bytes": size,
         "reports_s": {},
     }
+    result["two_writers_rows_per_s"] = _two_writers(work / "ailab.db", min(rows, 1_000_000))
     for by in ("model", "key", "day", "provider", "project"):
         t = time.perf_counter()
         report = usage_report(engine, by, now - 30 * 86400)
@@ -120,8 +121,50 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
         f"\nledger: {rows:,} rows, {result['bytes_per_row']:.0f} bytes/row on disk, writer "
         f"{result['insert_rows_per_s']:,.0f} rows/s (pricing, interning and rollup included)"
     )
+    print(
+        f"  two writer processes on the same database (as with --workers 2): "
+        f"{result['two_writers_rows_per_s']:,.0f} rows/s together"
+    )
     for by, secs in result["reports_s"].items():
         print(f"  ailab usage --by {by} --since 30d: {secs * 1000:.0f} ms")
     if out:
         out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _writer_process(db: str, rows: int, seed: int, queue: Any) -> None:
+    engine = make_engine(f"sqlite:///{db}")
+    writer = LedgerWriter(engine, PriceBook(), Path(db).parent, batch_size=5000, flush_interval=0.01)
+    events = _events(rows, time.time(), seed, rows)
+    queue.put("ready")
+    queue.get()  # start together
+    writer.start()
+    t0 = time.perf_counter()
+    for ev in events:
+        writer.submit(ev)
+    writer.flush(timeout=3600)
+    queue.put(time.perf_counter() - t0)
+    writer.stop()
+    engine.dispose()
+
+
+def _two_writers(db: Path, rows: int) -> float:
+    """Each gateway worker owns a writer: their combined rate is the ledger's capacity under --workers 2."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queues = [ctx.Queue() for _ in range(2)]
+    procs = [
+        ctx.Process(target=_writer_process, args=(str(db), rows // 2, 10**9 + i, q))
+        for i, q in enumerate(queues)
+    ]
+    for p in procs:
+        p.start()
+    for q in queues:
+        q.get()
+    for q in queues:
+        q.put("go")
+    elapsed = max(q.get() for q in queues)
+    for p in procs:
+        p.join()
+    return rows / elapsed
