@@ -34,7 +34,7 @@ typecheck: install-dev
 pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: test-deps lint typecheck pytest
 
 # Benchmarks are not tests: `make bench` measures, side by side in one run (docs/benchmarks.md).
 LITELLM := .bench/litellm-venv/bin/litellm
@@ -50,3 +50,53 @@ bench: bench-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# --- Stack (docs/stack.md): the seed's `make` targets, each a call to `ailab`. --------------------------
+AILAB := $(BIN)/ailab
+.PHONY: test-deps install-monitoring install-qdrant install-cost-tracking install-litellm install-dify \
+	setup-cicd install-jupyter install-vscode install-advanced-vectordb install-vault setup-multiuser \
+	setup-public-access export-kubernetes install-all-phase1 install-all-phase2 install-all-phase3 \
+	install-all-phase4 backup
+
+# promtool and prometheus (Debian `prometheus`) for the stack tests; CI runs as root.
+test-deps:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
+
+install-monitoring: install
+	$(AILAB) install prometheus alertmanager grafana node-exporter cadvisor $(ARGS)
+install-qdrant: install
+	$(AILAB) install qdrant $(ARGS)
+install-cost-tracking: install
+	$(AILAB) install ailab prometheus grafana $(ARGS)
+	@echo "cost tracking is the lab's ledger: see 'ailab usage' and the Grafana 'Cost' dashboard"
+install-litellm: install
+	@echo "installing the lab's own gateway: it reads LiteLLM's config format (model_list), no LiteLLM needed"
+	$(AILAB) install ailab $(ARGS)
+install-dify: install
+	$(AILAB) install dify $(ARGS)
+setup-cicd: install
+	$(AILAB) render compose --out deploy/compose
+	$(AILAB) export kubernetes --out deploy/kubernetes
+	@echo "rendered deploy/compose and deploy/kubernetes: commit them or let CI render them the same way"
+install-jupyter: install
+	$(AILAB) install jupyter $(ARGS)
+install-vscode: install
+	$(AILAB) install code-server $(ARGS)
+install-advanced-vectordb: install
+	$(AILAB) install milvus $(ARGS)
+install-vault: install
+	$(AILAB) install openbao $(ARGS)
+setup-multiuser: install
+	$(AILAB) install postgres redis $(ARGS)
+	@echo "users, projects and keys: 'ailab users add', 'ailab projects', 'ailab keys create'"
+setup-public-access: install
+	$(AILAB) install traefik cloudflared $(ARGS)
+	@echo "publish a component with a login: ailab expose open-webui --host chat.example.org --via cloudflared"
+export-kubernetes: install
+	$(AILAB) export kubernetes $(ARGS)
+install-all-phase1 install-all-phase2 install-all-phase3 install-all-phase4: install
+	$(AILAB) install phase$(subst install-all-phase,,$@) $(ARGS)
+backup: install
+	@if $(AILAB) backup --help >/dev/null 2>&1; then $(AILAB) backup $(ARGS); \
+	else echo "ailab backup is not available yet in this version"; fi

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from ailab.cli import access_cmd, audit_cmd, models_cmd, secrets_cmd, up_cmd, usage_cmd
+from ailab.cli import (
+    access_cmd,
+    audit_cmd,
+    models_cmd,
+    secrets_cmd,
+    stack_cmd,
+    up_cmd,
+    usage_cmd,
+)
 
 app = typer.Typer(
     name="ailab",
@@ -21,6 +29,7 @@ app.add_typer(access_cmd.users_app, name="users")
 app.add_typer(access_cmd.projects_app, name="projects")
 app.add_typer(access_cmd.keys_app, name="keys")
 app.command("audit")(audit_cmd.audit)
+stack_cmd.register(app)
 
 
 @app.command("version")

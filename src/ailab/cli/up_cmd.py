@@ -18,6 +18,10 @@ def up(
     port: Annotated[int | None, typer.Option(envvar="AILAB_PORT", help="port [8765]")] = None,
     workers: Annotated[int | None, typer.Option(envvar="AILAB_WORKERS", help="worker processes [1]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="native or docker: run the installed stack too (default: the lab alone)"),
+    ] = None,
 ) -> None:
     """Start the lab and serve the OpenAI-compatible API until stopped (Ctrl-C or SIGTERM)."""
     import logging
@@ -27,6 +31,13 @@ def up(
     from ailab.access.auth import ensure_master_key
 
     loaded = load_or_exit(config, data_dir)
+    if runtime is not None:
+        if runtime not in ("native", "docker"):
+            raise typer.BadParameter("choose native or docker", param_hint="--runtime")
+        from ailab.cli.stack_cmd import up_stack
+
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return up_stack(runtime, loaded)
     server = loaded.config.ailab
     host, port, workers = (
         host or server.host,

@@ -23,7 +23,6 @@ from ailab.gateway.limits import Budgeter
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
-from ailab.knowledge.local_provider import with_builtin_embedder
 from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
@@ -106,7 +105,7 @@ class LabState:
         groups = build_deployments(cfg, self.registry, warn=log.warning)
         if not groups and not cfg.model_list and cfg.ailab.discover_ollama:
             groups = await self._discover_ollama()
-        groups = with_builtin_embedder(apply_aliases(groups, cfg))  # knowledge's offline default
+        groups = apply_aliases(groups, cfg)
         self._resolve_secrets(groups)
         self.router = Router(
             groups, build_providers(groups, self.registry, self.session), cfg.router_settings, self.metrics

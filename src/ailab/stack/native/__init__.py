@@ -1,0 +1,1 @@
+"""Native runtime: what can run on the host, supervised as child processes of `ailab up --runtime native`."""

@@ -1,0 +1,65 @@
+"""Glue between the lab (config, data dir, secret store) and the renderers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ailab.stack.catalog import catalog, select
+from ailab.stack.model import RenderContext, SecretSpec
+from ailab.stack.render import Tree
+from ailab.stack.secrets import open_stack_secrets, specs_for
+from ailab.stack.state import StackState, detect_gpu, load_state
+
+if TYPE_CHECKING:
+    from ailab.config.loader import LoadedConfig
+
+
+@dataclass
+class Rendered:
+    tree: Tree
+    written: list[Path]
+    missing: list[SecretSpec]  # user-provided secrets not in the store yet
+
+
+def context(
+    names: list[str], state: StackState, target: Literal["cluster", "native"] = "cluster"
+) -> RenderContext:
+    comps = select(names)
+    cat = catalog()
+    ports = {n: state.native_ports.get(n, _default_port(n)) for n in comps if cat[n].ports}
+    return RenderContext(
+        comps,
+        project=state.project,
+        target=target,
+        native_ports=ports,
+        budget_usd=state.budget_usd,
+        routes=tuple(r for r in state.routes if r.component in comps),
+    )
+
+
+def _default_port(name: str) -> int:
+    port = catalog()[name].ports[0]
+    return port.host if port.host is not None else port.number
+
+
+def selection(state: StackState, names: list[str] | None) -> list[str]:
+    """What to render: the given names, else what is installed, else the lab alone."""
+    return list(names or state.installed or ["ailab"])
+
+
+def render_to(
+    loaded: LoadedConfig, kind: Literal["compose", "kubernetes"], names: list[str] | None, out: Path
+) -> Rendered:
+    from ailab.stack.compose import render_compose
+    from ailab.stack.helm import render_kubernetes
+
+    state = load_state(loaded.data_dir)
+    ctx = context(selection(state, names), state)
+    gpu = state.gpu or detect_gpu()
+    with open_stack_secrets(loaded) as stack:
+        values = stack.ensure(specs_for(ctx.components))
+        missing = list(stack.missing)
+    tree = render_compose(ctx, values, gpu) if kind == "compose" else render_kubernetes(ctx, values, gpu)
+    return Rendered(tree, tree.write(out), missing)
