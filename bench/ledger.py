@@ -132,12 +132,12 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
     return result
 
 
-def _writer_process(db: str, rows: int, seed: int, queue: Any) -> None:
+def _writer_process(db: str, rows: int, seed: int, queue: Any, go: Any) -> None:
     engine = make_engine(f"sqlite:///{db}")
     writer = LedgerWriter(engine, PriceBook(), Path(db).parent, batch_size=5000, flush_interval=0.01)
     events = _events(rows, time.time(), seed, rows)
     queue.put("ready")
-    queue.get()  # start together
+    go.wait()  # start together
     writer.start()
     t0 = time.perf_counter()
     for ev in events:
@@ -154,16 +154,16 @@ def _two_writers(db: Path, rows: int) -> float:
 
     ctx = mp.get_context("spawn")
     queues = [ctx.Queue() for _ in range(2)]
+    go = ctx.Event()
     procs = [
-        ctx.Process(target=_writer_process, args=(str(db), rows // 2, 10**9 + i, q))
+        ctx.Process(target=_writer_process, args=(str(db), rows // 2, 10**9 + i, q, go))
         for i, q in enumerate(queues)
     ]
     for p in procs:
         p.start()
     for q in queues:
         q.get()
-    for q in queues:
-        q.put("go")
+    go.set()
     elapsed = max(q.get() for q in queues)
     for p in procs:
         p.join()

@@ -1,0 +1,26 @@
+"""`python -m bench.knowledge [ingest|retrieval|quality|all]` (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    sys.argv = sys.argv[:1]
+    if which in ("retrieval", "all"):
+        from bench.knowledge.retrieval import main as retrieval
+
+        retrieval()
+    if which in ("ingest", "all"):
+        from bench.knowledge.ingest import main as ingest
+
+        ingest()
+    if which in ("quality", "all"):
+        from bench.knowledge.quality import main as quality
+
+        quality()
+
+
+if __name__ == "__main__":
+    main()
