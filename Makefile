@@ -47,6 +47,7 @@ bench-deps: install-dev
 
 bench: bench-deps
 	$(BIN)/python -m bench all $(BENCH_ARGS)
+	$(MAKE) bench-knowledge
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
@@ -100,3 +101,10 @@ install-all-phase1 install-all-phase2 install-all-phase3 install-all-phase4: ins
 backup: install
 	@if $(AILAB) backup --help >/dev/null 2>&1; then $(AILAB) backup $(ARGS); \
 	else echo "ailab backup is not available yet in this version"; fi
+
+# Knowledge benchmarks (docs/benchmarks.md): the PostgreSQL 15 docs from Debian as the corpus.
+.PHONY: bench-knowledge
+bench-knowledge: install-dev
+	@test -d /usr/share/doc/postgresql-doc-15/html || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-doc-15)
+	$(BIN)/python -m bench.knowledge all

@@ -65,6 +65,50 @@ def routes(lab: Lab, who: str) -> list[tuple[str, str, dict | None, str]]:
         ("PUT", "/api/secrets/MATRIX_A", {"value": "v-1"}, "secrets.manage"),
         ("POST", "/api/secrets/MATRIX_A/rotate", {"value": "v-2"}, "secrets.manage"),
         ("DELETE", f"/api/secrets/{_target_secret(lab)}", None, "secrets.manage"),
+        *knowledge_routes(lab),
+    ]
+
+
+def _target_collection(lab: Lab) -> str:
+    name = f"k{time.monotonic_ns()}"
+    with lab.client("root") as c:
+        r = c.post("/v1/knowledge/collections", json={"name": name, "project_id": lab.projects["alpha"]})
+        assert r.status_code == 201, r.text
+    return name
+
+
+def _target_document(lab: Lab, collection: str) -> str:
+    with lab.client("root") as c:
+        docs = {"documents": [{"name": f"d{time.monotonic_ns()}.txt", "text": "to delete"}]}
+        c.post(f"/v1/knowledge/collections/{collection}/documents", json=docs)
+        return c.get(f"/v1/knowledge/collections/{collection}/documents").json()[-1]["id"]
+
+
+def knowledge_routes(lab: Lab) -> list[tuple[str, str, dict | None, str]]:
+    a, kc = lab.projects["alpha"], _target_collection(lab)
+    base = f"/v1/knowledge/collections/{kc}"
+    chat = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+    return [
+        ("GET", "/v1/knowledge/collections", None, "knowledge.use"),
+        (
+            "POST",
+            "/v1/knowledge/collections",
+            {"name": f"n{time.monotonic_ns()}", "project_id": a},
+            "knowledge.manage",
+        ),
+        ("GET", base, None, "knowledge.use"),
+        ("DELETE", f"/v1/knowledge/collections/{_target_collection(lab)}", None, "knowledge.manage"),
+        ("GET", f"{base}/documents", None, "knowledge.use"),
+        (
+            "POST",
+            f"{base}/documents",
+            {"documents": [{"name": "a.txt", "text": "hello"}]},
+            "knowledge.manage",
+        ),
+        ("DELETE", f"{base}/documents/{_target_document(lab, kc)}", None, "knowledge.manage"),
+        ("POST", f"{base}/search", {"query": "hello"}, "knowledge.use"),
+        ("POST", f"{base}/ask", {"question": "hello?"}, "knowledge.use"),
+        ("POST", f"/v1/knowledge/{kc}/chat/completions", chat, "knowledge.use"),
     ]
 
 

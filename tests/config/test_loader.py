@@ -175,3 +175,13 @@ def test_master_key_generated_once_with_mode_0600(tmp_path, make_gateway):
     assert (tmp_path / "master_key").stat().st_mode & 0o777 == 0o600
     assert ensure_master_key(None, tmp_path) == (key, False)
     assert MASTER not in key
+
+
+def test_knowledge_section_is_validated_at_load(tmp_path):
+    from ailab.config.models import KnowledgeSettings
+    from ailab.knowledge.embedder import MODEL_NAME
+
+    assert KnowledgeSettings().embedding_model == MODEL_NAME  # the built-in embedder's model group
+    with pytest.raises(ConfigError, match=r"knowledge\.chunk_tokens"):
+        load_config(write(tmp_path, "knowledge: {chunk_tokens: 4}\n"))
+    assert load_config(write(tmp_path, "knowledge: {store: qdrant}\n")).warnings == []

@@ -7,6 +7,7 @@ import typer
 from ailab.cli import (
     access_cmd,
     audit_cmd,
+    knowledge_cmd,
     models_cmd,
     secrets_cmd,
     stack_cmd,
@@ -29,6 +30,11 @@ app.add_typer(access_cmd.users_app, name="users")
 app.add_typer(access_cmd.projects_app, name="projects")
 app.add_typer(access_cmd.keys_app, name="keys")
 app.command("audit")(audit_cmd.audit)
+app.command("collections")(knowledge_cmd.collections)
+app.command("ingest")(knowledge_cmd.ingest)
+app.command("search")(knowledge_cmd.search)
+app.command("ask")(knowledge_cmd.ask)
+app.add_typer(knowledge_cmd.knowledge_app, name="knowledge")
 stack_cmd.register(app)
 
 

@@ -130,6 +130,19 @@ class LimitsSettings(_Open):
     default_max_tokens: int = Field(default=1024, ge=1)
 
 
+class KnowledgeSettings(BaseModel):
+    """`knowledge:` (see docs/knowledge.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: str = "embedded"
+    stores: dict[str, dict[str, Any]] = Field(default_factory=dict)  # e.g. qdrant: {url: http://qdrant:6333}
+    embedding_model: str = "all-MiniLM-L6-v2"  # the built-in offline embedder's model group
+    chat_model: str | None = None
+    chunk_tokens: int = Field(default=200, ge=16, le=2048)
+    overlap: int = Field(default=32, ge=0, le=512)
+    top_k: int = Field(default=5, ge=1, le=100)
+
+
 class LabConfig(_Open):
     model_list: list[ModelEntry] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
@@ -141,3 +154,4 @@ class LabConfig(_Open):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)

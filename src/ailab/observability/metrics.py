@@ -81,9 +81,40 @@ class Metrics:
             multiprocess_mode="liveall",
         )
 
+        self.knowledge = KnowledgeMetrics(r)
+
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
             return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+class KnowledgeMetrics:
+    """Ingestion and retrieval (labels: collection names, which are config-like identifiers)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.documents = Counter(
+            "ailab_knowledge_documents_ingested", "Documents ingested", ["collection"], registry=r
+        )
+        self.chunks = Counter(
+            "ailab_knowledge_chunks_ingested", "Chunks ingested", ["collection"], registry=r
+        )
+        self.errors = Counter(
+            "ailab_knowledge_ingest_errors", "Documents that failed to ingest", ["collection"], registry=r
+        )
+        self.embed_latency = Histogram(
+            "ailab_knowledge_embed_duration_seconds",
+            "Latency of one embedding batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.search_latency = Histogram(
+            "ailab_knowledge_search_duration_seconds",
+            "Latency of a search (embedding the query excluded)",
+            ["store"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )

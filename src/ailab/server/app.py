@@ -54,7 +54,7 @@ class LabApp:
             return GatewayError(
                 405, f"{scope['method']} is not allowed here; use {methods}", headers={"Allow": methods}
             )
-        if scope["path"].startswith("/v1/"):
+        if scope["path"].startswith("/v1/") and not scope["path"].startswith("/v1/knowledge/"):
             return GatewayError(
                 404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
             )

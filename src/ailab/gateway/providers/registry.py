@@ -126,9 +126,17 @@ def default_registry(load_plugins: bool = True) -> ProviderRegistry:
     from ailab.gateway.providers.gemini import GeminiProvider
     from ailab.gateway.providers.ollama import OllamaProvider
     from ailab.gateway.providers.openai_compat import AzureOpenAIProvider, OpenAIProvider
+    from ailab.knowledge.local_provider import LocalEmbedProvider
 
     reg = ProviderRegistry()
-    for adapter in (OpenAIProvider, AzureOpenAIProvider, AnthropicProvider, GeminiProvider, OllamaProvider):
+    for adapter in (
+        OpenAIProvider,
+        AzureOpenAIProvider,
+        AnthropicProvider,
+        GeminiProvider,
+        OllamaProvider,
+        LocalEmbedProvider,
+    ):
         reg.add(adapter)
     reg.aliases.update(BUILTIN_ALIASES)
     if load_plugins:

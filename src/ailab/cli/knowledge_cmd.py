@@ -1,0 +1,234 @@
+"""`ailab collections`, `ailab ingest`, `ailab search`, `ailab ask`, `ailab knowledge migrate`.
+
+Each runs the lab in process (router, ledger, access control) on the same config and data dir as
+`ailab up`, acting as the local operator; embedding and chat calls are ledgered like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ailab.cli.common import DataDirOpt, load_or_exit
+
+knowledge_app = typer.Typer(help="Knowledge collections: create, list, delete, migrate between stores.")
+CollOpt = Annotated[str, typer.Option("--collection", "-c", help="collection name")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+KOpt = Annotated[int, typer.Option("-k", help="number of results")]
+ConfOpt = Annotated[Path | None, typer.Option("--config", envvar="AILAB_CONFIG", help="ailab.yaml")]
+
+
+def _run(config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from ailab.knowledge.local import open_lab
+    from ailab.knowledge.service import KnowledgeError
+
+    loaded = load_or_exit(config, data_dir)
+
+    async def main() -> Any:
+        async with open_lab(loaded) as (_, svc):
+            return await work(svc)
+
+    try:
+        return asyncio.run(main())
+    except KnowledgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2 if exc.status < 500 else 1) from None
+
+
+def _operator() -> Any:
+    from ailab.access.principal import MASTER
+
+    return MASTER
+
+
+def _emit(fmt: str, data: Any, text: Callable[[], str]) -> None:
+    if fmt == "json":
+        typer.echo(json.dumps(data, indent=2, default=str))
+    elif fmt == "table":
+        typer.echo(text())
+    else:
+        raise typer.BadParameter("choose table or json", param_hint="--format")
+
+
+def collections(
+    config: ConfOpt = None,
+    data_dir: DataDirOpt = None,
+    create: Annotated[str | None, typer.Option(help="create a collection with this name")] = None,
+    delete: Annotated[str | None, typer.Option(help="delete this collection and its documents")] = None,
+    store: Annotated[str | None, typer.Option(help="embedded, qdrant or milvus (with --create)")] = None,
+    embedding_model: Annotated[
+        str | None, typer.Option(help="a model group of the gateway (--create)")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="owning project id (--create)")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List collections (or create / delete one)."""
+
+    async def work(svc: Any) -> Any:
+        p = _operator()
+        if create:
+            coll = await svc.create_collection(
+                p, create, project_id=project, store=store, embedding_model=embedding_model
+            )
+            return [svc.describe(coll)]
+        if delete:
+            await svc.delete_collection(svc.get(delete))
+            return []
+        return [svc.describe(c) for c in svc.catalog.collections()]
+
+    rows = _run(config, data_dir, work)
+    cols = ["name", "store", "embedding_model", "dimension", "documents", "chunks", "project_id"]
+
+    def table() -> str:
+        from ailab.cli.table import render
+
+        return render(rows, cols) if rows else "No collections."
+
+    _emit(fmt, rows, table)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders")],
+    collection: CollOpt,
+    config: ConfOpt = None,
+    data_dir: DataDirOpt = None,
+    create: Annotated[bool, typer.Option(help="create the collection if it does not exist")] = True,
+    prune: Annotated[
+        bool, typer.Option(help="remove documents whose files are gone from these folders")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="parser processes (0: one thread)")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    async def work(svc: Any) -> Any:
+        p = _operator()
+        coll = svc.catalog.collection(collection)
+        if coll is None:
+            if not create:
+                svc.get(collection)
+            coll = await svc.create_collection(p, collection)
+        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeRemainingColumn(), disable=fmt == "json", transient=True) as bar:
+            task = bar.add_task(f"ingest → {collection}", total=None)
+            report = await svc.ingest_paths(
+                p,
+                coll,
+                paths,
+                prune=prune,
+                workers=workers,
+                progress=lambda d, t: bar.update(task, completed=d, total=t),
+            )
+        return report.as_dict()
+
+    report = _run(config, data_dir, work)
+
+    def text() -> str:
+        lines = [
+            f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
+            f"removed {report['removed']}, failed {len(report['failed'])}; {report['chunks']} chunks "
+            f"in {report['seconds']:.1f} s"
+        ]
+        lines += [f"  failed: {f['source']}: {f['reason']}" for f in report["failed"]]
+        return "\n".join(lines)
+
+    _emit(fmt, report, text)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    collection: CollOpt,
+    k: KOpt = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    config: ConfOpt = None,
+    data_dir: DataDirOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Hybrid (dense + BM25) search of one or more collections (comma-separated)."""
+
+    async def work(svc: Any) -> Any:
+        colls = [svc.get(n) for n in collection.split(",")]
+        return [h.public() for h in await svc.search(_operator(), colls, query, k, mode=mode)]
+
+    hits = _run(config, data_dir, work)
+
+    def text() -> str:
+        out = []
+        for n, h in enumerate(hits, 1):
+            where = h["source"] + (f" p.{h['page']}" if h["page"] else "")
+            heading = " › ".join(h["heading"])
+            out.append(
+                f"{n}. [{h['score']:.4f}] {h['title']} — {heading}\n   {where}\n   {h['text'][:160]!r}"
+            )
+        return "\n".join(out) or "No results."
+
+    _emit(fmt, hits, text)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    collection: CollOpt,
+    model: Annotated[
+        str | None, typer.Option(help="chat model group (default: knowledge.chat_model)")
+    ] = None,
+    k: KOpt = 5,
+    config: ConfOpt = None,
+    data_dir: DataDirOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Answer a question from a collection, with numbered citations."""
+    from ailab.knowledge.rag import ask as rag_ask
+
+    async def work(svc: Any) -> Any:
+        colls = [svc.get(n) for n in collection.split(",")]
+        return await rag_ask(svc, _operator(), colls, question, model=model, k=k)
+
+    result = _run(config, data_dir, work)
+
+    def text() -> str:
+        lines = [result["answer"], ""]
+        for c in result["citations"]:
+            mark = "*" if c["cited"] else " "
+            page = f" p.{c['page']}" if c["page"] else ""
+            lines.append(f"{mark}[{c['n']}] {c['title']} — {c['source']}{page}")
+        return "\n".join(lines)
+
+    _emit(fmt, result, text)
+
+
+@knowledge_app.command("migrate")
+def migrate(
+    from_store: Annotated[str, typer.Option("--from", help="store to move from")],
+    to_store: Annotated[str, typer.Option("--to", help="store to move to")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="only this collection")] = None,
+    config: ConfOpt = None,
+    data_dir: DataDirOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Move collections between stores (embedded, qdrant, milvus) without re-embedding."""
+
+    async def work(svc: Any) -> Any:
+        colls = [svc.get(collection)] if collection else svc.catalog.collections()
+        moved = []
+        for c in colls:
+            if c.store == from_store:
+                moved.append(
+                    {"collection": c.name, "vectors": await asyncio.to_thread(svc.migrate, c, to_store)}
+                )
+        return moved
+
+    moved = _run(config, data_dir, work)
+    _emit(
+        fmt,
+        moved,
+        lambda: (
+            "\n".join(f"{m['collection']}: {m['vectors']} vectors → {to_store}" for m in moved)
+            or "Nothing to move."
+        ),
+    )

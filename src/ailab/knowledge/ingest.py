@@ -1,0 +1,255 @@
+"""The ingestion pipeline: find files → (skip unchanged) → parse and chunk in a worker pool → embed in
+batches through the gateway → write each document atomically (catalog rows, BM25 index and vectors
+together, or nothing). Parsing of the next files overlaps with embedding of the previous ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ailab.knowledge.parsers import kind_of
+from ailab.knowledge.worker import Prepared, content_hash, prepare, prepare_path
+
+if TYPE_CHECKING:
+    from ailab.access.principal import Principal
+    from ailab.knowledge.catalog import Collection
+    from ailab.knowledge.service import KnowledgeService
+
+Progress = Callable[[int, int], None]
+EMBED_BATCH = 64
+IN_FLIGHT = 16
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "chunks": self.chunks,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def document_id(collection_id: str, source: str) -> str:
+    return hashlib.sha256(f"{collection_id}\0{source}".encode()).hexdigest()[:24]
+
+
+def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files under `paths` (folders walked, hidden entries skipped); missing paths are reported."""
+    found: list[Path] = []
+    missing: list[dict[str, str]] = []
+    for p in paths:
+        if p.is_file():
+            found.append(p.resolve())
+        elif p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(Path(root, f).resolve() for f in sorted(files) if not f.startswith("."))
+        else:
+            missing.append({"source": str(p), "reason": "no such file or folder"})
+    return found, missing
+
+
+class Ingestor:
+    def __init__(self, service: KnowledgeService, coll: Collection, principal: Principal) -> None:
+        self.service = service
+        self.coll = coll
+        self.principal = principal
+        self.report = IngestReport()
+        self.known = {d["source"]: d for d in service.catalog.documents(coll.id)}
+
+    async def run_paths(
+        self,
+        paths: list[Path],
+        prune: bool = False,
+        progress: Progress | None = None,
+        workers: int | None = None,
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        files, missing = find_files(paths)
+        self.report.failed.extend(missing)
+        todo: list[tuple[str, float]] = []
+        for f in files:
+            source = str(f)
+            if kind_of(source) is None:
+                self.report.failed.append(
+                    {"source": source, "reason": f"unsupported file type {f.suffix or '(none)'}"}
+                )
+                continue
+            known = self.known.get(source)
+            if known is not None and await asyncio.to_thread(_same_content, f, known["content_hash"]):
+                self.report.unchanged += 1
+                continue
+            todo.append((source, f.stat().st_mtime))
+        if prune:
+            self._prune(paths, {str(f) for f in files})
+        with _executor(len(todo), workers) as pool:
+            loop = asyncio.get_running_loop()
+            cfg = (self.coll.chunk_tokens, self.coll.overlap)
+            jobs = (loop.run_in_executor(pool, prepare_path, s, m, *cfg) for s, m in todo)
+            await self._consume(jobs, len(todo), progress)
+        self.report.seconds = time.perf_counter() - t0
+        return self.report
+
+    async def run_bytes(self, items: list[tuple[str, bytes]]) -> IngestReport:
+        t0 = time.perf_counter()
+        jobs: list[Any] = []
+        for name, data in items:
+            known = self.known.get(name)
+            if known is not None and known["content_hash"] == content_hash(data):
+                self.report.unchanged += 1
+                continue
+            args = (name, name, data, None, self.coll.chunk_tokens, self.coll.overlap)
+            jobs.append(asyncio.to_thread(prepare, *args))
+        await self._consume(iter(jobs), len(jobs), None)
+        self.report.seconds = time.perf_counter() - t0
+        return self.report
+
+    async def _consume(self, jobs: Iterable[Any], total: int, progress: Progress | None) -> None:
+        """Keep IN_FLIGHT parse jobs running, and embed whole documents in batches of ~EMBED_BATCH chunks."""
+        it = iter(jobs)
+        pending = [asyncio.ensure_future(j) for j in _take(it, IN_FLIGHT)]
+        batch: list[Prepared] = []
+        done = 0
+        while pending:
+            prepared: Prepared = await pending.pop(0)
+            pending.extend(asyncio.ensure_future(j) for j in _take(it, 1))
+            if prepared.error:
+                self._failed(prepared.source, prepared.error)
+            else:
+                batch.append(prepared)
+            if sum(len(p.chunks) for p in batch) >= EMBED_BATCH or not pending:
+                await self._embed_and_write(batch)
+                done += len(batch)
+                batch = []
+            if progress is not None:
+                progress(done + len(self.report.failed), total)
+
+    async def _embed_and_write(self, docs: list[Prepared]) -> None:
+        if not docs:
+            return
+        texts = [c.embed_text(d.title) for d in docs for c in d.chunks]
+        try:
+            vectors = await self.service.embed(self.principal, self.coll, texts)
+        except Exception as exc:
+            for d in docs:
+                self._failed(d.source, f"embedding failed: {exc}")
+            return
+        at = 0
+        for d in docs:
+            n = len(d.chunks)
+            try:
+                await asyncio.to_thread(self._write, d, vectors[at : at + n])
+            except Exception as exc:
+                self._failed(d.source, f"store write failed: {exc}")
+            at += n
+
+    def _write(self, d: Prepared, vectors: np.ndarray) -> None:
+        svc, coll = self.service, self.coll
+        doc_id = document_id(coll.id, d.source)
+        doc = {
+            "id": doc_id,
+            "collection_id": coll.id,
+            "source": d.source,
+            "title": d.title,
+            "kind": d.kind,
+            "content_hash": d.content_hash,
+            "mtime": d.mtime,
+            "size": d.size,
+        }
+        rows = [(c.text, c.ord, " › ".join(c.heading), _meta(d, c, doc_id)) for c in d.chunks]
+        store = svc.store(coll.store)
+        with svc.catalog.connect() as db:
+            old = svc.catalog.delete_document(db, doc_id)
+            new = svc.catalog.insert_document(db, doc, rows)
+            try:
+                store.upsert(coll.namespace, new, vectors)
+                store.delete(coll.namespace, old)
+            except BaseException:
+                store.delete(coll.namespace, new)  # the catalog rolls back; leave no vectors behind
+                raise
+        updated = d.source in self.known
+        self.report.updated += updated
+        self.report.added += not updated
+        self.report.chunks += len(new)
+        m = svc.metrics
+        m.documents.labels(coll.name).inc()
+        m.chunks.labels(coll.name).inc(len(new))
+
+    def _failed(self, source: str, reason: str) -> None:
+        self.report.failed.append({"source": source, "reason": reason})
+        self.service.metrics.errors.labels(self.coll.name).inc()
+
+    def _prune(self, roots: list[Path], present: set[str]) -> None:
+        """Remove documents under the given folders whose files are gone."""
+        prefixes = [str(p.resolve()) + os.sep for p in roots if p.is_dir()]
+        gone = [s for s in self.known if s not in present and any(s.startswith(pre) for pre in prefixes)]
+        for source in gone:
+            self.service.delete_document(self.coll, self.known[source]["id"])
+            self.report.removed += 1
+
+
+def _meta(d: Prepared, c: Any, doc_id: str) -> dict[str, Any]:
+    return {
+        "source": d.source,
+        "title": d.title,
+        "kind": d.kind,
+        "page": c.page,
+        "heading": c.heading,
+        "document_id": doc_id,
+        "content_hash": d.content_hash,
+        "chunk_hash": c.hash,
+        "mtime": d.mtime,
+        "ord": c.ord,
+    }
+
+
+def _same_content(path: Path, known_hash: str) -> bool:
+    try:
+        return content_hash(path.read_bytes()) == known_hash
+    except OSError:
+        return False
+
+
+def _take(it: Any, n: int) -> list[Any]:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(next(it))
+        except StopIteration:
+            break
+    return out
+
+
+def _executor(n_files: int, workers: int | None) -> Executor:
+    """A process pool when there is enough work to pay for starting it; else one thread."""
+    if n_files < 32 or workers == 0:
+        return ThreadPoolExecutor(max_workers=1)
+    ctx = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers or 1, mp_context=ctx)
+
+
+__all__ = ["IngestReport", "Ingestor", "document_id", "find_files"]

@@ -1,0 +1,336 @@
+"""The knowledge pillar's one door: collections, ingestion, hybrid search, answers, store migration.
+
+Built once per running lab (`KnowledgeService.of(state)`) or by the CLI on a lab it starts in process, so
+embedding and chat calls always go through the gateway's router and into the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ailab.access.policy import decide
+from ailab.access.principal import Principal
+from ailab.config.models import KnowledgeSettings
+from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
+from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
+from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
+from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
+from ailab.knowledge.stores import StoreError, VectorStore, open_store
+from ailab.observability.metrics import KnowledgeMetrics
+
+if TYPE_CHECKING:
+    from ailab.server.state import LabState
+
+RRF_K = 60
+
+
+class KnowledgeError(ValueError):
+    """A request the knowledge service refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    collection: str
+    score: float
+    dense: float | None
+    sparse: float | None
+    text: str
+    meta: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        m = self.meta
+        return {
+            "chunk_id": self.chunk_id,
+            "collection": self.collection,
+            "score": round(self.score, 6),
+            "dense_score": None if self.dense is None else round(self.dense, 6),
+            "sparse_score": None if self.sparse is None else round(self.sparse, 6),
+            "text": self.text,
+            "source": m.get("source"),
+            "title": m.get("title"),
+            "page": m.get("page"),
+            "heading": m.get("heading") or [],
+            "document_id": m.get("document_id"),
+            "content_hash": m.get("content_hash"),
+            "mtime": m.get("mtime"),
+        }
+
+
+Reranker = Callable[[str, list[Hit]], list[Hit]]
+
+
+class KnowledgeService:
+    def __init__(
+        self, data_dir: Path, settings: KnowledgeSettings, gateway: GatewayClient, metrics: KnowledgeMetrics
+    ) -> None:
+        self.root = data_dir / "knowledge"
+        self.settings = settings
+        self.gateway = gateway
+        self.metrics = metrics
+        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.reranker: Reranker | None = None  # an optional hook: (query, hits) → reordered hits
+        self._stores: dict[str, VectorStore] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, state: LabState) -> KnowledgeService:
+        if state.knowledge is None:
+            assert state.api is not None
+            cfg = state.loaded.config
+            raw = getattr(cfg, "knowledge", None) or (cfg.model_extra or {}).get("knowledge") or {}
+            settings = KnowledgeSettings.model_validate(raw)
+            if settings.embedding_model == BUILTIN_GROUP and state.router and state.session:
+                ensure_builtin(state.router, state.session)
+            state.knowledge = cls(
+                state.loaded.data_dir, settings, GatewayClient(state.api), state.metrics.knowledge
+            )
+        service: KnowledgeService = state.knowledge
+        return service
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
+
+    def store(self, kind: str) -> VectorStore:
+        with self._lock:
+            if kind not in self._stores:
+                self._stores[kind] = open_store(kind, self.root, self.settings.stores.get(kind))
+            return self._stores[kind]
+
+    # -- collections ------------------------------------------------------------------------------
+
+    async def create_collection(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        project_id: str | None = None,
+        store: str | None = None,
+        embedding_model: str | None = None,
+        dimension: int | None = None,
+        description: str | None = None,
+    ) -> Collection:
+        if (
+            not name
+            or len(name) > 100
+            or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        ):
+            raise KnowledgeError("name: use letters, digits, '-', '_' and '.' (at most 100 characters)")
+        if self.catalog.collection(name) is not None:
+            raise KnowledgeError(f"collection {name!r} already exists", 409, "conflict")
+        model = embedding_model or self.settings.embedding_model
+        probe = await self._embed_raw(principal, model, ["dimension probe"])
+        actual = int(probe.shape[1])
+        if dimension is not None and dimension != actual:
+            raise KnowledgeError(
+                f"dimension mismatch: embedding model {model!r} produces {actual}-dimensional vectors, "
+                f"not {dimension}",
+                code="dimension_mismatch",
+            )
+        coll = Collection(
+            id=os.urandom(8).hex(),
+            name=name,
+            project_id=project_id,
+            store=store or self.settings.store,
+            embedding_model=model,
+            dimension=actual,
+            chunk_tokens=self.settings.chunk_tokens,
+            overlap=self.settings.overlap,
+            created_ms=int(time.time() * 1000),
+            created_by=principal.name,
+            description=description,
+        )
+        try:
+            await asyncio.to_thread(self.store(coll.store).create, coll.namespace, actual)
+        except StoreError as exc:
+            raise KnowledgeError(str(exc)) from None
+        self.catalog.add_collection(coll)
+        return coll
+
+    def get(self, name: str) -> Collection:
+        coll = self.catalog.collection(name)
+        if coll is None:
+            raise KnowledgeError(f"collection {name!r} does not exist", 404, "not_found")
+        return coll
+
+    def visible(self, principal: Principal, permission: str = "knowledge.use") -> list[Collection]:
+        return [
+            c for c in self.catalog.collections() if decide(principal, permission, project_id=c.project_id)
+        ]
+
+    def describe(self, coll: Collection) -> dict[str, Any]:
+        return {**coll.public(), **self.catalog.stats(coll.id)}
+
+    async def delete_collection(self, coll: Collection) -> None:
+        await asyncio.to_thread(self.store(coll.store).drop, coll.namespace)
+        self.catalog.drop_collection(coll.id)
+
+    def delete_document(self, coll: Collection, document_id: str) -> bool:
+        with self.catalog.connect() as db:
+            ids = self.catalog.delete_document(db, document_id)
+            if not ids and not db.total_changes:
+                return False
+            self.store(coll.store).delete(coll.namespace, ids)
+        return True
+
+    # -- ingestion and migration ----------------------------------------------------------------
+
+    async def ingest_paths(
+        self,
+        principal: Principal,
+        coll: Collection,
+        paths: list[Path],
+        *,
+        prune: bool = False,
+        progress: Progress | None = None,
+        workers: int | None = None,
+    ) -> IngestReport:
+        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers)
+
+    async def ingest_bytes(
+        self, principal: Principal, coll: Collection, items: list[tuple[str, bytes]]
+    ) -> IngestReport:
+        return await Ingestor(self, coll, principal).run_bytes(items)
+
+    def migrate(self, coll: Collection, to_store: str) -> int:
+        """Copy a collection's vectors to another store (no re-embedding), switch it over, drop the old."""
+        if coll.store == to_store:
+            raise KnowledgeError(f"collection {coll.name!r} is already in the {to_store} store")
+        source, target = self.store(coll.store), self.store(to_store)
+        target.drop(coll.namespace)
+        target.create(coll.namespace, coll.dimension)
+        moved = 0
+        for ids, vectors in source.export(coll.namespace):
+            target.upsert(coll.namespace, ids, vectors)
+            moved += len(ids)
+        if target.count(coll.namespace) != source.count(coll.namespace):
+            target.drop(coll.namespace)
+            raise KnowledgeError(
+                f"migration of {coll.name!r} did not copy every vector; nothing changed", 500
+            )
+        self.catalog.set_store(coll.id, to_store)
+        source.drop(coll.namespace)
+        return moved
+
+    # -- embedding --------------------------------------------------------------------------------
+
+    async def _embed_raw(self, principal: Principal, model: str, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            vectors = await self.gateway.embed(principal, model, texts)
+        except ModelCallError as exc:
+            raise KnowledgeError(str(exc), exc.status, "model_error") from None
+        self.metrics.embed_latency.labels(model).observe(time.perf_counter() - t0)
+        return vectors
+
+    async def embed(self, principal: Principal, coll: Collection, texts: list[str]) -> np.ndarray:
+        vectors = await self._embed_raw(principal, coll.embedding_model, texts)
+        if vectors.shape[1] != coll.dimension:
+            raise KnowledgeError(
+                f"dimension mismatch: collection {coll.name!r} holds {coll.dimension}-dimensional vectors "
+                f"but model {coll.embedding_model!r} now returns {vectors.shape[1]}: re-create it",
+                code="dimension_mismatch",
+            )
+        return vectors
+
+    # -- search -----------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        principal: Principal,
+        colls: list[Collection],
+        query: str,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        if mode not in ("hybrid", "dense", "sparse"):
+            raise KnowledgeError("mode: choose hybrid, dense or sparse")
+        k = k or self.settings.top_k
+        ranked: list[list[Ranked]] = []
+        for coll in colls:
+            vec = None if mode == "sparse" else (await self.embed(principal, coll, [query]))[0]
+            ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, k, filters, mode))
+        return self._hits(query, ranked, k)
+
+    def _rank(
+        self,
+        coll: Collection,
+        query: str,
+        vec: np.ndarray | None,
+        k: int,
+        filters: dict[str, Any] | None,
+        mode: str,
+    ) -> list[Ranked]:
+        t0 = time.perf_counter()
+        n = max(k * 4, 40)
+        allowed = self.catalog.filter_ids(coll.id, filters) if filters else None
+        dense = self.store(coll.store).search(coll.namespace, vec, n, allowed) if vec is not None else []
+        sparse = self.catalog.bm25(coll.id, query, n, allowed) if mode != "dense" else []
+        fused = rrf([dense, sparse])
+        self.metrics.search_latency.labels(coll.store).observe(time.perf_counter() - t0)
+        d, s = dict(dense), dict(sparse)
+        return [Ranked(coll.name, cid, score, d.get(cid), s.get(cid)) for cid, score in fused]
+
+    def _hits(self, query: str, ranked: list[list[Ranked]], k: int) -> list[Hit]:
+        if len(ranked) == 1:
+            order = ranked[0]
+        else:  # several collections: fuse their rankings the same way
+            by_key = {(r.collection, r.chunk_id): r for rs in ranked for r in rs}
+            fused = rrf([[((r.collection, r.chunk_id), r.score) for r in rs] for rs in ranked])
+            order = [
+                Ranked(c, i, score, by_key[(c, i)].dense, by_key[(c, i)].sparse) for (c, i), score in fused
+            ]
+        top = order[: k * 3 if self.reranker else k]
+        rows: dict[int, ChunkRow] = self.catalog.chunks([r.chunk_id for r in top])
+        hits = [
+            Hit(
+                r.chunk_id,
+                r.collection,
+                r.score,
+                r.dense,
+                r.sparse,
+                rows[r.chunk_id].text,
+                rows[r.chunk_id].meta,
+            )
+            for r in top
+            if r.chunk_id in rows
+        ]
+        if self.reranker is not None:
+            hits = self.reranker(query, hits)
+        return hits[:k]
+
+
+@dataclass
+class Ranked:
+    collection: str
+    chunk_id: int
+    score: float
+    dense: float | None
+    sparse: float | None
+
+
+def rrf(lists: list[list[tuple[Any, float]]], k: int = RRF_K) -> list[tuple[Any, float]]:
+    """Reciprocal rank fusion: Σ 1/(k + rank) over the lists an item appears in, best first."""
+    scores: dict[Any, float] = {}
+    for ranking in lists:
+        for rank, (item, _) in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(scores.items(), key=lambda kv: -kv[1])

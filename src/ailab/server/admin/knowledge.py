@@ -1,0 +1,263 @@
+"""Knowledge API under /v1/knowledge: collections (CRUD), documents (upload, list, delete), search, ask,
+and an OpenAI-compatible chat endpoint grounded in collections. Collections belong to a project: callers
+act on the collections of their projects (`knowledge.use` to search and ask, `knowledge.manage` to change)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from ailab.access.principal import Principal
+from ailab.server.admin.deps import ApiError, allow, require
+
+if TYPE_CHECKING:
+    from ailab.knowledge.catalog import Collection
+    from ailab.knowledge.service import KnowledgeService
+    from ailab.server.state import LabState
+
+MAX_UPLOAD = 50 * 1024 * 1024
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    project_id: str | None = None
+    store: Literal["embedded", "qdrant", "milvus"] | None = None
+    embedding_model: str | None = None
+    dimension: int | None = Field(default=None, ge=1, le=65536)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class SearchBody(BaseModel):
+    query: str = Field(min_length=1, max_length=10_000)
+    k: int = Field(default=5, ge=1, le=100)
+    filters: dict[str, Any] | None = None
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+
+
+class AskBody(BaseModel):
+    question: str = Field(min_length=1, max_length=10_000)
+    model: str | None = None
+    k: int = Field(default=5, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+    stream: bool = False
+
+
+class TextDocument(BaseModel):
+    name: str = Field(min_length=1, max_length=500)
+    text: str
+
+
+class DocumentsBody(BaseModel):
+    documents: list[TextDocument] = Field(min_length=1, max_length=1000)
+
+
+UPLOAD_SPEC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            },
+            "application/json": {"schema": DocumentsBody.model_json_schema()},
+        }
+    }
+}
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    from ailab.knowledge.service import KnowledgeError
+
+    try:
+        yield
+    except KnowledgeError as exc:
+        raise ApiError(exc.status, str(exc), exc.code) from None
+
+
+def _sse(events: AsyncIterator[dict[str, Any]], done: bool) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        async for event in events:
+            yield b"data: " + orjson.dumps(event) + b"\n\n"
+        if done:
+            yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _svc(state: LabState) -> KnowledgeService:
+    from ailab.knowledge.service import KnowledgeService
+
+    return KnowledgeService.of(state)
+
+
+def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
+    """The collection, if the caller may act on it (its project's members; administrators)."""
+    with _mapped():
+        c = _svc(state).get(name)
+    allow(p, permission, project_id=c.project_id)
+    return c
+
+
+def router(state: LabState) -> APIRouter:
+    r = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+    _collection_routes(r, state)
+    _document_routes(r, state)
+    _query_routes(r, state)
+    return r
+
+
+def _collection_routes(r: APIRouter, state: LabState) -> None:
+    use = require(state, "knowledge.use")
+    manage = require(state, "knowledge.manage")
+
+    def svc() -> KnowledgeService:
+        return _svc(state)
+
+    def coll(name: str, p: Principal, permission: str) -> Collection:
+        return _coll(state, name, p, permission)
+
+    @r.get("/collections", openapi_extra={"x-permission": "knowledge.use"})
+    def list_collections(p: Principal = use) -> list[dict[str, Any]]:
+        s = svc()
+        return [s.describe(c) for c in s.visible(p)]
+
+    @r.post("/collections", status_code=201, openapi_extra={"x-permission": "knowledge.manage"})
+    async def create_collection(body: CollectionCreate, p: Principal = manage) -> dict[str, Any]:
+        project = body.project_id or p.project_id
+        if project is None and "*" not in p.permissions:
+            raise ApiError(
+                400, "project_id: required (a collection belongs to one of your projects)", "invalid_value"
+            )
+        allow(p, "knowledge.manage", project_id=project)
+        with _mapped():
+            c = await svc().create_collection(
+                p,
+                body.name,
+                project_id=project,
+                store=body.store,
+                embedding_model=body.embedding_model,
+                dimension=body.dimension,
+                description=body.description,
+            )
+        return svc().describe(c)
+
+    @r.get("/collections/{name}", openapi_extra={"x-permission": "knowledge.use"})
+    def get_collection(name: str, p: Principal = use) -> dict[str, Any]:
+        return svc().describe(coll(name, p, "knowledge.use"))
+
+    @r.delete("/collections/{name}", openapi_extra={"x-permission": "knowledge.manage"})
+    async def delete_collection(name: str, p: Principal = manage) -> dict[str, Any]:
+        c = coll(name, p, "knowledge.manage")
+        await svc().delete_collection(c)
+        return {"deleted": c.name}
+
+
+def _document_routes(r: APIRouter, state: LabState) -> None:
+    use = require(state, "knowledge.use")
+    manage = require(state, "knowledge.manage")
+
+    def svc() -> KnowledgeService:
+        return _svc(state)
+
+    def coll(name: str, p: Principal, permission: str) -> Collection:
+        return _coll(state, name, p, permission)
+
+    @r.get("/collections/{name}/documents", openapi_extra={"x-permission": "knowledge.use"})
+    def list_documents(
+        name: str, source_prefix: str | None = None, p: Principal = use
+    ) -> list[dict[str, Any]]:
+        return svc().catalog.documents(coll(name, p, "knowledge.use").id, source_prefix)
+
+    @r.post(
+        "/collections/{name}/documents",
+        openapi_extra={"x-permission": "knowledge.manage", **UPLOAD_SPEC},
+    )
+    async def upload_documents(name: str, request: Request, p: Principal = manage) -> dict[str, Any]:
+        c = coll(name, p, "knowledge.manage")
+        items = await _read_upload(request)
+        with _mapped():
+            report = await svc().ingest_bytes(p, c, items)
+        return report.as_dict()
+
+    @r.delete(
+        "/collections/{name}/documents/{document_id}", openapi_extra={"x-permission": "knowledge.manage"}
+    )
+    def delete_document(name: str, document_id: str, p: Principal = manage) -> dict[str, Any]:
+        c = coll(name, p, "knowledge.manage")
+        if svc().catalog.document(c.id, document_id) is None:
+            raise ApiError(404, f"document {document_id!r} is not in collection {c.name!r}", "not_found")
+        svc().delete_document(c, document_id)
+        return {"deleted": document_id}
+
+
+def _query_routes(r: APIRouter, state: LabState) -> None:
+    use = require(state, "knowledge.use")
+
+    def svc() -> KnowledgeService:
+        return _svc(state)
+
+    def coll(name: str, p: Principal, permission: str) -> Collection:
+        return _coll(state, name, p, permission)
+
+    @r.post("/collections/{name}/search", openapi_extra={"x-permission": "knowledge.use"})
+    async def search(name: str, body: SearchBody, p: Principal = use) -> dict[str, Any]:
+        c = coll(name, p, "knowledge.use")
+        with _mapped():
+            hits = await svc().search(p, [c], body.query, body.k, body.filters, body.mode)
+        return {"object": "list", "data": [h.public() for h in hits]}
+
+    @r.post("/collections/{name}/ask", openapi_extra={"x-permission": "knowledge.use"}, response_model=None)
+    async def ask(name: str, body: AskBody, p: Principal = use) -> dict[str, Any] | StreamingResponse:
+        from ailab.knowledge import rag
+
+        c = coll(name, p, "knowledge.use")
+        args: dict[str, Any] = {"model": body.model, "k": body.k, "filters": body.filters}
+        with _mapped():
+            if body.stream:
+                return _sse(rag.ask_stream(svc(), p, [c], body.question, **args), done=False)
+            return await rag.ask(svc(), p, [c], body.question, **args)
+
+    @r.post("/{names}/chat/completions", openapi_extra={"x-permission": "knowledge.use"}, response_model=None)
+    async def chat_completions(names: str, request: Request, p: Principal = use) -> Any:
+        """OpenAI-compatible: point an OpenAI client's base_url at /v1/knowledge/<a,b> and chat as usual."""
+        from ailab.knowledge import rag
+
+        colls = [coll(n, p, "knowledge.use") for n in names.split(",") if n]
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "the body is not valid JSON", "invalid_json") from None
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            raise ApiError(400, "messages: required (a list)", "invalid_value")
+        with _mapped():
+            reply, stream = await rag.chat_completion(svc(), p, colls, body)
+        return _sse(stream, done=True) if stream is not None else reply
+
+
+async def _read_upload(request: Request) -> list[tuple[str, bytes]]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=1000, max_part_size=MAX_UPLOAD)
+        items: list[tuple[str, bytes]] = []
+        for value in [*form.getlist("files"), *form.getlist("file")]:
+            if isinstance(value, str):
+                continue
+            items.append((value.filename or "upload", await value.read()))
+        if not items:
+            raise ApiError(400, "files: attach at least one file (form field 'files')", "invalid_value")
+        return items
+    try:
+        body = DocumentsBody.model_validate_json(await request.body())
+    except ValueError as exc:
+        raise ApiError(400, f"documents: {str(exc)[:300]}", "invalid_value") from None
+    return [(d.name, d.text.encode()) for d in body.documents]

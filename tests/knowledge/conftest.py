@@ -1,0 +1,66 @@
+"""A lab started in process (as the CLI runs it) for each vector store, with a loopback chat upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ailab.config import load_config
+from tests.conftest import MASTER, UPSTREAM_KEY, model
+
+STORES = ["embedded", "qdrant", "milvus"]
+
+
+def lab_config(upstream_url: str, store: str, tmp: Path) -> dict[str, Any]:
+    return {
+        "model_list": [
+            model("gpt", "openai/gpt-4o-mini", f"{upstream_url}/v1", api_key=UPSTREAM_KEY),
+            # The built-in embedder, priced by machine time so its calls carry a cost in the ledger.
+            model(
+                "embed",
+                "local/all-MiniLM-L6-v2",
+                "local://",
+                model_info={"mode": "embedding", "cost_per_hour": 0.36},
+            ),
+        ],
+        "general_settings": {"master_key": MASTER},
+        "ailab": {"discover_ollama": False, "ledger_flush_interval": 0.02},
+        "knowledge": {
+            "store": store,
+            "embedding_model": "embed",
+            "chat_model": "gpt",
+            "stores": {"qdrant": {"path": ":memory:"}, "milvus": {"url": str(tmp / "m.db")}},
+        },
+    }
+
+
+@dataclass
+class KLab:
+    state: Any
+    svc: Any
+    data_dir: Path
+    config_path: Path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, openai_upstream):
+    def write(store: str = "embedded") -> tuple[Path, Path]:
+        path = tmp_path / "ailab.yaml"
+        path.write_text(yaml.safe_dump(lab_config(openai_upstream.url, store, tmp_path)))
+        return path, tmp_path / "data"
+
+    return write
+
+
+@pytest.fixture(params=STORES)
+async def klab(request, write_config) -> AsyncIterator[KLab]:
+    from ailab.knowledge.local import open_lab
+
+    path, data_dir = write_config(request.param)
+    async with open_lab(load_config(path, data_dir)) as (state, svc):
+        yield KLab(state, svc, data_dir, path)
