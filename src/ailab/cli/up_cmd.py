@@ -26,28 +26,28 @@ def up(
     """Start the lab and serve the OpenAI-compatible API until stopped (Ctrl-C or SIGTERM)."""
     import logging
 
-    import uvicorn
-
-    from ailab.access.auth import ensure_master_key
-
     loaded = load_or_exit(config, data_dir)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if runtime is not None:
         if runtime not in ("native", "docker"):
             raise typer.BadParameter("choose native or docker", param_hint="--runtime")
         from ailab.cli.stack_cmd import up_stack
 
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return up_stack(runtime, loaded)
     server = loaded.config.ailab
-    host, port, workers = (
-        host or server.host,
-        port if port is not None else server.port,
-        workers or server.workers,
-    )
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host = host or server.host
+    port = port if port is not None else server.port
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
+    _prepare(loaded, host, port)
+    _serve(loaded, host, port, workers or server.workers, log_level)
+
+
+def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+    """Once, before any worker starts: master key, migrations, first administrator, the banner."""
+    from ailab.access.auth import ensure_master_key
+
     key, created = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
-    admin = _bootstrap(loaded)  # migrates once here, before any worker starts
+    admin = _bootstrap(loaded)
     _banner(loaded, host, port, key if created else None)
     if admin:
         typer.echo(
@@ -55,29 +55,25 @@ def up(
             "  change it with `ailab users passwd admin`",
             err=True,
         )
+
+
+def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
     if workers > 1:
         _multiprocess_env(loaded.path, loaded.data_dir, host)
-        uvicorn.run(
-            "ailab.server.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
+        uvicorn.run("ailab.server.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
     from ailab.server.app import create_app
 
-    uvicorn.run(
-        create_app(loaded),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(create_app(loaded), **common)  # type: ignore[arg-type]
 
 
 def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
