@@ -15,10 +15,14 @@ def test_discovers_local_ollama_models(make_gateway):
     try:
         gw = make_gateway({}, discover_ollama=True, ollama_url=ollama.url)
         client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0)
-        assert {m.id for m in client.models.list()} == set(ollama_server.MODELS)
+        assert set(ollama_server.MODELS) <= {m.id for m in client.models.list()}
         r = client.chat.completions.create(
             model="llama3.2:latest", messages=[{"role": "user", "content": "hi"}]
         )
+        assert r.choices[0].message.content == "echo: hi"
+        assert ollama.up.requests("/api/chat")[-1]["body"]["model"] == "llama3.2:latest"
+        # as with Ollama itself, the bare name reaches the :latest tag
+        r = client.chat.completions.create(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
         assert r.choices[0].message.content == "echo: hi"
         assert ollama.up.requests("/api/chat")[-1]["body"]["model"] == "llama3.2:latest"
     finally:

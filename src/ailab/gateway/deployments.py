@@ -103,19 +103,22 @@ def build_providers(
 
 
 def ollama_deployments(names: list[str], base_url: str) -> dict[str, list[Deployment]]:
-    """Deployments for the models a local Ollama reports, one group per model name."""
-    return {
-        name: [
-            Deployment(
-                id=f"ollama/{name}#0",
-                group=name,
-                provider="ollama",
-                provider_label="ollama",
-                price_id=None,
-                model=name,
-                api_base=base_url,
-                api_key=None,
-            )
-        ]
-        for name in names
-    }
+    """Deployments for the models a local Ollama reports, one group per model name. Like Ollama itself,
+    `llama3.2` also reaches `llama3.2:latest`."""
+    groups: dict[str, list[Deployment]] = {}
+    for name in names:
+        dep = Deployment(
+            id=f"ollama/{name}#0",
+            group=name,
+            provider="ollama",
+            provider_label="ollama",
+            price_id=None,
+            model=name,
+            api_base=base_url,
+            api_key=None,
+        )
+        groups[name] = [dep]
+        short = name.removesuffix(":latest")
+        if short != name and short not in names:
+            groups.setdefault(short, [dep])
+    return groups
