@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import yaml
@@ -19,8 +16,8 @@ from ailab.config.models import AccessSettings
 from ailab.db import make_engine
 from ailab.ledger import totals
 from ailab.server.state import all_migrations
-from tests.conftest import MASTER, UPSTREAM_KEY, model
-from tests.upstreams.harness import free_port
+from tests.conftest import UPSTREAM_KEY, model
+from tests.labproc import run_lab
 
 OUT_PRICE = 1e-6  # USD per completion token; prompts are free so estimates are exact upper bounds
 PER_REQUEST = Decimal("0.000003")  # the fake upstream answers "echo: hello there" = 3 completion tokens
@@ -106,45 +103,6 @@ def test_burst_in_one_gateway(openai_upstream, make_gateway):
         _check(responses, kind, gw.app.state.engine)
 
 
-def _start(tmp_path: Path, cfg_path: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ailab",
-            "up",
-            "--config",
-            str(cfg_path),
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=_env(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "did not start")
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {**os.environ, "AILAB_MASTER_KEY": MASTER}
-
-
 def test_burst_across_two_gateway_processes_on_redis(openai_upstream, redis_url, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -157,7 +115,7 @@ def test_burst_across_two_gateway_processes_on_redis(openai_upstream, redis_url,
     procs = []
     try:
         for _ in range(2):
-            procs.append(_start(tmp_path, cfg_path, data_dir))  # one after the other: migrations run once
+            procs.append(run_lab(cfg_path, data_dir))  # one after the other: migrations run once
         urls = [u for _, u in procs]
         openai_upstream.up.fail_next(600, delay=0.05)
         for kind in ("budget", "rpm"):

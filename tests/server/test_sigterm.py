@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,46 +14,13 @@ import yaml
 from ailab.db import make_engine
 from ailab.ledger import totals
 from tests.conftest import MASTER, UPSTREAM_KEY, model
-from tests.upstreams.harness import free_port
+from tests.labproc import run_lab
 
 
 def start_lab(tmp_path: Path, config: dict, *args: str) -> tuple[subprocess.Popen, str]:
     cfg_path = tmp_path / "ailab.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    env = {**os.environ, "AILAB_MASTER_KEY": MASTER}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ailab",
-            "up",
-            "--config",
-            str(cfg_path),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *args,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "exited")
-    proc.kill()
-    raise RuntimeError("ailab up did not become ready")
+    return run_lab(cfg_path, tmp_path / "data", *args)
 
 
 def test_sigterm_during_burst_loses_no_row(openai_upstream, database_url, tmp_path):
