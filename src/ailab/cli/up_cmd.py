@@ -39,7 +39,23 @@ def up(
     port = port if port is not None else server.port
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
     _prepare(loaded, host, port)
-    _serve(loaded, host, port, workers or server.workers, log_level)
+    from ailab.ops.runfile import remove_runfile, write_runfile
+
+    write_runfile(loaded.data_dir, host, port)
+    _exit_on_sigterm()
+    try:
+        _serve(loaded, host, port, workers or server.workers, log_level)
+    finally:
+        remove_runfile(loaded.data_dir)
+
+
+def _exit_on_sigterm() -> None:
+    # uvicorn re-raises the signal it caught once it has drained; with this handler in place that ends in
+    # SystemExit, so `finally` blocks (the run file) still run.
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""Operations: backup and restore of every store, `ailab doctor`, safe upgrades."""
