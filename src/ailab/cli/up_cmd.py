@@ -42,20 +42,26 @@ def up(
     from ailab.ops.runfile import remove_runfile, write_runfile
 
     write_runfile(loaded.data_dir, host, port)
-    _exit_on_sigterm()
+    _exit_on_sigterm(loaded.data_dir)
     try:
         _serve(loaded, host, port, workers or server.workers, log_level)
     finally:
         remove_runfile(loaded.data_dir)
 
 
-def _exit_on_sigterm() -> None:
-    # uvicorn re-raises the signal it caught once it has drained; with this handler in place that ends in
-    # SystemExit, so `finally` blocks (the run file) still run.
+def _exit_on_sigterm(data_dir: Path) -> None:
+    # uvicorn re-raises the signal it caught once it has drained, which would skip `finally`: remove the
+    # run file first, then die of the signal as before (exit status -15 for supervisors).
     import signal
-    import sys
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    from ailab.ops.runfile import remove_runfile
+
+    def handler(signum: int, _frame: object) -> None:
+        remove_runfile(data_dir)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
