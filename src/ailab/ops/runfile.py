@@ -43,6 +43,8 @@ def write_runfile(data_dir: Path, host: str, port: int) -> RunInfo:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(asdict(info)))
     tmp.replace(path)
+    # Outlives the run: upgrade reports which version last served this data dir.
+    (path.parent / "last_version").write_text(info.version + "\n")
     return info
 
 
@@ -74,3 +76,11 @@ def read_runfile(data_dir: Path, *, alive_only: bool = True) -> RunInfo | None:
     if alive_only and not pid_alive(info.pid):
         return None
     return info
+
+
+def last_version(data_dir: Path) -> str | None:
+    """The ailab version that last served this data dir, if any did."""
+    try:
+        return (data_dir / "run" / "last_version").read_text().strip() or None
+    except OSError:
+        return None

@@ -38,9 +38,10 @@ def database_url(loaded: LoadedConfig) -> str:
 
 def all_migrations() -> list[Migration]:
     from ailab.access.schema import MIGRATIONS as ACCESS
+    from ailab.db.migrations import plugin_migrations
     from ailab.secrets import MIGRATIONS as SECRETS
 
-    return [*MIGRATIONS, *ACCESS, *SECRETS]
+    return [*MIGRATIONS, *ACCESS, *SECRETS, *plugin_migrations()]
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
@@ -123,6 +124,10 @@ class LabState:
         self.tasks.append(
             asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))
         )
+        if cfg.backup.schedule:  # one worker runs it (a lock in the data dir): ailab.ops.schedule
+            from ailab.ops.schedule import start_schedule
+
+            self.tasks.append(start_schedule(self.loaded))
 
     async def stop(self) -> None:
         for task in self.tasks:
