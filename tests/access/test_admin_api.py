@@ -327,3 +327,20 @@ def test_first_up_creates_an_admin_once(tmp_path, make_gateway):
     entries = gw.app.state.access.audit.entries()
     assert any(e.action == "user.create" and e.detail.get("role") == "admin" for e in entries)
     assert all(password not in str(e.detail) for e in entries)
+
+
+def test_a_denial_is_audited(lab):
+    with lab.client("usr") as c:
+        assert c.get("/api/users").status_code == 403
+    denied = lab.access.audit.entries(action="access.denied")
+    assert denied and denied[0].target == "users.manage"
+
+
+def test_a_new_key_works_at_once_and_a_revoked_one_stops_at_once(lab):
+    with lab.client("usr") as c:
+        made = c.post("/api/keys", json={"name": "fresh"})
+        assert made.status_code == 201, made.text
+        fresh = {"Authorization": f"Bearer {made.json()['key']}"}
+        assert httpx.get(f"{lab.gw.url}/v1/models", headers=fresh).status_code == 200
+        assert c.delete(f"/api/keys/{made.json()['id']}").status_code == 200
+        assert httpx.get(f"{lab.gw.url}/v1/models", headers=fresh).status_code == 401

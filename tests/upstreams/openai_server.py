@@ -175,6 +175,8 @@ def make_app(up: Upstream) -> Starlette:
 
     async def models(request: Request) -> Response:
         await up.record(request)
+        if (resp := unauthorized(request)) is not None:
+            return resp
         return JSONResponse(
             {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "x"}]}
         )

@@ -7,11 +7,15 @@ import typer
 from ailab.cli import (
     access_cmd,
     audit_cmd,
+    backup_cmd,
+    ci_cmd,
+    doctor_cmd,
     knowledge_cmd,
     models_cmd,
     secrets_cmd,
     stack_cmd,
     up_cmd,
+    upgrade_cmd,
     usage_cmd,
 )
 
@@ -30,12 +34,18 @@ app.add_typer(access_cmd.users_app, name="users")
 app.add_typer(access_cmd.projects_app, name="projects")
 app.add_typer(access_cmd.keys_app, name="keys")
 app.command("audit")(audit_cmd.audit)
+app.command("doctor")(doctor_cmd.doctor)
 app.command("collections")(knowledge_cmd.collections)
 app.command("ingest")(knowledge_cmd.ingest)
 app.command("search")(knowledge_cmd.search)
 app.command("ask")(knowledge_cmd.ask)
 app.add_typer(knowledge_cmd.knowledge_app, name="knowledge")
 stack_cmd.register(app)
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
+app.command("upgrade")(upgrade_cmd.upgrade)
+app.add_typer(ci_cmd.config_app, name="config")
+app.add_typer(ci_cmd.ci_app, name="ci")
 
 
 @app.command("version")

@@ -143,6 +143,26 @@ class KnowledgeSettings(BaseModel):
     top_k: int = Field(default=5, ge=1, le=100)
 
 
+class BackupSettings(_Open):
+    """`backup:` (see docs/operations.md): where `ailab backup` writes, how many it keeps, and a schedule."""
+
+    dir: str | None = None  # default: <data dir>/backups
+    keep: int = Field(default=7, ge=0)  # newest archives kept in `dir`; 0 keeps all
+    schedule: str | None = None  # cron expression, e.g. "0 3 * * *"; run by `ailab up`
+    include_key: bool = False  # put the local secret store's key in the archive (keep such archives safe)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"not a cron expression: {v!r} (e.g. '0 3 * * *': every day at 03:00)")
+        return v
+
+
 class LabConfig(_Open):
     model_list: list[ModelEntry] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
@@ -155,3 +175,4 @@ class LabConfig(_Open):
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)

@@ -20,6 +20,7 @@ import numpy as np
 from ailab.access.policy import decide
 from ailab.access.principal import Principal
 from ailab.config.models import KnowledgeSettings
+from ailab.knowledge import uploads
 from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
@@ -181,13 +182,17 @@ class KnowledgeService:
     async def delete_collection(self, coll: Collection) -> None:
         await asyncio.to_thread(self.store(coll.store).drop, coll.namespace)
         self.catalog.drop_collection(coll.id)
+        uploads.remove_collection_uploads(self.root, coll.name)
 
     def delete_document(self, coll: Collection, document_id: str) -> bool:
         with self.catalog.connect() as db:
+            source = db.execute("SELECT source FROM documents WHERE id = ?", (document_id,)).fetchone()
             ids = self.catalog.delete_document(db, document_id)
             if not ids and not db.total_changes:
                 return False
             self.store(coll.store).delete(coll.namespace, ids)
+        if source is not None:
+            uploads.remove_upload(self.root, coll.name, source[0])
         return True
 
     # -- ingestion and migration ----------------------------------------------------------------

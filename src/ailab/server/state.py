@@ -70,9 +70,11 @@ class LabState:
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
     knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         cfg = self.loaded.config
+        self.loop = asyncio.get_running_loop()
         for warning in self.loaded.warnings:
             log.warning("%s", warning)
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
@@ -169,6 +171,16 @@ class LabState:
             audit=self.access.audit,
             actor=actor,
         )
+
+    def refresh_keys_now(self) -> None:
+        """From an admin handler's thread: make a key change take effect in this worker before answering
+        (other workers follow within `access.refresh_interval`)."""
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._refresh_keys(), self.loop).result(timeout=30)
+
+    async def _refresh_keys(self) -> None:
+        if await asyncio.to_thread(self.access.cache.refresh_if_changed):
+            await self._keys_changed()
 
     async def _keys_changed(self) -> None:
         assert self.engine is not None and self.limiter is not None

@@ -58,7 +58,13 @@ def require(state: LabState, permission: str | None) -> Any:
 
     def check(principal: Principal = authenticated) -> Principal:
         if permission is not None:
-            allow(principal, permission)
+            try:
+                allow(principal, permission)
+            except ApiError:
+                # Recorded so `ailab doctor` (and admins) can see who keeps hitting which permission.
+                audit = state.access.audit
+                audit.record(actor(principal), "access.denied", permission, permission=permission)
+                raise
         return principal
 
     return Depends(check)

@@ -187,6 +187,7 @@ def _document_routes(r: APIRouter, state: LabState) -> None:
         items = await _read_upload(request)
         with _mapped():
             report = await svc().ingest_bytes(p, c, items)
+        await _keep_originals(svc(), c, items, {f["source"] for f in report.failed})
         return report.as_dict()
 
     @r.delete(
@@ -242,6 +243,17 @@ def _query_routes(r: APIRouter, state: LabState) -> None:
         with _mapped():
             reply, stream = await rag.chat_completion(svc(), p, colls, body)
         return _sse(stream, done=True) if stream is not None else reply
+
+
+async def _keep_originals(
+    svc: KnowledgeService, c: Collection, items: list[tuple[str, bytes]], failed: set[str]
+) -> None:
+    """Uploaded files are kept (knowledge/uploads/<collection>/<sha256>/<name>) so backups hold them."""
+    import asyncio
+
+    from ailab.knowledge.uploads import save_uploads
+
+    await asyncio.to_thread(save_uploads, svc.root, c.name, items, failed)
 
 
 async def _read_upload(request: Request) -> list[tuple[str, bytes]]:
