@@ -130,14 +130,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The same ledger tests run on SQLite and on a real PostgreSQL (a fresh database each)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return fresh_pg_database(request.getfixturevalue("postgres_server"), "t")
+
+
+def fresh_pg_database(server_uri: str, prefix: str) -> str:
+    """A new, empty database on the test PostgreSQL server; its URL."""
     import sqlalchemy as sa
 
-    uri: str = request.getfixturevalue("postgres_server")
-    name = f"t{next(_db_counter)}_{os.getpid()}"
+    name = f"{prefix}{next(_db_counter)}_{os.getpid()}"
     admin = sa.create_engine(
-        uri.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        server_uri.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return uri.replace("/postgres?", f"/{name}?")
+    return server_uri.replace("/postgres?", f"/{name}?")

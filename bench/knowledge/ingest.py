@@ -48,7 +48,7 @@ def bare(files: list[Path]) -> dict[str, Any]:
     from ailab.knowledge.embedder import MiniLMEmbedder
     from ailab.knowledge.worker import prepare_path
 
-    texts = []
+    texts: list[str] = []
     for f in files:
         p = prepare_path(str(f), None, 200, 32)
         texts.extend(c.embed_text(p.title) for c in p.chunks)

@@ -1,18 +1,27 @@
 """Retrieval quality on labelled questions over the PostgreSQL docs (bench/knowledge/questions/): hit@1,
 hit@5 and MRR@10 at page level (several chunks of one page count once) for dense, sparse and hybrid search
-of the lab's defaults, against a naive baseline (200-word windows prefixed with the page title,
+with the lab's defaults, against a naive baseline (200-word windows prefixed with the page title,
 all-MiniLM-L6-v2, SQLite FTS5 BM25, RRF).
 
-Needs the index the ingest benchmark leaves in .bench/knowledge/lab (python -m bench.knowledge.ingest).
+Three sets: `word_sharing` (questions reusing the answering page's words), `user_phrased` (symptoms and
+goals, few shared words) and `user-heldout` (more of those, written before any tuning and never tuned on).
 
-    python -m bench.knowledge.quality
+The lab is searched through its service, as `ask` does, with k = 10: its default document-level fusion
+(`hybrid`, `dense`, `sparse`) and chunk-level RRF (`group="chunk"`) for comparison. It needs the index in
+.bench/knowledge/lab: the ingest benchmark leaves one (python -m bench.knowledge.ingest), and `--rebuild`
+builds it here through the same pipeline, with embeddings cached by text (bench/knowledge/embcache.py), so
+after a chunking change only new chunk texts are embedded.
+
+    python -m bench.knowledge.quality [--rebuild]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -24,20 +33,14 @@ import yaml
 from bench.knowledge.ingest import DOCS, LAB_DIR
 
 QUESTIONS = Path(__file__).parent / "questions"
+SETS = ("word_sharing", "user_phrased", "user-heldout")
 CACHE = Path(".bench/knowledge/baseline.npz")
+TOP = 10  # results asked of the lab per question (MRR@10 needs ten pages)
 Ranker = Callable[[str], list[str]]  # question → pages, best first
 
 
 def pages_in_order(sources: list[str]) -> list[str]:
     return list(dict.fromkeys(Path(s).name for s in sources))
-
-
-def rrf_pages(rankings: list[list[str]], k: int = 60) -> list[str]:
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, page in enumerate(ranking):
-            scores[page] = scores.get(page, 0.0) + 1.0 / (k + rank + 1)
-    return sorted(scores, key=lambda p: -scores[p])
 
 
 def score(questions: list[dict[str, Any]], ranker: Ranker) -> dict[str, float]:
@@ -56,23 +59,50 @@ def score(questions: list[dict[str, Any]], ranker: Ranker) -> dict[str, float]:
 # -- the lab's defaults ---------------------------------------------------------------------------
 
 
+def _config() -> Path:
+    cfg = LAB_DIR / "ailab.yaml"
+    cfg.write_text(yaml.safe_dump({"ailab": {"discover_ollama": False}}))
+    return cfg
+
+
+async def rebuild() -> None:
+    """The lab's index of the docs, through its ingestion pipeline, with cached embeddings."""
+    from ailab.access.principal import MASTER
+    from ailab.config import load_config
+    from ailab.knowledge.local import open_lab
+    from bench.knowledge.embcache import EmbeddingCache, install
+
+    shutil.rmtree(LAB_DIR, ignore_errors=True)
+    LAB_DIR.mkdir(parents=True)
+    cache = EmbeddingCache()
+    embedder = install(cache)
+    async with open_lab(load_config(_config(), LAB_DIR)) as (_, svc):
+        coll = await svc.create_collection(MASTER, "pgdocs")
+        report = await svc.ingest_paths(MASTER, coll, sorted(DOCS.glob("*.html")), workers=1)
+    cache.save()
+    print(f"rebuilt: {report.added} pages, {report.chunks} chunks, {embedder.misses} embedded anew")
+
+
 async def lab_rankers(questions: list[str]) -> dict[str, dict[str, list[str]]]:
     """Per mode, each question's page ranking, from the lab's index (through its service and gateway)."""
     from ailab.access.principal import MASTER
     from ailab.config import load_config
     from ailab.knowledge.local import open_lab
 
-    cfg = LAB_DIR / "ailab.yaml"
-    cfg.write_text(yaml.safe_dump({"ailab": {"discover_ollama": False}}))
+    runs: dict[str, dict[str, Any]] = {
+        "dense": {"mode": "dense"},
+        "sparse": {"mode": "sparse"},
+        "hybrid": {},
+        "hybrid, chunk-level RRF": {"group": "chunk"},
+    }
     out: dict[str, dict[str, list[str]]] = {}
-    async with open_lab(load_config(cfg, LAB_DIR)) as (_, svc):
+    async with open_lab(load_config(_config(), LAB_DIR)) as (_, svc):
         coll = svc.get("pgdocs")
-        for mode in ("dense", "sparse", "hybrid"):
-            out[mode] = {}
+        for name, kw in runs.items():
+            out[name] = {}
             for q in questions:
-                hits = await svc.search(MASTER, [coll], q, 50, mode=mode)
-                out[mode][q] = pages_in_order([h.meta["source"] for h in hits])
-        out["hybrid, page-level RRF"] = {q: rrf_pages([out["dense"][q], out["sparse"][q]]) for q in questions}
+                hits = await svc.search(MASTER, [coll], q, TOP, **kw)
+                out[name][q] = pages_in_order([h.meta["source"] for h in hits])
     return out
 
 
@@ -131,11 +161,14 @@ def baseline_rankers(questions: list[str]) -> dict[str, dict[str, list[str]]]:
 
 
 def main() -> None:
-    sets = {
-        name: json.loads((QUESTIONS / f"{name}.json").read_text())
-        for name in ("word_sharing", "user_phrased")
-    }
-    questions = [item["q"] for items in sets.values() for item in items]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rebuild", action="store_true", help="re-ingest the lab index (cached embeddings)")
+    ap.add_argument("--out", default="bench/results/knowledge-quality.json")
+    args = ap.parse_args()
+    if args.rebuild or not (LAB_DIR / "knowledge" / "catalog.sqlite").exists():
+        asyncio.run(rebuild())
+    sets = {name: json.loads((QUESTIONS / f"{name}.json").read_text()) for name in SETS}
+    questions = list(dict.fromkeys(item["q"] for items in sets.values() for item in items))
     systems = {
         "baseline": baseline_rankers(questions),
         "lab": asyncio.run(lab_rankers(questions)),
@@ -145,11 +178,10 @@ def main() -> None:
         for system, modes in systems.items():
             for mode, ranking in modes.items():
                 row = score(items, lambda q, r=ranking: r[q])  # type: ignore[misc]
-                result.setdefault(set_name, {})[f"{system} {mode}"] = row
+                result.setdefault(set_name, {"questions": len(items)})[f"{system} {mode}"] = row
                 print(f"{set_name:13} {system:8} {mode:24} {row}")
-    out = Path("bench/results/knowledge-quality.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

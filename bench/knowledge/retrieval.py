@@ -81,7 +81,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
 
 
 def time_store(
@@ -147,10 +148,11 @@ def store_table(n: int, n_queries: int, qdrant_n: int) -> list[dict[str, Any]]:
 
 def end_to_end(n: int, n_queries: int) -> dict[str, Any]:
     """Query embedding + hybrid search + prompt at n chunks in the embedded store (through the service)."""
+    from ailab.config.models import KnowledgeSettings
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.embedder import shared_embedder
     from ailab.knowledge.rag import build_messages
-    from ailab.knowledge.service import KnowledgeService, KnowledgeSettings
+    from ailab.knowledge.service import KnowledgeService
     from ailab.observability.metrics import Metrics
 
     rng = np.random.default_rng(11)
@@ -187,31 +189,32 @@ def end_to_end(n: int, n_queries: int) -> dict[str, Any]:
     return {"n": n, "what": "embed query + hybrid search + prompt", **percentiles(samples)}
 
 
-def fill(catalog: Any, coll: Any, store: Any, n: int, rng: np.random.Generator) -> None:
+def fill(catalog: Any, coll: Any, store: Any, n: int, rng: np.random.Generator, per_doc: int = 10) -> None:
+    """n chunks of random Zipf text in documents of `per_doc` chunks (document-level fusion sees real
+    documents), with random unit vectors."""
     batch = 5000
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        rows = [
-            (
-                " ".join(words(rng, 150)),
-                i,
-                "Heading",
-                {"source": f"doc{(start + i) // 10}.html", "title": "T"},
-            )
-            for i in range(m)
-        ]
-        doc = {
-            "id": f"d{start}",
-            "collection_id": coll.id,
-            "source": f"s{start}",
-            "title": "T",
-            "kind": "html",
-            "content_hash": "x",
-            "mtime": 0.0,
-            "size": 0,
-        }
+        ids: list[int] = []
         with catalog.connect() as db:
-            ids = catalog.insert_document(db, doc, rows)
+            for first in range(start, start + m, per_doc):
+                count = min(per_doc, start + m - first)
+                source = f"doc{first // per_doc}.html"
+                rows = [
+                    (" ".join(words(rng, 150)), i, "Heading", {"source": source, "title": "T"})
+                    for i in range(count)
+                ]
+                doc = {
+                    "id": f"d{first}",
+                    "collection_id": coll.id,
+                    "source": source,
+                    "title": "T",
+                    "kind": "html",
+                    "content_hash": "x",
+                    "mtime": 0.0,
+                    "size": 0,
+                }
+                ids += catalog.insert_document(db, doc, rows)
         store.upsert(coll.namespace, ids, unit(rng, m))
 
 

@@ -57,6 +57,13 @@ def test_collections_upload_search_and_delete(gw):
         "/v1/knowledge/collections/docs/search", json={"query": "crash safety of data", "k": 2}
     ).json()
     assert hits["data"][0]["source"] == "wal.pdf" and hits["data"][0]["page"] == 1
+    chunks = c.post(
+        "/v1/knowledge/collections/docs/search",
+        json={"query": "crash safety of data", "k": 2, "group": "chunk", "per_document": 2},
+    )
+    assert chunks.status_code == 200 and chunks.json()["data"][0]["source"] == "wal.pdf"
+    bad = c.post("/v1/knowledge/collections/docs/search", json={"query": "x", "group": "page"})
+    assert bad.status_code == 400 and "group" in bad.text
     docs = c.get("/v1/knowledge/collections/docs/documents").json()
     doc = next(d for d in docs if d["source"] == "wal.pdf")
     assert c.delete(f"/v1/knowledge/collections/docs/documents/{doc['id']}").status_code == 200

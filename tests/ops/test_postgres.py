@@ -3,8 +3,6 @@ fresh database, and the same users, keys, secrets, ledger, collections and searc
 
 from __future__ import annotations
 
-import os
-from itertools import count
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,13 @@ from ailab.ops.archive import verify_archive
 from ailab.ops.backup import create_backup
 from ailab.ops.restore import RestoreError, restore_archive
 from ailab.server import create_app
+from tests.conftest import fresh_pg_database
 from tests.ops.conftest import assert_same_lab, client, populate, search_all, tables, write_lab
 from tests.upstreams.harness import ServerThread
 
-_names = count()
-
 
 def fresh_database(server_uri: str) -> str:
-    name = f"ops{next(_names)}_{os.getpid()}"
-    admin = sa.create_engine(
-        server_uri.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server_uri.replace("/postgres?", f"/{name}?")
+    return fresh_pg_database(server_uri, "ops")
 
 
 @pytest.fixture

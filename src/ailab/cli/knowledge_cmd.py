@@ -146,6 +146,10 @@ def search(
     collection: CollOpt,
     k: KOpt = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    group: Annotated[
+        str, typer.Option(help="document (a document counts once) or chunk (chunks alone)")
+    ] = "document",
+    per_document: Annotated[int, typer.Option(help="chunks each ranked document brings")] = 1,
     config: ConfOpt = None,
     data_dir: DataDirOpt = None,
     fmt: FormatOpt = "table",
@@ -154,7 +158,10 @@ def search(
 
     async def work(svc: Any) -> Any:
         colls = [svc.get(n) for n in collection.split(",")]
-        return [h.public() for h in await svc.search(_operator(), colls, query, k, mode=mode)]
+        hits = await svc.search(
+            _operator(), colls, query, k, mode=mode, group=group, per_document=per_document
+        )
+        return [h.public() for h in hits]
 
     hits = _run(config, data_dir, work)
 

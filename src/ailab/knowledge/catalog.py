@@ -306,6 +306,18 @@ class Catalog:
             ).fetchall()
         return {r[0]: ChunkRow(r[0], r[1], r[2], json.loads(r[3])) for r in rows}
 
+    def document_of(self, ids: list[int]) -> dict[int, str]:
+        """The document id of each chunk id (ids that no longer exist are left out)."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        with self.connect() as db:
+            rows = db.execute(
+                f"SELECT id, document_id FROM chunks WHERE id IN ({', '.join('?' * len(ids))})",  # noqa: S608
+                ids,
+            ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
     def bm25(
         self, collection_id: str, query: str, k: int, allowed: set[int] | None = None
     ) -> list[tuple[int, float]]:

@@ -22,6 +22,7 @@ from ailab.access.principal import Principal
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
+from ailab.knowledge.fusion import RankedDocument, fuse_documents, pick_chunks, rrf
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
 from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
@@ -31,7 +32,7 @@ from ailab.observability.metrics import KnowledgeMetrics
 if TYPE_CHECKING:
     from ailab.server.state import LabState
 
-RRF_K = 60
+CHUNKS_PER_DOCUMENT = 1  # chunks a ranked document brings to the results (more when documents run out)
 
 
 class KnowledgeError(ValueError):
@@ -265,15 +266,24 @@ class KnowledgeService:
         k: int | None = None,
         filters: dict[str, Any] | None = None,
         mode: str = "hybrid",
+        *,
+        group: str = "document",
+        per_document: int = CHUNKS_PER_DOCUMENT,
     ) -> list[Hit]:
+        """The `k` best chunks for `query`. `group="document"` (the default) ranks documents (a document
+        counts once, at its best chunk, in the dense and in the sparse ranking, then RRF) and returns each
+        ranked document's best `per_document` chunks (more when there are fewer documents than `k`);
+        `group="chunk"` ranks chunks alone (several chunks of one document may fill the results)."""
         if mode not in ("hybrid", "dense", "sparse"):
             raise KnowledgeError("mode: choose hybrid, dense or sparse")
+        if group not in ("document", "chunk"):
+            raise KnowledgeError("group: choose document or chunk")
         k = k or self.settings.top_k
-        ranked: list[list[Ranked]] = []
+        ranked: list[list[RankedDocument]] = []
         for coll in colls:
             vec = None if mode == "sparse" else (await self.embed(principal, coll, [query]))[0]
-            ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, k, filters, mode))
-        return self._hits(query, ranked, k)
+            ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, k, filters, mode, group))
+        return self._hits(query, ranked, k, max(1, per_document))
 
     def _rank(
         self,
@@ -283,40 +293,48 @@ class KnowledgeService:
         k: int,
         filters: dict[str, Any] | None,
         mode: str,
-    ) -> list[Ranked]:
+        group: str,
+    ) -> list[RankedDocument]:
+        """One collection's ranking: documents (for `group="chunk"`, one pseudo-document per chunk), keyed by
+        (collection name, document id), each with its chunks best first."""
         t0 = time.perf_counter()
         n = max(k * 4, 40)
         allowed = self.catalog.filter_ids(coll.id, filters) if filters else None
         dense = self.store(coll.store).search(coll.namespace, vec, n, allowed) if vec is not None else []
         sparse = self.catalog.bm25(coll.id, query, n, allowed) if mode != "dense" else []
-        fused = rrf([dense, sparse])
+        if group == "chunk":
+            out = [RankedDocument(cid, score, [(cid, score)]) for cid, score in rrf([dense, sparse])]
+        else:
+            document_of = self.catalog.document_of([cid for cid, _ in [*dense, *sparse]])
+            out = fuse_documents([dense, sparse], document_of)
         self.metrics.search_latency.labels(coll.store).observe(time.perf_counter() - t0)
         d, s = dict(dense), dict(sparse)
-        return [Ranked(coll.name, cid, score, d.get(cid), s.get(cid)) for cid, score in fused]
+        for doc in out:
+            doc.key = (coll.name, doc.key)
+            doc.chunks = [Ranked(coll.name, cid, sc, d.get(cid), s.get(cid)) for cid, sc in doc.chunks]
+        return out
 
-    def _hits(self, query: str, ranked: list[list[Ranked]], k: int) -> list[Hit]:
+    def _hits(
+        self,
+        query: str,
+        ranked: list[list[RankedDocument]],
+        k: int,
+        per_document: int,
+    ) -> list[Hit]:
         if len(ranked) == 1:
             order = ranked[0]
-        else:  # several collections: fuse their rankings the same way
-            by_key = {(r.collection, r.chunk_id): r for rs in ranked for r in rs}
-            fused = rrf([[((r.collection, r.chunk_id), r.score) for r in rs] for rs in ranked])
-            order = [
-                Ranked(c, i, score, by_key[(c, i)].dense, by_key[(c, i)].sparse) for (c, i), score in fused
-            ]
-        top = order[: k * 3 if self.reranker else k]
-        rows: dict[int, ChunkRow] = self.catalog.chunks([r.chunk_id for r in top])
+        else:  # several collections: fuse their document rankings the same way
+            by_key = {d.key: d for ds in ranked for d in ds}
+            fused = rrf([[(d.key, d.score) for d in ds] for ds in ranked])
+            order = [RankedDocument(key, score, by_key[key].chunks) for key, score in fused]
+        want = k * 3 if self.reranker else k
+        picked: list[tuple[Any, Ranked]] = pick_chunks(order, want, per_document)
+        doc_score = {d.key: d.score for d in order}
+        rows: dict[int, ChunkRow] = self.catalog.chunks([r.chunk_id for _, r in picked])
         hits = [
-            Hit(
-                r.chunk_id,
-                r.collection,
-                r.score,
-                r.dense,
-                r.sparse,
-                rows[r.chunk_id].text,
-                rows[r.chunk_id].meta,
-            )
-            for r in top
-            if r.chunk_id in rows
+            Hit(r.chunk_id, r.collection, doc_score[key], r.dense, r.sparse, row.text, row.meta)
+            for key, r in picked
+            if (row := rows.get(r.chunk_id)) is not None
         ]
         if self.reranker is not None:
             hits = self.reranker(query, hits)
@@ -330,12 +348,3 @@ class Ranked:
     score: float
     dense: float | None
     sparse: float | None
-
-
-def rrf(lists: list[list[tuple[Any, float]]], k: int = RRF_K) -> list[tuple[Any, float]]:
-    """Reciprocal rank fusion: Σ 1/(k + rank) over the lists an item appears in, best first."""
-    scores: dict[Any, float] = {}
-    for ranking in lists:
-        for rank, (item, _) in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
-    return sorted(scores.items(), key=lambda kv: -kv[1])

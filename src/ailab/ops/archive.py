@@ -157,9 +157,8 @@ def _trailer(hexdigest: str) -> bytes:
 TRAILER_SIZE = len(_trailer("0" * 64))
 
 
-def check_trailer(path: Path) -> None:
-    """The sha256 the archive was written with equals the sha256 of its bytes (before the trailer)."""
-    where = str(path)
+def _trailer_digest(path: Path) -> str | None:
+    """The sha256 the archive was written with, or None when its trailer is missing or unreadable."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         fh.seek(max(0, size - TRAILER_SIZE))
@@ -167,16 +166,31 @@ def check_trailer(path: Path) -> None:
     try:
         text = gzip.decompress(tail) if len(tail) == TRAILER_SIZE else b""
     except (OSError, EOFError, zlib.error):
-        text = b""
+        return None
     if not text.startswith(TRAILER_PREFIX):
-        raise ArchiveError(
-            f"{where}: damaged or truncated archive: its integrity trailer is missing or damaged "
-            "(was it written by `ailab backup`, and copied whole?)"
-        )
-    expected = text[len(TRAILER_PREFIX) :].strip().decode(errors="replace")
+        return None
+    digest = text[len(TRAILER_PREFIX) :].strip().decode(errors="replace")
+    # Byte for byte as written: gzip's header fields (flags, OS) are not covered by its CRC.
+    return digest if tail == _trailer(digest) else None
+
+
+def check_trailer(path: Path, *, required: bool) -> None:
+    """The archive's bytes (before the trailer) hash to the sha256 it was written with.
+
+    Run first when the trailer is there (a damaged manifest must not be read as "from a newer schema"),
+    and last as `required` (so that a truncated archive is reported as truncated, not as trailer-less)."""
+    where = str(path)
+    expected = _trailer_digest(path)
+    if expected is None:
+        if required:
+            raise ArchiveError(
+                f"{where}: damaged or truncated archive: its integrity trailer is missing or damaged "
+                "(was it written by `ailab backup`, and copied whole?)"
+            )
+        return
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        left = size - TRAILER_SIZE
+        left = path.stat().st_size - TRAILER_SIZE
         while left > 0 and (chunk := fh.read(min(CHUNK, left))):
             h.update(chunk)
             left -= len(chunk)
@@ -220,6 +234,7 @@ def read_archive(
     """
     where = str(path)
     try:
+        check_trailer(path, required=False)
         with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
             manifest = _first_manifest(tar, where)
             if check is not None:
@@ -239,8 +254,7 @@ def read_archive(
             f"{where}: member {missing[0]} is listed in the manifest but missing from the archive "
             f"({len(missing)} missing: truncated?)"
         )
-    # Last, so that the specific reasons above (member, schema, truncation) are the ones reported.
-    check_trailer(path)
+    check_trailer(path, required=True)
     return manifest
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from ailab.ops.runfile import RunInfo, pid_alive, runfile_path
+from ailab.ops.runfile import RunInfo, runfile_path
+from ailab.stack.native.supervisor import pid_alive
 
 
 @dataclass(frozen=True)

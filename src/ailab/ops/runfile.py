@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ailab import __version__
+from ailab.stack.native.supervisor import pid_alive
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,6 @@ def remove_runfile(data_dir: Path) -> None:
     # Only the process that wrote it removes it (a second `ailab up` that failed to bind must not).
     if info is not None and info.pid == os.getpid():
         path.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_runfile(data_dir: Path, *, alive_only: bool = True) -> RunInfo | None:

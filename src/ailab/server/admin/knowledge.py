@@ -38,6 +38,9 @@ class SearchBody(BaseModel):
     k: int = Field(default=5, ge=1, le=100)
     filters: dict[str, Any] | None = None
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    # document: a document counts once and brings its best `per_document` chunks; chunk: chunks alone
+    group: Literal["document", "chunk"] = "document"
+    per_document: int = Field(default=1, ge=1, le=20)
 
 
 class AskBody(BaseModel):
@@ -214,7 +217,16 @@ def _query_routes(r: APIRouter, state: LabState) -> None:
     async def search(name: str, body: SearchBody, p: Principal = use) -> dict[str, Any]:
         c = coll(name, p, "knowledge.use")
         with _mapped():
-            hits = await svc().search(p, [c], body.query, body.k, body.filters, body.mode)
+            hits = await svc().search(
+                p,
+                [c],
+                body.query,
+                body.k,
+                body.filters,
+                body.mode,
+                group=body.group,
+                per_document=body.per_document,
+            )
         return {"object": "list", "data": [h.public() for h in hits]}
 
     @r.post("/collections/{name}/ask", openapi_extra={"x-permission": "knowledge.use"}, response_model=None)
