@@ -6,23 +6,31 @@ bytes per row, the writer's sustained insert rate, and the time of the usage rep
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ailab.config.models import ModelInfo
+from ailab.config.models import ModelInfo, ServerSettings
 from ailab.db import make_engine, migrate
 from ailab.gateway.types import Deployment, Usage
 from ailab.ledger import LedgerWriter, PriceBook, UsageEvent, usage_report
 from ailab.ledger.schema import ENDPOINT_CHAT
 from ailab.server.state import all_migrations
 
+WRITER_BATCH = inspect.signature(LedgerWriter).parameters["batch_size"].default  # the writer's own default
+CONFIG_BATCH = ServerSettings().ledger_batch_size  # what `ailab up` passes it
 
+
+@functools.cache
 def _deployments() -> list[Deployment]:
+    """Built once per process, as a server builds its deployments once at start."""
     models = [
         ("openai", "gpt-4o-mini", "openai"),
         ("anthropic", "claude-sonnet-4-5", "anthropic"),
@@ -80,36 +88,55 @@ def _events(n: int, now: float, start: int, total: int) -> list[UsageEvent]:
     return out
 
 
-def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="ailab-ledger-bench-"))
-    db = work / "ailab.db"
-    engine = make_engine(f"sqlite:///{db}")
-    migrate(engine, all_migrations())
-    writer = LedgerWriter(engine, PriceBook(), work, batch_size=5000, flush_interval=0.01)
+def _fill(
+    engine: Any, work: Path, rows: int, now: float, batch_size: int, chunk: int, quiet: bool = False
+) -> float:
+    """Submit `rows` events in chunks, wait for the writer after each; the writer's seconds (generation not
+    counted)."""
+    writer = LedgerWriter(engine, PriceBook(), work, batch_size=batch_size, flush_interval=0.01)
     writer.start()
-    now = time.time()
     t0 = time.perf_counter()
     written = 0
     gen = 0.0
     while written < rows:
         g0 = time.perf_counter()
-        chunk = _events(min(batch, rows - written), now, written, rows)
+        events = _events(min(chunk, rows - written), now, written, rows)
         gen += time.perf_counter() - g0
-        for ev in chunk:
+        for ev in events:
             writer.submit(ev)
-        written += len(chunk)
+        written += len(events)
         writer.flush(timeout=3600)
-        print(f"  {written:,} rows", flush=True)
+        if not quiet:
+            print(f"  {written:,} rows", flush=True)
     writer.stop()
-    elapsed = time.perf_counter() - t0 - gen
+    return time.perf_counter() - t0 - gen
+
+
+def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="ailab-ledger-bench-"))
+    db = work / "ailab.db"
+    engine = make_engine(f"sqlite:///{db}")
+    migrate(engine, all_migrations())
+    now = time.time()
+    elapsed = _fill(engine, work, rows, now, WRITER_BATCH, batch)
     size = sum(p.stat().st_size for p in work.glob("ailab.db*"))
     result: dict[str, Any] = {
         "rows": rows,
         "bytes_per_row": size / rows,
         "insert_rows_per_s": rows / elapsed,
+        "writer_batch_size": WRITER_BATCH,
         "db_bytes": size,
         "reports_s": {},
     }
+    if CONFIG_BATCH != WRITER_BATCH:  # what `ailab up` runs with until its default follows the writer's
+        small = min(rows, 1_000_000)
+        other = Path(tempfile.mkdtemp(prefix="ailab-ledger-bench-"))
+        e2 = make_engine(f"sqlite:///{other / 'ailab.db'}")
+        migrate(e2, all_migrations())
+        result["config_batch_size"] = CONFIG_BATCH
+        result["config_batch_rows_per_s"] = small / _fill(e2, other, small, now, CONFIG_BATCH, batch, True)
+        e2.dispose()
+        shutil.rmtree(other)
     result["two_writers_rows_per_s"] = _two_writers(work / "ailab.db", min(rows, 1_000_000))
     for by in ("model", "key", "day", "provider", "project"):
         t = time.perf_counter()
@@ -119,8 +146,14 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
     engine.dispose()
     print(
         f"\nledger: {rows:,} rows, {result['bytes_per_row']:.0f} bytes/row on disk, writer "
-        f"{result['insert_rows_per_s']:,.0f} rows/s (pricing, interning and rollup included)"
+        f"{result['insert_rows_per_s']:,.0f} rows/s (pricing, interning and rollup included; "
+        f"up to {WRITER_BATCH:,} rows per transaction)"
     )
+    if "config_batch_rows_per_s" in result:
+        print(
+            f"  the same writer at ailab.ledger_batch_size={CONFIG_BATCH} (the config default), "
+            f"{min(rows, 1_000_000):,} rows: {result['config_batch_rows_per_s']:,.0f} rows/s"
+        )
     print(
         f"  two writer processes on the same database (as with --workers 2): "
         f"{result['two_writers_rows_per_s']:,.0f} rows/s together"
@@ -134,7 +167,7 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
 
 def _writer_process(db: str, rows: int, seed: int, queue: Any, go: Any) -> None:
     engine = make_engine(f"sqlite:///{db}")
-    writer = LedgerWriter(engine, PriceBook(), Path(db).parent, batch_size=5000, flush_interval=0.01)
+    writer = LedgerWriter(engine, PriceBook(), Path(db).parent, batch_size=WRITER_BATCH, flush_interval=0.01)
     events = _events(rows, time.time(), seed, rows)
     queue.put("ready")
     go.wait()  # start together

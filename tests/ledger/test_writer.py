@@ -222,3 +222,27 @@ def test_fast_pricing_equals_the_library_including_tiers(provider, model):
             provider_id=provider,
         ).total_price
         assert Decimal(book.cost_pusd(d, u, 1.0, False)) / 10**12 == want, (prompt, u)
+
+
+def test_an_unexpected_error_spills_the_batch_and_the_writer_goes_on(engine, tmp_path, monkeypatch):
+    w = _writer(engine, tmp_path)
+    real = w._write
+    calls = {"n": 0}
+
+    def flaky(events):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug")
+        real(events)
+
+    monkeypatch.setattr(w, "_write", flaky)
+    w.submit(event(dep(), p=1, c=1))
+    deadline = time.time() + 5
+    while w.spilled < 1 and time.time() < deadline:
+        time.sleep(0.01)
+    w.submit(event(dep(), p=2, c=2))
+    w.stop()
+    assert w.spilled == 1 and w.dropped == 0
+    assert totals(engine).requests == 1  # the second row was written: the thread survived
+    _writer(engine, tmp_path).stop()  # the next start re-imports the spilled row
+    assert totals(engine).requests == 2

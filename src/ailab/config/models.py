@@ -87,7 +87,7 @@ class ServerSettings(_Open):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
-    ledger_batch_size: int = Field(default=500, ge=1)
+    ledger_batch_size: int = Field(default=20_000, ge=1)  # most rows a transaction takes from the queue
     ledger_flush_interval: float = Field(default=0.25, gt=0)
     ledger_queue_size: int = Field(default=100_000, ge=1)
     # /metrics without a key: "auto" allows it only while the lab listens on loopback.

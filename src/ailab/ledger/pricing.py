@@ -7,6 +7,7 @@ otherwise None ("unknown", counted by a metric), never a silent 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -63,32 +64,44 @@ def rates_from_info(info: ModelInfo) -> TokenRates | None:
     return TokenRates(inp, out, inp if read is None else read * PICO, inp if write is None else write * PICO)
 
 
-_UNSET: Any = object()
+Pricer = Callable[[Usage, float, bool], int | None]
+"""Prices one request: (usage, latency in seconds, failed) -> pico-USD, or None when no price is known."""
 
 
 class PriceBook:
-    """Resolves and caches a price per deployment; used by the ledger writer thread only."""
+    """Resolves a price per deployment once, as a `Pricer` closure, so pricing a row costs a call and a few
+    integer multiplications. Cached by deployment object (deployments are built once per server start)."""
 
     def __init__(self, kwh_price: float | None = None) -> None:
         self.kwh_price = kwh_price
         self._library: dict[tuple[str, str], Any] = {}
-        self._info_rates: dict[str, Any] = {}  # deployment id -> TokenRates | None
+        self._pricers: dict[Deployment, Pricer] = {}
 
     def cost_pusd(self, dep: Deployment | None, usage: Usage, latency_s: float, failed: bool) -> int | None:
+        return self.pricer(dep)(usage, latency_s, failed)
+
+    def pricer(self, dep: Deployment | None) -> Pricer:
         if dep is None:
-            return 0 if failed and not (usage.prompt_tokens or usage.completion_tokens) else None
-        info = dep.info
-        rates = self._info_rates.get(dep.id, _UNSET)
-        if rates is _UNSET:
-            rates = self._info_rates[dep.id] = rates_from_info(info)
+            return _no_deployment
+        found = self._pricers.get(dep)
+        if found is None:
+            found = self._pricers[dep] = self._resolve(dep)
+        return found
+
+    def _resolve(self, dep: Deployment) -> Pricer:
+        """In order: the deployment's own token prices, its hourly cost, the price library."""
+        rates = rates_from_info(dep.info)
         if rates is not None:
-            return int(rates.cost(usage))
-        hourly = self._hourly(info)
+            return rates_pricer(rates)
+        hourly = self._hourly(dep.info)
         if hourly is not None:
-            return int((hourly * PICO * Decimal(str(latency_s)) / 3600).to_integral_value())
-        if not (usage.prompt_tokens or usage.completion_tokens):
-            return 0  # nothing was consumed (e.g. an upstream error): a known cost of zero
-        return self._library_cost(dep, usage)
+            return hourly_pricer(hourly * PICO)
+        entry = self._library_entry(dep)
+        if isinstance(entry, TokenRates | TieredRates):
+            return rates_pricer(entry, consumed=True)
+        if entry is None:
+            return consumed_only(_unknown)
+        return consumed_only(_library_pricer(entry))
 
     def _hourly(self, info: ModelInfo) -> Decimal | None:
         if info.cost_per_hour is not None:
@@ -98,20 +111,14 @@ class PriceBook:
             return Decimal(str(info.watts)) / 1000 * Decimal(str(kwh))
         return None
 
-    def _library_cost(self, dep: Deployment, usage: Usage) -> int | None:
+    def _library_entry(self, dep: Deployment) -> TokenRates | TieredRates | Any | None:
         if not dep.price_id:
             return None
         model = dep.info.base_model or dep.model
         key = (dep.price_id, model)
         if key not in self._library:
             self._library[key] = self._lookup(dep.price_id, model)
-        entry = self._library[key]
-        if entry is None:
-            return None
-        if isinstance(entry, TokenRates | TieredRates):
-            return entry.cost(usage)
-        prices = entry.calc_price(_price_usage(usage))
-        return int((prices["total_price"] * PICO).to_integral_value())
+        return self._library[key]
 
     @staticmethod
     def _lookup(provider_id: str, model: str) -> TokenRates | TieredRates | Any | None:
@@ -126,6 +133,97 @@ class PriceBook:
         if getattr(mp, "requests_kcount", None) is None and all(_simple(v) for v in fields):
             return TieredRates.build(fields)
         return mp  # prices this module does not model (per request, …): let the library compute each request
+
+
+def _no_deployment(u: Usage, _latency_s: float, failed: bool) -> int | None:
+    return 0 if failed and not (u.prompt_tokens or u.completion_tokens) else None
+
+
+def _unknown(_u: Usage, _latency_s: float, _failed: bool) -> int | None:
+    return None
+
+
+def consumed_only(inner: Pricer) -> Pricer:
+    """A request that consumed no tokens (e.g. an upstream error) has a known cost of zero."""
+
+    def price(u: Usage, latency_s: float, failed: bool) -> int | None:
+        if not (u.prompt_tokens or u.completion_tokens):
+            return 0
+        return inner(u, latency_s, failed)
+
+    return price
+
+
+def rates_pricer(rates: TokenRates | TieredRates, consumed: bool = False) -> Pricer:
+    """Token prices as a closure; whole pico-USD rates (the usual case) take an all-integer path.
+    `consumed`: a request with no prompt or completion tokens costs 0 (see `consumed_only`)."""
+    if isinstance(rates, TieredRates):
+        return _tiered_pricer(rates, consumed)
+    values = (rates.input, rates.output, rates.cache_read, rates.cache_write)
+    if not all(type(x) is int for x in values):  # fractional pico-USD per token: Decimal, exact
+
+        def decimal(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+            return rates.cost(u)
+
+        return consumed_only(decimal) if consumed else decimal
+    i, o, r, w = (int(x) for x in values)
+
+    def exact(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+        p, c, ca, cw = u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
+        if consumed and not (p or c):
+            return 0
+        fresh = p - ca - cw
+        return (fresh if fresh > 0 else 0) * i + ca * r + cw * w + c * o
+
+    return exact
+
+
+def _tiered_pricer(rates: TieredRates, consumed: bool) -> Pricer:
+    levels = tuple((start, rates_pricer(level)) for start, level in reversed(rates.levels[1:]))
+    base = rates_pricer(rates.levels[0][1])
+
+    def tiered(u: Usage, latency_s: float, failed: bool) -> int | None:
+        p = u.prompt_tokens
+        if consumed and not (p or u.completion_tokens):
+            return 0
+        for start, level in levels:  # highest tier first: the first one passed is the request's
+            if p > start:
+                return level(u, latency_s, failed)
+        return base(u, latency_s, failed)
+
+    return tiered
+
+
+def hourly_pricer(pico_per_hour: Decimal) -> Pricer:
+    """Self-hosted costing: the hourly price apportioned by the request's time, rounded half-even to pico-USD,
+    exactly as `round(pico_per_hour * Decimal(str(latency_s)) / 3600)`.
+
+    That Decimal expression costs about a microsecond. A double computes the same quotient to within 2**-51
+    relative error (four roundings of at most 2**-53 each: the rate to a double, the division by 3600, the
+    latency's decimal repr against its double, the product), so wherever the double is farther than 2**-46
+    relative from a rounding boundary (n + 0.5) its nearest integer is the exact one. Near a boundary, or out
+    of the double's exact integer range, the Decimal expression decides."""
+    per_second = float(pico_per_hour) / 3600.0
+    margin = 2.0**-46
+
+    def price(_u: Usage, latency_s: float, _failed: bool) -> int | None:
+        q = per_second * latency_s
+        if 0.0 <= q < 4503599627370496.0:  # 2**52: the integer part and the fraction are exact
+            n = int(q)
+            f = q - n
+            if abs(f - 0.5) > q * margin:
+                return n + 1 if f > 0.5 else n
+        return round(pico_per_hour * Decimal(str(latency_s)) / 3600)  # half-even, as to_integral_value
+
+    return price
+
+
+def _library_pricer(entry: Any) -> Pricer:
+    def price(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+        prices = entry.calc_price(_price_usage(u))
+        return int((prices["total_price"] * PICO).to_integral_value())
+
+    return price
 
 
 @dataclass(frozen=True, slots=True)

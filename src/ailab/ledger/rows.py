@@ -1,15 +1,17 @@
-"""Ledger rows as tuples in a fixed column order, inserted with one driver-level executemany, and the
-daily rollup upserted from the same tuples (so the two can never disagree)."""
+"""Ledger rows as tuples in a fixed column order, built from events in one pass that also prices them and sums
+the daily rollup, then inserted with one driver-level executemany (COPY on PostgreSQL) and the rollup upserted
+in the same transaction (so the two can never disagree)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
+from ailab.ledger.pricing import Pricer
 
 COLUMNS = (
     "request_id",
@@ -39,56 +41,179 @@ _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
 _TS, _STATUS, _COST = _AT["ts_ms"], _AT["status"], _AT["cost_pusd"]
 _P, _C, _CA = _AT["prompt_tokens"], _AT["completion_tokens"], _AT["cached_tokens"]
 DAY_MS = 86_400_000
+STREAM, ESTIMATED = schema.FLAG_STREAM, schema.FLAG_ESTIMATED
 
 Row = tuple[Any, ...]
+# (day, *DAILY_DIMS, 0 for a missing one) -> [requests, errors, prompt, completion, cached, cost, unpriced]
+Daily = dict[tuple[int, ...], list[int]]
 
 
-def event_values(ev: UsageEvent, cost: int | None, dims: Sequence[int | None]) -> Row:
-    """`dims`: key, user, project, group, deployment, provider, error dimension ids, in that order."""
-    u = ev.usage
-    flags = (schema.FLAG_STREAM if ev.stream else 0) | (schema.FLAG_ESTIMATED if u.estimated else 0)
-    key, user, project, group, deployment, provider, error = dims
-    return (
-        ev.request_id,
-        int(ev.ts * 1000),
-        ev.endpoint,
-        key,
-        user,
-        project,
-        group,
-        deployment,
-        provider,
-        u.prompt_tokens,
-        u.completion_tokens,
-        u.cached_tokens,
-        u.cache_write_tokens,
-        u.reasoning_tokens,
-        round(ev.latency_s * 1000),
-        None if ev.ttft_s is None else round(ev.ttft_s * 1000),
-        ev.status,
-        error,
-        cost,
-        flags,
-        ev.retries,
-    )
+# Python 3.11's sqlite3 binds None several times slower than an int (it first looks for an adapter, through a
+# raised and cleared AttributeError), and a ledger row has a few. So for SQLite a missing value in a nullable
+# column is built as SQLITE_NULL and the INSERT turns it back into NULL with NULLIF: none of those columns can
+# hold a negative value (dimension ids start at 1; times and costs are >= 0). PostgreSQL rows keep None.
+SQLITE_NULL = -1
+NULLABLE = frozenset(c.name for c in schema.requests.columns if c.nullable and not c.primary_key)
 
 
-def _placeholders(conn: Connection, n: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * n)
+def null_marker(dialect_name: str) -> int | None:
+    """What Batch rows hold for NULL on this database."""
+    return SQLITE_NULL if dialect_name == "sqlite" else None
 
 
-def insert_rows(conn: Connection, rows: list[Row]) -> None:
-    if not rows:
-        return
-    # Identifiers are constants of this module; values are bound parameters.
-    sql = f"INSERT INTO ledger_requests ({', '.join(COLUMNS)}) VALUES ({_placeholders(conn, len(COLUMNS))})"
-    conn.exec_driver_sql(sql, rows)
-    _upsert_daily(conn, rows)
+# What every event with the same key/user/project/group/deployment/error shares: a serial number, its
+# interned dimension ids (key, user, project, group, deployment, provider, error), its pricer and its rollup
+# key columns. A plain tuple: the per-row loop unpacks it in one step.
+DimSet = tuple[
+    int,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    Pricer,
+    tuple[int, ...],
+]
 
 
-def _upsert_daily(conn: Connection, rows: list[Row]) -> None:
-    totals: dict[tuple[int, ...], list[int]] = {}
+def make_dimset(index: int, dims: Sequence[int | None], pricer: Pricer, null: int | None) -> DimSet:
+    """`dims`: key, user, project, group, deployment, provider, error dimension ids, in that order; a missing
+    one is stored as `null` (see `null_marker`)."""
+    key, user, project, group, deployment, provider, error = (null if d is None else d for d in dims)
+    by_name = {
+        "group_dim": group,
+        "deployment_dim": deployment,
+        "provider_dim": provider,
+        "key_dim": key,
+        "user_dim": user,
+        "project_dim": project,
+        "error_dim": error,
+    }
+    daily = tuple(0 if by_name[d] in (None, null) else by_name[d] for d in schema.DAILY_DIMS)
+    return (index, key, user, project, group, deployment, provider, error, pricer, daily)  # type: ignore[return-value]
+
+
+def dimset_key(ev: UsageEvent) -> tuple[Any, ...]:
+    return (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type)
+
+
+class Batch:
+    """One transaction's worth of events as rows, built in one pass that also prices each event and sums the
+    daily rollup. Built before the transaction, so the database's write lock (SQLite has one per database,
+    shared by every gateway worker's writer) is held only while the database works."""
+
+    def __init__(
+        self,
+        events: Sequence[UsageEvent],
+        dimsets: dict[tuple[Any, ...], DimSet],
+        resolve: Callable[[UsageEvent], DimSet],
+        on_pricing_error: Callable[[UsageEvent], None],
+        null: int | None = None,
+    ) -> None:
+        """`dimsets` maps `dimset_key(ev)` to its DimSet; `resolve` builds (and stores) a missing one. `null`:
+        what a missing value is in a row (`null_marker`; the DimSets must have been made with the same)."""
+        self.events = events
+        self.null = null
+        self.dimsets = dimsets
+        self.resolve = resolve
+        self.on_pricing_error = on_pricing_error
+        self.rows: list[Row] = []
+        self.costs: list[int | None] = []  # each event's price, in order (None: unknown)
+        self._sums: dict[int, dict[int, list[int]]] = {}  # day -> DimSet index -> sums
+        self._rollup_of: dict[int, tuple[int, ...]] = {}  # DimSet index -> its rollup key columns
+        self._build()
+
+    def daily(self) -> Daily:
+        return {
+            (d, *self._rollup_of[i]): acc for d, per_set in self._sums.items() for i, acc in per_set.items()
+        }
+
+    def _build(self) -> None:
+        """One pass per event: a dimension-set lookup, the price, the row tuple, the rollup sums. One long
+        loop on purpose: it runs for every row, and a function call per step would cost more than the step."""
+        dimsets, resolve, rollup_of, null = self.dimsets, self.resolve, self._rollup_of, self.null
+        add_row = self.rows.append
+        add_cost = self.costs.append
+        sums = self._sums
+        day = -1
+        today: dict[int, list[int]] = {}
+        for ev in self.events:
+            ds = dimsets.get((ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type))
+            if ds is None:
+                ds = resolve(ev)
+            index, key, user, project, group, deployment, provider, error, pricer, rollup = ds
+            u = ev.usage
+            status = ev.status
+            if ev.priced:
+                cost = ev.cost_pusd
+            else:
+                try:
+                    cost = pricer(u, ev.latency_s, status >= 400)
+                except (ArithmeticError, ValueError, TypeError):
+                    self.on_pricing_error(ev)
+                    cost = None
+            ts = int(ev.ts * 1000)
+            ttft = ev.ttft_s
+            p, c, ca = u.prompt_tokens, u.completion_tokens, u.cached_tokens
+            add_row(
+                (
+                    ev.request_id,
+                    ts,
+                    ev.endpoint,
+                    key,
+                    user,
+                    project,
+                    group,
+                    deployment,
+                    provider,
+                    p,
+                    c,
+                    ca,
+                    u.cache_write_tokens,
+                    u.reasoning_tokens,
+                    round(ev.latency_s * 1000),
+                    null if ttft is None else round(ttft * 1000),
+                    status,
+                    error,
+                    null if cost is None else cost,
+                    (STREAM if ev.stream else 0) | (ESTIMATED if u.estimated else 0),
+                    ev.retries,
+                )
+            )
+            add_cost(cost)
+            if ts // DAY_MS != day:  # a batch almost always lies within one day
+                day = ts // DAY_MS
+                today = sums.setdefault(day, {})
+            acc = today.get(index)
+            if acc is None:
+                acc = today[index] = [0, 0, 0, 0, 0, 0, 0]
+                rollup_of[index] = rollup
+            acc[0] += 1
+            if status >= 400:
+                acc[1] += 1
+            acc[2] += p
+            acc[3] += c
+            acc[4] += ca
+            if cost is None:
+                acc[6] += 1
+            else:
+                acc[5] += cost
+
+
+def write_batch(conn: Connection, batch: Batch) -> None:
+    """Insert the batch's rows and upsert its rollup, in `conn`'s transaction."""
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, batch.rows)
+    else:
+        conn.exec_driver_sql(_insert_sql(conn, batch.null), batch.rows)
+    _upsert_daily(conn, batch.daily())
+
+
+def daily_totals(rows: Sequence[Row]) -> Daily:
+    """The rollup of any rows (spill re-import; tests check Batch.daily against it)."""
+    totals: Daily = {}
     for r in rows:
         key = (r[_TS] // DAY_MS, *(r[i] or 0 for i in _DIM_AT))
         acc = totals.get(key)
@@ -102,11 +227,67 @@ def _upsert_daily(conn: Connection, rows: list[Row]) -> None:
         acc[4] += r[_CA]
         acc[5] += cost or 0
         acc[6] += cost is None
-    cols = ("day", *schema.DAILY_DIMS, *schema.DAILY_SUMS)
-    keys = ", ".join(("day", *schema.DAILY_DIMS))
-    updates = ", ".join(f"{s} = ledger_daily.{s} + excluded.{s}" for s in schema.DAILY_SUMS)
-    sql = (
-        f"INSERT INTO ledger_daily ({', '.join(cols)}) VALUES ({_placeholders(conn, len(cols))}) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
-    )
-    conn.exec_driver_sql(sql, [(*k, *v) for k, v in totals.items()])
+    return totals
+
+
+def _placeholders(conn: Connection, n: int) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * n)
+
+
+def _insert_sql(conn: Connection, null: int | None) -> str:
+    """The driver-level executemany INSERT; with a `null` marker, NULLIF turns it back into NULL."""
+    # Identifiers and the marker are constants of this module; values are bound parameters.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    values = (f"NULLIF({mark}, {int(null)})" if null is not None and c in NULLABLE else mark for c in COLUMNS)
+    return f"INSERT INTO ledger_requests ({', '.join(COLUMNS)}) VALUES ({', '.join(values)})"
+
+
+# Identifiers are constants of this module; values are bound parameters (or COPY data).
+_COPY = f"COPY ledger_requests ({', '.join(COLUMNS)}) FROM STDIN"
+_DAILY_COLS = ("day", *schema.DAILY_DIMS, *schema.DAILY_SUMS)
+_UPSERT = (
+    f"INSERT INTO ledger_daily ({', '.join(_DAILY_COLS)}) VALUES ({{marks}}) "
+    f"ON CONFLICT ({', '.join(('day', *schema.DAILY_DIMS))}) DO UPDATE SET "
+    + ", ".join(f"{s} = ledger_daily.{s} + excluded.{s}" for s in schema.DAILY_SUMS)
+)
+
+
+def insert_rows(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert ready-made rows (spill re-import) and upsert their rollup, in `conn`'s transaction."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, rows)
+    else:
+        conn.exec_driver_sql(_insert_sql(conn, None), list(rows))
+    _upsert_daily(conn, daily_totals(rows))
+
+
+def _upsert_daily(conn: Connection, daily: Daily) -> None:
+    if not daily:
+        return
+    # Sorted, so that concurrent writers (one per gateway worker) lock the rollup's rows in one order.
+    params = [(*k, *v) for k, v in sorted(daily.items())]
+    conn.exec_driver_sql(_UPSERT.format(marks=_placeholders(conn, len(_DAILY_COLS))), params)
+
+
+def _copy_rows(conn: Connection, rows: Sequence[Row]) -> None:
+    """PostgreSQL: COPY is several times faster than executemany for a batch of rows."""
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(_COPY) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, _COPY, exc) from exc
+    finally:
+        cursor.close()
+
+
+def _wrapped(conn: Connection, sql: str, exc: Exception) -> Exception:
+    """A driver error as SQLAlchemy's DBAPIError, as exec_driver_sql raises it (the writer retries those)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error)
