@@ -4,6 +4,7 @@ everything else goes to the admin app (FastAPI). Nothing is built at import time
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -67,6 +68,7 @@ class LabApp:
                 try:
                     await self.state.start()
                     self.web = build_web(self.state)
+                    _freeze_startup_heap()
                 except Exception as exc:  # report start-up failures to the server, which exits
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -94,3 +96,11 @@ def create_app(loaded: LoadedConfig | None = None, **load_args: Any) -> LabApp:
 def app_from_env() -> LabApp:
     """uvicorn factory for `--workers N`: config and data dir come from AILAB_CONFIG / AILAB_DATA_DIR."""
     return create_app()
+
+
+def _freeze_startup_heap() -> None:
+    """Move everything built at start-up (price tables, routes, models: most of the heap) out of the
+    collector's reach: a full collection then walks only what requests allocate, instead of pausing the
+    event loop for tens of milliseconds (the p99 at high concurrency)."""
+    gc.collect()
+    gc.freeze()
