@@ -44,16 +44,21 @@ async def _relay(
     seen = Seen()
     chunk: StreamItem | None = start.first
     it = start.rest
+    held = b""  # wire of items whose read has more to come at once: sent with what follows (one write)
     try:
         while chunk is not None:
             wire = _wire(chunk, include, outcome, seen)
             if wire is not None:
                 if outcome.ttft is None:
                     outcome.ttft = time.perf_counter() - t0
-                await send({"type": "http.response.body", "body": wire, "more_body": True})
+                if isinstance(chunk, RawEvents) and chunk.more:
+                    held += wire
+                else:
+                    await send({"type": "http.response.body", "body": held + wire, "more_body": True})
+                    held = b""
             chunk = await anext(it, None)
     except UpstreamError as exc:
-        await _end_with_error(send, exc, outcome, body, seen)
+        await _end_with_error(send, exc, outcome, body, seen, held)
         return
     except OSError:
         # The client went away; stop reading the upstream and ledger what was consumed.
@@ -62,7 +67,7 @@ async def _relay(
         return
     if outcome.usage is None:
         _interrupted(outcome, 200, None, body, seen)
-    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+    await send({"type": "http.response.body", "body": held + DONE, "more_body": False})
 
 
 @dataclass
@@ -107,7 +112,7 @@ def _client_view(
 
 
 async def _end_with_error(
-    send: Send, exc: UpstreamError, outcome: Outcome, body: dict[str, Any], seen: Seen
+    send: Send, exc: UpstreamError, outcome: Outcome, body: dict[str, Any], seen: Seen, held: bytes = b""
 ) -> None:
     err = from_upstream(exc)
     _interrupted(outcome, err.status, "stream_interrupted", body, seen)
@@ -117,7 +122,7 @@ async def _end_with_error(
         await send(
             {
                 "type": "http.response.body",
-                "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                "body": held + b"data: " + orjson.dumps(payload) + b"\n\n",
                 "more_body": True,
             }
         )

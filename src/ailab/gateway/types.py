@@ -57,6 +57,8 @@ class RawEvents:
 
     wire: bytes
     payloads: list[bytes]
+    # More items follow from the same network read (no waiting): the relay may send them with this one.
+    more: bool = False
 
 
 StreamItem = dict[str, Any] | RawEvents  # what a provider's chat_stream yields

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from typing import Any
 
 from ailab.config.loader import LoadedConfig, load_config
@@ -68,7 +69,7 @@ class LabApp:
                 try:
                     await self.state.start()
                     self.web = build_web(self.state)
-                    _freeze_startup_heap()
+                    _tune_runtime()
                 except Exception as exc:  # report start-up failures to the server, which exits
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -98,9 +99,15 @@ def app_from_env() -> LabApp:
     return create_app()
 
 
-def _freeze_startup_heap() -> None:
-    """Move everything built at start-up (price tables, routes, models: most of the heap) out of the
-    collector's reach: a full collection then walks only what requests allocate, instead of pausing the
-    event loop for tens of milliseconds (the p99 at high concurrency)."""
+def _tune_runtime() -> None:
+    """Two interpreter settings for a server that shares its process with the ledger writer thread.
+
+    - Freeze everything built at start-up (price tables, routes, models: most of the heap) out of the
+      collector's reach, so a full collection walks only what requests allocate instead of pausing the event
+      loop for tens of milliseconds.
+    - Hand the GIL over every 1 ms instead of 5: the event loop waits at most that long behind the writer
+      thread's row building. Measured with one worker at concurrency 16: p99 from 54-71 ms to 6-7 ms, and
+      RPS up 10 % (bench/gateway)."""
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(0.001)

@@ -53,7 +53,7 @@ class OpenAIProvider(Provider):
                     if isinstance(chunk.get("usage"), dict):
                         saw_usage = True
                     if wire:
-                        yield RawEvents(bytes(wire), pending)
+                        yield RawEvents(bytes(wire), pending, more=True)
                         wire, pending = bytearray(), []
                     yield chunk
                     continue
