@@ -9,7 +9,6 @@ import threading
 import time
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -20,14 +19,6 @@ from ailab.ledger import writer as writer_module
 from ailab.ledger.pricing import PICO, TokenRates, hourly_pricer, rates_pricer
 from ailab.ledger.rows import COLUMNS, daily_totals
 from tests.ledger.test_writer import dep
-
-
-@pytest.fixture
-def engine(database_url):
-    e = make_engine(database_url)
-    migrate(e, MIGRATIONS)
-    yield e
-    e.dispose()
 
 
 def _mixed_events(n: int, seed: int = 11) -> list[UsageEvent]:

@@ -49,14 +49,6 @@ def event(d: Deployment | None, p=100, c=20, cached=0, status=200, latency=0.5, 
     )
 
 
-@pytest.fixture
-def engine(database_url):
-    e = make_engine(database_url)
-    migrate(e, MIGRATIONS)
-    yield e
-    e.dispose()
-
-
 def _writer(engine, tmp_path, **kw):
     w = LedgerWriter(engine, PriceBook(kwh_price=0.30), tmp_path / "spill", flush_interval=0.01, **kw)
     w.start()
