@@ -176,7 +176,11 @@ def _secrets(loaded: LoadedConfig, st: Staging, include_key: bool) -> bool:
         )
         return False
     if not include_key:
-        where = "AILAB_SECRET_KEY" if os.environ.get("AILAB_SECRET_KEY") else str(key_path(cfg.key_file))
+        from_env = bool(os.environ.get("AILAB_SECRET_KEY"))
+        if not from_env and not key_path(cfg.key_file).is_file():
+            st.note("no secret key exists yet (no secret was ever stored)")
+            return False
+        where = "AILAB_SECRET_KEY" if from_env else str(key_path(cfg.key_file))
         st.note(f"the secret store's key is not in this archive: keep a copy of it ({where}) apart")
         return False
     key = load_key(cfg.key_file, loaded.data_dir, create=False)
