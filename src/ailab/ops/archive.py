@@ -174,20 +174,12 @@ def _trailer_digest(path: Path) -> str | None:
     return digest if tail == _trailer(digest) else None
 
 
-def check_trailer(path: Path, *, required: bool) -> None:
-    """The archive's bytes (before the trailer) hash to the sha256 it was written with.
-
-    Run first when the trailer is there (a damaged manifest must not be read as "from a newer schema"),
-    and last as `required` (so that a truncated archive is reported as truncated, not as trailer-less)."""
-    where = str(path)
+def check_trailer(path: Path) -> bool:
+    """The archive's bytes (before the trailer) hash to the sha256 it was written with: True; no readable
+    trailer: False (the caller decides when to say so); a different hash: ArchiveError."""
     expected = _trailer_digest(path)
     if expected is None:
-        if required:
-            raise ArchiveError(
-                f"{where}: damaged or truncated archive: its integrity trailer is missing or damaged "
-                "(was it written by `ailab backup`, and copied whole?)"
-            )
-        return
+        return False
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         left = path.stat().st_size - TRAILER_SIZE
@@ -196,9 +188,10 @@ def check_trailer(path: Path, *, required: bool) -> None:
             left -= len(chunk)
     if h.hexdigest() != expected:
         raise ArchiveError(
-            f"{where}: damaged archive: its sha256 ({h.hexdigest()[:16]}…) differs from the one it was "
+            f"{path}: damaged archive: its sha256 ({h.hexdigest()[:16]}…) differs from the one it was "
             f"written with ({expected[:16]}…)"
         )
+    return True
 
 
 def _info(name: str, size: int, mode: int) -> tarfile.TarInfo:
@@ -234,7 +227,9 @@ def read_archive(
     """
     where = str(path)
     try:
-        check_trailer(path, required=False)
+        # First when it is there (a damaged manifest must not read as "from a newer schema"); its absence
+        # is reported last, so that a truncated archive is reported as truncated.
+        trailer_ok = check_trailer(path)
         with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
             manifest = _first_manifest(tar, where)
             if check is not None:
@@ -254,7 +249,11 @@ def read_archive(
             f"{where}: member {missing[0]} is listed in the manifest but missing from the archive "
             f"({len(missing)} missing: truncated?)"
         )
-    check_trailer(path, required=True)
+    if not trailer_ok:
+        raise ArchiveError(
+            f"{where}: damaged or truncated archive: its integrity trailer is missing or damaged "
+            "(was it written by `ailab backup`, and copied whole?)"
+        )
     return manifest
 
 
