@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,6 +22,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_ailab_process(
+    config: Path, data_dir: Path, master_key: str, workers: int = 2
+) -> tuple[subprocess.Popen[bytes], str, float]:
+    """`ailab up` on a free port, quiet; returns the process, its URL and the seconds until it was ready."""
+    port = free_port()
+    t0 = time.monotonic()
+    argv = [sys.executable, "-m", "ailab", "up", "--config", str(config), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(
+        [*argv, "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+        env={**os.environ, "AILAB_MASTER_KEY": master_key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/health/ready")
+    return proc, url, time.monotonic() - t0
 
 
 def wait_ready(url: str, timeout: float = 120.0, headers: dict[str, str] | None = None) -> float:

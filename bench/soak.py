@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +18,7 @@ import yaml
 from tests.upstreams import openai_server
 from tests.upstreams.harness import ServerThread, Upstream
 
-from bench.common import RssSampler, free_port, wait_ready
+from bench.common import RssSampler, start_ailab_process
 
 KEY = "sk-soak-master-key-0123456789"
 CONCURRENCY = 16
@@ -80,30 +77,7 @@ def run(seconds: int = 300, out: Path | None = None) -> dict[str, Any]:
         "ailab": {"discover_ollama": False},
     }
     (work / "ailab.yaml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ailab",
-            "up",
-            "--config",
-            str(work / "ailab.yaml"),
-            "--data-dir",
-            str(work / "data"),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "AILAB_MASTER_KEY": KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/health/ready")
+    proc, url, _ = start_ailab_process(work / "ailab.yaml", work / "data", KEY)
     with RssSampler(proc.pid, interval=10) as rss:
         counts = asyncio.run(_load(url, seconds, up))
         metrics = httpx.get(f"{url}/metrics").text

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench.common import RssSampler, WrkResult, free_port, require_tools, wait_ready, wrk
+from bench.common import RssSampler, WrkResult, free_port, require_tools, start_ailab_process, wait_ready, wrk
 from bench.gateway import nginx
 
 KEY = "sk-bench-master-key-0123456789"
@@ -104,32 +104,7 @@ def start_ailab(work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str,
         "ailab": {"discover_ollama": False},
     }
     (work / "ailab.yaml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ailab",
-            "up",
-            "--config",
-            str(work / "ailab.yaml"),
-            "--data-dir",
-            str(work / "ailab-data"),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "AILAB_MASTER_KEY": KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/health/ready")
-    return proc, url, time.monotonic() - t0
+    return start_ailab_process(work / "ailab.yaml", work / "ailab-data", KEY)
 
 
 def start_litellm(litellm: str, work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str, float]:
