@@ -18,11 +18,15 @@ if TYPE_CHECKING:
 
 def router(state: LabState) -> APIRouter:
     r = APIRouter(prefix="/api", tags=["users and projects"])
+    _user_routes(r, state)
+    _project_routes(r, state)
+    return r
+
+
+def _user_routes(r: APIRouter, state: LabState) -> None:
     ident = state.access.identity
     manage_users = require(state, "users.manage")
-    manage_projects = require(state, "projects.manage")
     budgets = require(state, "budgets.manage")
-    see_projects = require(state, "projects.read.own")
 
     @r.get("/users", openapi_extra={"x-permission": "users.manage"})
     def list_users(_: Principal = manage_users) -> list[dict[str, Any]]:
@@ -54,6 +58,13 @@ def router(state: LabState) -> APIRouter:
     @r.put("/users/{user_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
     def user_limits(user_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
         return ident.update_user(p.name, user_id, limits=body.to_limits()).public()
+
+
+def _project_routes(r: APIRouter, state: LabState) -> None:
+    ident = state.access.identity
+    manage_projects = require(state, "projects.manage")
+    budgets = require(state, "budgets.manage")
+    see_projects = require(state, "projects.read.own")
 
     @r.get("/projects", openapi_extra={"x-permission": "projects.read.own"})
     def list_projects(p: Principal = see_projects) -> list[dict[str, Any]]:
@@ -93,5 +104,3 @@ def router(state: LabState) -> APIRouter:
     @r.put("/projects/{project_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
     def project_limits(project_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
         return ident.update_project(p.name, project_id, body.to_limits()).public()
-
-    return r
