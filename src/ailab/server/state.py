@@ -70,11 +70,9 @@ class LabState:
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
     knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
-    loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         cfg = self.loaded.config
-        self.loop = asyncio.get_running_loop()
         for warning in self.loaded.warnings:
             log.warning("%s", warning)
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
@@ -172,13 +170,8 @@ class LabState:
             actor=actor,
         )
 
-    def refresh_keys_now(self) -> None:
-        """From an admin handler's thread: make a key change take effect in this worker before answering
-        (other workers follow within `access.refresh_interval`)."""
-        if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._refresh_keys(), self.loop).result(timeout=30)
-
-    async def _refresh_keys(self) -> None:
+    async def refresh_keys(self) -> None:
+        """Reload the key cache now if users, projects or keys changed (and re-seed their budgets)."""
         if await asyncio.to_thread(self.access.cache.refresh_if_changed):
             await self._keys_changed()
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ailab import __version__
 from ailab.access.records import Conflict, NotFound
@@ -35,7 +36,33 @@ def build_admin_app(state: LabState) -> FastAPI:
     for extra in state.admin_routers:
         app.include_router(extra(state))
     _error_handlers(app)
+    app.add_middleware(IdentityChangesTakeEffect, state=state)
     return app
+
+
+class IdentityChangesTakeEffect:
+    """After a change through the admin API (a key created or revoked, a user disabled, limits set), the
+    worker that answers reloads its key cache before it answers, so the change holds for the caller's very
+    next request; other workers follow within `access.refresh_interval`."""
+
+    def __init__(self, app: ASGIApp, state: LabState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not scope["path"].startswith("/api/")
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_refresh(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self.state.refresh_keys()
+            await send(message)
+
+        await self.app(scope, receive, send_after_refresh)
 
 
 def _error(

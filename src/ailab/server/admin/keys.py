@@ -58,21 +58,16 @@ def router(state: LabState) -> APIRouter:
             expires_ms=expires,
             limits=body.to_limits(),
         )
-        state.refresh_keys_now()  # usable at once, not after the next cache refresh
         return {**key.public(), "key": token}  # the only time the key is shown
 
     @r.delete("/keys/{key_id}", openapi_extra={"x-permission": "keys.manage.own"})
     def revoke_key(key_id: str, p: Principal = own) -> dict[str, Any]:
         key = store.key(key_id)
         allow(p, "keys.manage.own", owner_id=key.user_id)
-        revoked = store.revoke(p.name, key_id).public()
-        state.refresh_keys_now()
-        return revoked
+        return store.revoke(p.name, key_id).public()
 
     @r.put("/keys/{key_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
     def key_limits(key_id: str, body: LimitsBody, p: Principal = budgets) -> dict[str, Any]:
-        updated = store.set_limits(p.name, key_id, body.to_limits()).public()
-        state.refresh_keys_now()
-        return updated
+        return store.set_limits(p.name, key_id, body.to_limits()).public()
 
     return r
