@@ -99,8 +99,7 @@ export-kubernetes: install
 install-all-phase1 install-all-phase2 install-all-phase3 install-all-phase4: install
 	$(AILAB) install phase$(subst install-all-phase,,$@) $(ARGS)
 backup: install
-	@if $(AILAB) backup --help >/dev/null 2>&1; then $(AILAB) backup $(ARGS); \
-	else echo "ailab backup is not available yet in this version"; fi
+	$(AILAB) backup $(ARGS)
 
 # Knowledge benchmarks (docs/benchmarks.md): the PostgreSQL 15 docs from Debian as the corpus.
 .PHONY: bench-knowledge
