@@ -22,6 +22,7 @@ from ailab.access.principal import Principal
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
+from ailab.knowledge.filters import FilterError, check_filters
 from ailab.knowledge.fusion import RankedDocument, fuse_documents, pick_chunks, rrf
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
@@ -278,6 +279,10 @@ class KnowledgeService:
             raise KnowledgeError("mode: choose hybrid, dense or sparse")
         if group not in ("document", "chunk"):
             raise KnowledgeError("group: choose document or chunk")
+        try:
+            filters = check_filters(filters)
+        except FilterError as exc:
+            raise KnowledgeError(str(exc)) from None
         k = k or self.settings.top_k
         ranked: list[list[RankedDocument]] = []
         for coll in colls:

@@ -112,7 +112,9 @@ def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collecti
 
 
 def router(state: LabState) -> APIRouter:
-    r = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+    # Like /v1, a JSON body needs no Content-Type header (the session cookie is SameSite=strict, so a
+    # cross-site form cannot ride on it).
+    r = APIRouter(prefix="/v1/knowledge", tags=["knowledge"], strict_content_type=False)
     _collection_routes(r, state)
     _document_routes(r, state)
     _query_routes(r, state)
