@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ailab.knowledge.parsers import kind_of
+from ailab.knowledge.finder import FindOptions, find_files
 from ailab.knowledge.sandbox import InlinePool, JobFailed, ParsePool
 from ailab.knowledge.uploads import Incoming
 from ailab.knowledge.worker import Prepared, prepare_path
@@ -39,6 +39,7 @@ class IngestReport:
     removed: int = 0
     chunks: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # not read, on purpose: {source, reason}
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,28 +50,13 @@ class IngestReport:
             "removed": self.removed,
             "chunks": self.chunks,
             "failed": self.failed,
+            "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
         }
 
 
 def document_id(collection_id: str, source: str) -> str:
     return hashlib.sha256(f"{collection_id}\0{source}".encode()).hexdigest()[:24]
-
-
-def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]]]:
-    """Files under `paths` (folders walked, hidden entries skipped); missing paths are reported."""
-    found: list[Path] = []
-    missing: list[dict[str, str]] = []
-    for p in paths:
-        if p.is_file():
-            found.append(p.resolve())
-        elif p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(root, f).resolve() for f in sorted(files) if not f.startswith("."))
-        else:
-            missing.append({"source": str(p), "reason": "no such file or folder"})
-    return found, missing
 
 
 class Ingestor:
@@ -88,18 +74,16 @@ class Ingestor:
         prune: bool = False,
         progress: Progress | None = None,
         workers: int | None = None,
+        find: FindOptions | None = None,
     ) -> IngestReport:
         t0 = time.perf_counter()
-        files, missing = find_files(paths)
-        self.report.failed.extend(missing)
+        found = await asyncio.to_thread(find_files, paths, find)
+        self.report.failed.extend(found.missing)
+        self.report.skipped.extend(found.skipped)
+        files = found.files
         todo: list[tuple[str, float]] = []
         for f in files:
             source = str(f)
-            if kind_of(source) is None:
-                self.report.failed.append(
-                    {"source": source, "reason": f"unsupported file type {f.suffix or '(none)'}"}
-                )
-                continue
             known = self.known.get(source)
             if known is not None and await asyncio.to_thread(_same_content, f, known["content_hash"]):
                 self.report.unchanged += 1
@@ -271,4 +255,4 @@ def _take(it: Any, n: int) -> list[Any]:
     return out
 
 
-__all__ = ["IngestReport", "Ingestor", "document_id", "find_files"]
+__all__ = ["IngestReport", "Ingestor", "document_id"]

@@ -23,6 +23,7 @@ from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
 from ailab.knowledge.filters import FilterError, check_filters
+from ailab.knowledge.finder import FindOptions
 from ailab.knowledge.fusion import RankedDocument, fuse_documents, pick_chunks, rrf
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
@@ -224,8 +225,9 @@ class KnowledgeService:
         prune: bool = False,
         progress: Progress | None = None,
         workers: int | None = None,
+        find: FindOptions | None = None,
     ) -> IngestReport:
-        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers)
+        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers, find)
 
     async def ingest_files(
         self, principal: Principal, coll: Collection, items: list[uploads.Incoming]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from ailab.knowledge.parsers import MAX_BYTES, ParseError, parse
 
 _count: Any = None
 COUNT_BATCH = 512
+_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
 
 
 def _counter() -> Any:
@@ -57,6 +59,9 @@ def prepare(
     source: str, name: str, data: bytes, mtime: float | None, max_tokens: int, overlap: int
 ) -> Prepared:
     out = Prepared(source, name, content_hash(data), len(data), mtime)
+    if _PRIVATE_KEY.search(data):
+        out.error = "contains a private key (-----BEGIN … PRIVATE KEY-----): never ingested"
+        return out
     try:
         doc = parse(name, data)
         out.title, out.kind = doc.title, doc.kind
