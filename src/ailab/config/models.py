@@ -94,6 +94,11 @@ class ServerSettings(_Open):
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
     ollama_url: str = "http://127.0.0.1:11434"
+    # Slow clients (see docs/configuration.md): seconds to send the request line and headers, to stay
+    # silent while sending a body, and to keep an idle connection open between requests.
+    header_timeout: float = Field(default=5.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
 
 
 class SecretsSettings(_Open):

@@ -20,6 +20,9 @@ log = logging.getLogger("ailab")
 
 class LabApp:
     def __init__(self, loaded: LoadedConfig) -> None:
+        from ailab.server.slowclients import configure
+
+        configure(loaded.config.ailab)  # this process's slow-client timeouts (each worker builds its app)
         self.state = LabState(loaded)
         self.web: Any = None  # built once the state has started (its routers need the started pillars)
 
