@@ -102,10 +102,23 @@ def ingest(
         bool, typer.Option(help="remove documents whose files are gone from these folders")
     ] = False,
     workers: Annotated[int | None, typer.Option(help="parser processes (0: one thread)")] = None,
+    follow_links: Annotated[
+        bool, typer.Option(help="follow symbolic links that lead out of the paths given")
+    ] = False,
+    include_hidden: Annotated[bool, typer.Option(help="read hidden files and folders too")] = False,
+    extensionless: Annotated[
+        bool, typer.Option(help="read files without an extension as text (when they sniff as text)")
+    ] = False,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced)."""
+    """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced).
+
+    Not read unless asked: links out of the paths given, hidden files and folders, files without an
+    extension (README, LICENSE, Makefile … excepted); never read: key and credential files. Each skipped
+    file is listed with the reason."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ailab.knowledge.finder import FindOptions
 
     async def work(svc: Any) -> Any:
         p = _operator()
@@ -123,6 +136,7 @@ def ingest(
                 paths,
                 prune=prune,
                 workers=workers,
+                find=FindOptions(follow_links, include_hidden, extensionless),
                 progress=lambda d, t: bar.update(task, completed=d, total=t),
             )
         return report.as_dict()
@@ -132,10 +146,11 @@ def ingest(
     def text() -> str:
         lines = [
             f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
-            f"removed {report['removed']}, failed {len(report['failed'])}; {report['chunks']} chunks "
-            f"in {report['seconds']:.1f} s"
+            f"removed {report['removed']}, failed {len(report['failed'])}, "
+            f"skipped {len(report['skipped'])}; {report['chunks']} chunks in {report['seconds']:.1f} s"
         ]
         lines += [f"  failed: {f['source']}: {f['reason']}" for f in report["failed"]]
+        lines += [f"  skipped: {f['source']}: {f['reason']}" for f in report["skipped"]]
         return "\n".join(lines)
 
     _emit(fmt, report, text)

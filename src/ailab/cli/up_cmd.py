@@ -82,12 +82,15 @@ def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-d
 def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
+    from ailab.server.slowclients import uvicorn_options
+
     common = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        **uvicorn_options(loaded.config.ailab),  # slow-client timeouts (header, body, keep-alive)
     }
     if workers > 1:
         _multiprocess_env(loaded.path, loaded.data_dir, host)

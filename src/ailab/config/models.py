@@ -94,6 +94,11 @@ class ServerSettings(_Open):
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
     ollama_url: str = "http://127.0.0.1:11434"
+    # Slow clients (see docs/configuration.md): seconds to send the request line and headers, to stay
+    # silent while sending a body, and to keep an idle connection open between requests.
+    header_timeout: float = Field(default=5.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
 
 
 class SecretsSettings(_Open):
@@ -141,6 +146,12 @@ class KnowledgeSettings(BaseModel):
     chunk_tokens: int = Field(default=200, ge=16, le=2048)
     overlap: int = Field(default=32, ge=0, le=512)
     top_k: int = Field(default=5, ge=1, le=100)
+    max_upload_mb: float = Field(default=200.0, gt=0)  # one multipart upload, all its files together
+    max_file_mb: float = Field(default=50.0, gt=0)  # one document (uploaded or ingested from disk)
+    # Parsing runs in worker processes; a document over these limits fails alone, with the reason.
+    parse_workers: int = Field(default=1, ge=1, le=64)
+    parse_timeout: float = Field(default=60.0, gt=0)  # seconds per document
+    parse_memory_mb: int = Field(default=1024, ge=64)  # a worker's resident memory while parsing
 
 
 class BackupSettings(_Open):

@@ -20,6 +20,9 @@ log = logging.getLogger("ailab")
 
 class LabApp:
     def __init__(self, loaded: LoadedConfig) -> None:
+        from ailab.server.slowclients import configure
+
+        configure(loaded.config.ailab)  # this process's slow-client timeouts (each worker builds its app)
         self.state = LabState(loaded)
         self.web: Any = None  # built once the state has started (its routers need the started pillars)
 
@@ -84,10 +87,16 @@ class LabApp:
 def build_web(state: LabState) -> Any:
     """Everything off the hot path: the admin API (FastAPI, with OpenAPI), health and metrics."""
     from ailab.server.admin.app import build_admin_app
+    from ailab.server.bodylimit import BodyLimit, BodyLimits
 
     web = build_admin_app(state)
     web.router.routes.extend(health.routes(state))
-    return web
+    cfg = state.loaded.config
+    limits = BodyLimits(
+        json=int(cfg.general_settings.max_request_size_mb * 2**20),
+        upload=int(cfg.knowledge.max_upload_mb * 2**20),
+    )
+    return BodyLimit(web, limits)
 
 
 def create_app(loaded: LoadedConfig | None = None, **load_args: Any) -> LabApp:

@@ -22,6 +22,9 @@ from ailab.server.admin.deps import ApiError
 if TYPE_CHECKING:
     from ailab.server.state import LabState
 
+MAX_MESSAGE = 500
+MAX_PARAM = 100
+
 
 def build_admin_app(state: LabState) -> FastAPI:
     app = FastAPI(
@@ -72,6 +75,10 @@ def _error(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if len(message) > MAX_MESSAGE:  # a message quoting user input never echoes all of it
+        message = f"{message[:MAX_MESSAGE]}…"
+    if param is not None and len(param) > MAX_PARAM:
+        param = f"{param[:MAX_PARAM]}…"
     body = GatewayError(status, message, code=code, param=param).body()
     return JSONResponse(body, status_code=status, headers=headers)
 

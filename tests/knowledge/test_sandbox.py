@@ -1,0 +1,50 @@
+"""Parsing in worker processes (real ones): a job over its time or memory limit kills its worker, fails
+with the reason, and the next job gets a fresh worker; a job that raises fails alone."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ailab.knowledge.sandbox import JobFailed, Limits, ParsePool
+
+
+def _grow(mb: int) -> int:
+    block = b"x" * (mb * 2**20)  # touched memory: it counts in the resident set
+    time.sleep(30)
+    return len(block)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+@pytest.fixture
+async def pool():
+    p = ParsePool(1, Limits(seconds=2, memory_mb=200, recycle_mb=150))
+    yield p
+    p.close()
+
+
+async def test_a_job_over_time_is_killed_and_the_worker_replaced(pool):
+    first = await pool.run(_pid)
+    assert await pool.run(_pid) == first  # a healthy worker is reused
+    with pytest.raises(JobFailed, match="longer than 2 s"):
+        await pool.run(time.sleep, 3600)
+    second = await pool.run(_pid)
+    assert second != first and second != os.getpid()
+
+
+async def test_a_job_over_memory_is_killed(pool):
+    with pytest.raises(JobFailed, match="more than 200 MiB"):
+        await pool.run(_grow, 600)
+    assert await pool.run(len, "still works") == 11
+
+
+async def test_a_job_that_raises_fails_alone(pool):
+    first = await pool.run(_pid)
+    with pytest.raises(JobFailed, match="ZeroDivisionError"):
+        await pool.run(divmod, 1, 0)
+    assert await pool.run(_pid) == first
