@@ -96,7 +96,9 @@ def test_rendered_kubernetes_carries_the_users_lab(tmp_path: Path, monkeypatch: 
     assert [m["model_name"] for m in lab["model_list"]] == ["gpt-plain", "gpt-env"]
     assert lab["limits"]["backend"] == "redis"
     assert lab["knowledge"]["store"] == "qdrant"
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for e in container["env"]}
     assert refs["MY_UPSTREAM_KEY"] == "MY_UPSTREAM_KEY"
     secrets_env = (out / "manifests/secrets.env").read_text()
