@@ -43,7 +43,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing workflow")] = False,
 ) -> None:
     """Write .github/workflows/ailab.yml: validate the config, render Compose/Kubernetes, run doctor."""
-    from ailab import __version__
+    from ailab import DIST_NAME, __version__
     from ailab.stack.state import load_state
 
     loaded = load_or_exit(config, data_dir)
@@ -57,7 +57,7 @@ def init(
         version=__version__,
         config=str(cfg) if cfg else "ailab.yaml",
         components=" ".join(load_state(loaded.data_dir).installed),
-        install=install or f"ailab=={__version__}",
+        install=install or f"{DIST_NAME}=={__version__}",
         doctor_checks=OFFLINE_CHECKS,
     )
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ from typing import Any
 import yaml
 
 from ailab import __version__
-from ailab.stack.catalog._common import curl_health
 from ailab.stack.model import (
     Backup,
     Component,
     ConfigFile,
+    Health,
     HostPort,
     Join,
     MetricsEndpoint,
@@ -104,7 +104,13 @@ COMPONENT = Component(
         SecretSpec("AILAB_MASTER_KEY", "token", "the lab's master key (admin API)"),
         SecretSpec("AILAB_SECRET_KEY", "key32", "key that encrypts the lab's local secret store"),
     ),
-    health=curl_health(8765, "/health/ready", start_period_s=15),
+    # The image has no curl: its health check is a stdlib one-liner shipped in the package.
+    health=Health(
+        "http",
+        "/health/ready",
+        ("CMD", "python", "-m", "ailab.stack.healthcheck", "http://127.0.0.1:8765/health/ready"),
+        15,
+    ),
     metrics=MetricsEndpoint("http", "/metrics", bearer_secret="LAB_KEY_PROMETHEUS"),
     backup=Backup(paths=("/data",)),
     depends_on=("postgres", "redis", "qdrant"),
