@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.conftest import UPSTREAM_KEY, model
 from tests.upstreams.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# A whole virtual environment is installed (from pip's cache when warm): minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def fresh_copy(dest: Path) -> Path:

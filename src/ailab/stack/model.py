@@ -112,6 +112,7 @@ class NativeContext:
     port: int
     ports: dict[str, int]  # component -> host port, for wiring on 127.0.0.1
     running_as_root: bool
+    host: str = "127.0.0.1"  # the bind address (the lab honours `ailab up --host`; others stay on loopback)
 
 
 @dataclass(frozen=True)

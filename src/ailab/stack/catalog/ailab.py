@@ -28,7 +28,7 @@ from ailab.stack.model import (
 
 
 def _argv(ctx: NativeContext) -> list[str]:
-    return ["-m", "ailab", "up", "--host", "127.0.0.1", "--port", str(ctx.port)]
+    return ["-m", "ailab", "up", "--host", ctx.host, "--port", str(ctx.port)]
 
 
 def _config(ctx: RenderContext) -> list[ConfigFile]:
