@@ -23,11 +23,13 @@ KOpt = Annotated[int, typer.Option("-k", help="number of results")]
 ConfOpt = Annotated[Path | None, typer.Option("--config", envvar="AILAB_CONFIG", help="ailab.yaml")]
 
 
-def _run(config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]]) -> Any:
+def _run(
+    config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]], read_only: bool = False
+) -> Any:
     from ailab.knowledge.local import open_lab
     from ailab.knowledge.service import KnowledgeError
 
-    loaded = load_or_exit(config, data_dir)
+    loaded = load_or_exit(config, data_dir, read_only=read_only)
 
     async def main() -> Any:
         async with open_lab(loaded) as (_, svc):
@@ -81,7 +83,7 @@ def collections(
             return []
         return [svc.describe(c) for c in svc.catalog.collections()]
 
-    rows = _run(config, data_dir, work)
+    rows = _run(config, data_dir, work, read_only=not (create or delete))
     cols = ["name", "store", "embedding_model", "dimension", "documents", "chunks", "project_id"]
 
     def table() -> str:

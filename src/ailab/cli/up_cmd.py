@@ -33,6 +33,9 @@ def up(
             raise typer.BadParameter("choose native or docker", param_hint="--runtime")
         from ailab.cli.stack_cmd import up_stack
 
+        # The supervised lab listens where `ailab up` alone would.
+        loaded.config.ailab.host = host or loaded.config.ailab.host
+        loaded.config.ailab.port = port if port is not None else loaded.config.ailab.port
         return up_stack(runtime, loaded)
     server = loaded.config.ailab
     host = host or server.host

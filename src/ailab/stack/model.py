@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Auth = Literal["lab", "own", "none"]
 Gpu = Literal["none", "optional", "required"]
@@ -112,6 +112,7 @@ class NativeContext:
     port: int
     ports: dict[str, int]  # component -> host port, for wiring on 127.0.0.1
     running_as_root: bool
+    host: str = "127.0.0.1"  # the bind address (the lab honours `ailab up --host`; others stay on loopback)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,9 @@ class RenderContext:
     native_ports: dict[str, int] = field(default_factory=dict)
     budget_usd: float = 100.0  # the 30-day spend the budget alert measures against
     routes: tuple[PublicRoute, ...] = ()
+    # The user's ailab.yaml with its credentials already moved out (stack/labconfig.py), for the lab's
+    # container config; empty renders the lab on defaults.
+    lab_config: dict[str, Any] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.components
