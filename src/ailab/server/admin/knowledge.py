@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ailab.access.policy import decide
 from ailab.access.principal import Principal
 from ailab.server.admin.deps import ApiError, allow, require
 
@@ -105,8 +106,12 @@ def _svc(state: LabState) -> KnowledgeService:
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
     """The collection, if the caller may act on it (its project's members; administrators)."""
+    from ailab.knowledge.service import KnowledgeError
+
     with _mapped():
         c = _svc(state).get(name)
+        if not decide(p, "knowledge.use", project_id=c.project_id):  # hidden: the same 404 as a missing one
+            raise KnowledgeError(f"collection {name!r} does not exist", 404, "not_found")
     allow(p, permission, project_id=c.project_id)
     return c
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter
 from ailab.access.passwords import generate_password
 from ailab.access.policy import holds
 from ailab.access.principal import Principal
-from ailab.server.admin.deps import allow, require
+from ailab.access.records import NotFound
+from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.models import LimitsBody, ProjectCreate, UserCreate, UserUpdate
 
 if TYPE_CHECKING:
@@ -78,7 +79,10 @@ def _project_routes(r: APIRouter, state: LabState) -> None:
     @r.get("/projects/{project_id}", openapi_extra={"x-permission": "projects.read.own"})
     def get_project(project_id: str, p: Principal = see_projects) -> dict[str, Any]:
         project = ident.project(project_id)
-        allow(p, "projects.read.own", project_id=project.id)
+        try:
+            allow(p, "projects.read.own", project_id=project.id)
+        except ApiError:  # a project one may not see answers as one that does not exist
+            raise NotFound("project", project_id) from None
         return project.public()
 
     @r.delete("/projects/{project_id}", status_code=204, openapi_extra={"x-permission": "projects.manage"})
