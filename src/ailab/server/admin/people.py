@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
+from ailab.access.grants import GrantDenied, check_outranks
 from ailab.access.passwords import generate_password
 from ailab.access.policy import holds
 from ailab.access.principal import Principal
@@ -27,6 +28,14 @@ def router(state: LabState) -> APIRouter:
 def _user_routes(r: APIRouter, state: LabState) -> None:
     ident = state.access.identity
     manage_users = require(state, "users.manage")
+
+    def outranks(p: Principal, role: str, what: str) -> None:
+        """A role given (or a user changed) holds nothing the caller lacks: no climbing to admin."""
+        try:
+            check_outranks(p, state.access.roles.permissions(state.access.roles.check(role)), what)
+        except GrantDenied as exc:
+            raise ApiError(403, str(exc), "permission_denied") from None
+
     budgets = require(state, "budgets.manage")
 
     @r.get("/users", openapi_extra={"x-permission": "users.manage"})
@@ -35,6 +44,7 @@ def _user_routes(r: APIRouter, state: LabState) -> None:
 
     @r.post("/users", status_code=201, openapi_extra={"x-permission": "users.manage"})
     def create_user(body: UserCreate, p: Principal = manage_users) -> dict[str, Any]:
+        outranks(p, body.role, f"role {body.role!r}")
         password = body.password or generate_password()
         user = ident.create_user(p.name, body.username, body.role, password)
         out = user.public()
@@ -48,12 +58,18 @@ def _user_routes(r: APIRouter, state: LabState) -> None:
 
     @r.patch("/users/{user_id}", openapi_extra={"x-permission": "users.manage"})
     def update_user(user_id: str, body: UserUpdate, p: Principal = manage_users) -> dict[str, Any]:
+        target = ident.user(user_id)
+        outranks(p, target.role, f"user {target.username!r}")
+        if body.role is not None:
+            outranks(p, body.role, f"role {body.role!r}")
         return ident.update_user(
             p.name, user_id, role=body.role, disabled=body.disabled, password=body.password
         ).public()
 
     @r.delete("/users/{user_id}", status_code=204, openapi_extra={"x-permission": "users.manage"})
     def delete_user(user_id: str, p: Principal = manage_users) -> None:
+        target = ident.user(user_id)
+        outranks(p, target.role, f"user {target.username!r}")
         ident.delete_user(p.name, user_id)
 
     @r.put("/users/{user_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
