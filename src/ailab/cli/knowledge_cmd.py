@@ -40,6 +40,15 @@ def _run(config: Path | None, data_dir: Path | None, work: Callable[[Any], Await
         raise typer.Exit(2 if exc.status < 500 else 1) from None
 
 
+def _project_id(config: Path | None, data_dir: Path | None, project: str | None) -> str | None:
+    if project is None:
+        return None
+    from ailab.cli.access_cmd import access
+
+    with access(config, data_dir) as a:
+        return a.identity.project(project).id
+
+
 def _operator() -> Any:
     from ailab.access.principal import MASTER
 
@@ -102,10 +111,17 @@ def ingest(
         bool, typer.Option(help="remove documents whose files are gone from these folders")
     ] = False,
     workers: Annotated[int | None, typer.Option(help="parser processes (0: one thread)")] = None,
+    project: Annotated[
+        str | None, typer.Option(help="project (name or id) the collection belongs to; default: lab-wide")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ailab.knowledge.service import KnowledgeError
+
+    project_id = _project_id(config, data_dir, project)
 
     async def work(svc: Any) -> Any:
         p = _operator()
@@ -113,7 +129,10 @@ def ingest(
         if coll is None:
             if not create:
                 svc.get(collection)
-            coll = await svc.create_collection(p, collection)
+            coll = await svc.create_collection(p, collection, project_id=project_id)
+        elif project_id is not None and coll.project_id != project_id:
+            owner = f"project {coll.project_id}" if coll.project_id else "the whole lab (no project)"
+            raise KnowledgeError(f"collection {collection!r} belongs to {owner}, not {project!r}", 409)
         columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeRemainingColumn(), disable=fmt == "json", transient=True) as bar:
             task = bar.add_task(f"ingest → {collection}", total=None)
