@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ailab.access.grants import GrantDenied, check_outranks
 from ailab.access.passwords import generate_password
 from ailab.access.policy import holds
 from ailab.access.principal import Principal
 from ailab.access.records import NotFound
+from ailab.access.sessions import COOKIE, session_hash
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.models import LimitsBody, ProjectCreate, UserCreate, UserUpdate
 
@@ -57,13 +58,21 @@ def _user_routes(r: APIRouter, state: LabState) -> None:
         return ident.user(user_id).public()
 
     @r.patch("/users/{user_id}", openapi_extra={"x-permission": "users.manage"})
-    def update_user(user_id: str, body: UserUpdate, p: Principal = manage_users) -> dict[str, Any]:
+    def update_user(
+        user_id: str, body: UserUpdate, request: Request, p: Principal = manage_users
+    ) -> dict[str, Any]:
         target = ident.user(user_id)
         outranks(p, target.role, f"user {target.username!r}")
         if body.role is not None:
             outranks(p, body.role, f"role {body.role!r}")
+        own = request.cookies.get(COOKIE) if p.kind == "user" and p.user_id == target.id else None
         return ident.update_user(
-            p.name, user_id, role=body.role, disabled=body.disabled, password=body.password
+            p.name,
+            user_id,
+            role=body.role,
+            disabled=body.disabled,
+            password=body.password,
+            keep_session=session_hash(own) if own else None,
         ).public()
 
     @r.delete("/users/{user_id}", status_code=204, openapi_extra={"x-permission": "users.manage"})
