@@ -179,7 +179,7 @@ def test_project_isolation_usage_and_keys(lab):
         assert [r["name"] for r in c.get("/api/usage", params={"by": "project"}).json()] == [alpha]
     with lab.client("bea") as c:  # analyst of beta sees only beta
         assert [r["name"] for r in c.get("/api/usage", params={"by": "project"}).json()] == [beta]
-        assert c.get(f"/api/projects/{alpha}").status_code == 403
+        assert c.get(f"/api/projects/{alpha}").status_code == 404  # as if it did not exist
         assert {p["id"] for p in c.get("/api/projects").json()} == {beta}
     with lab.client("usr") as c:  # a user sees only their own usage and keys
         assert [r["name"] for r in c.get("/api/usage", params={"by": "user"}).json()] == [lab.users["usr"]]
@@ -188,7 +188,7 @@ def test_project_isolation_usage_and_keys(lab):
         assert {k["user_id"] for k in keys} == {lab.users["usr"]}
         assert c.get("/api/keys", params={"user_id": lab.users["bob"]}).status_code == 403
         bob_key = lab.access.keys.keys(user_id=lab.users["bob"])[0].id
-        assert c.delete(f"/api/keys/{bob_key}").status_code == 403
+        assert c.delete(f"/api/keys/{bob_key}").status_code == 404
         assert c.post("/api/keys", json={"project_id": beta}).status_code == 403
 
 

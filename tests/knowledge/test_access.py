@@ -1,4 +1,5 @@
-"""Collections belong to projects: members use them, others get 403 and do not see them listed."""
+"""Collections belong to projects: members use them, others get 404 (as if they did not exist) and do not see
+them listed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_collections_are_isolated_by_project(lab):  # noqa: F811
         assert c.delete("/v1/knowledge/collections/alpha-kb").status_code == 403
     with lab.client("bea") as c:  # analyst of beta sees nothing of alpha
         assert c.get("/v1/knowledge/collections").json() == []
-        assert c.post("/v1/knowledge/collections/alpha-kb/search", json={"query": "plans"}).status_code == 403
-        assert c.get("/v1/knowledge/collections/alpha-kb/documents").status_code == 403
+        assert c.post("/v1/knowledge/collections/alpha-kb/search", json={"query": "plans"}).status_code == 404
+        assert c.get("/v1/knowledge/collections/alpha-kb/documents").status_code == 404
     with lab.client("bob") as c:  # a user with no project given and no key project cannot own a collection
         assert c.post("/v1/knowledge/collections", json={"name": "mine"}).status_code == 403

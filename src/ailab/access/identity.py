@@ -93,7 +93,10 @@ class Identity:
         disabled: bool | None = None,
         password: str | None = None,
         limits: Limits | None = None,
+        keep_session: str | None = None,
     ) -> User:
+        """Change a user. A new password or disabling ends the user's sessions (all but `keep_session`, the
+        hashed id of the caller's own), so a re-enabled user or an old password brings none back."""
         user = self.user(ident)
         values: dict[str, Any] = {}
         if role is not None:
@@ -107,6 +110,11 @@ class Identity:
         if values:
             with self.engine.begin() as conn:
                 conn.execute(update(s.users).where(s.users.c.id == user.id).values(**values))
+                if password is not None or disabled:
+                    ended = delete(s.sessions).where(s.sessions.c.user_id == user.id)
+                    if keep_session is not None and not disabled:
+                        ended = ended.where(s.sessions.c.id_hash != keep_session)
+                    conn.execute(ended)
                 bump(conn)
             changed = sorted(k for k in values if k != "password_hash") + (["password"] if password else [])
             self.audit.record(actor, "user.update", user.id, changed=changed)

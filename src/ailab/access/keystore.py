@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from ailab.access import schema as s
 from ailab.access.audit import AuditLog
@@ -30,8 +30,12 @@ class KeyStore:
         models: list[str] | None = None,
         expires_ms: int | None = None,
         limits: Limits | None = None,
+        parent_id: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key for `user` (optionally bound to one of the user's projects). Returns the key once."""
+        """A new key for `user` (optionally bound to one of the user's projects). Returns the key once.
+
+        `models`: None allows every model, [] none. `parent_id`: the key that made this one (revoking it
+        revokes this one too)."""
         owner = self.identity.user(user)
         project_id = None
         if project is not None:
@@ -51,10 +55,11 @@ class KeyStore:
                     name=name,
                     user_id=owner.id,
                     project_id=project_id,
-                    allowed_models=json.dumps(sorted(models)) if models else None,
+                    allowed_models=json.dumps(sorted(set(models))) if models is not None else None,
                     expires_ms=expires_ms,
                     revoked_ms=None,
                     created_ms=now_ms(),
+                    parent_id=parent_id,
                     **(limits or Limits()).columns(),
                 )
             )
@@ -67,6 +72,7 @@ class KeyStore:
             project=project_id,
             models=models,
             expires_ms=expires_ms,
+            parent=parent_id,
             **(limits or Limits()).public(),
         )
         return self.key(kid), token
@@ -92,12 +98,20 @@ class KeyStore:
         return _key(row)
 
     def revoke(self, actor: str, kid: str) -> ApiKey:
+        """Revoke the key and every key made from it (transitively): a child never outlives its parent."""
         key = self.key(kid)
         if key.revoked_ms is None:
             with self.engine.begin() as conn:
-                conn.execute(update(s.api_keys).where(s.api_keys.c.id == kid).values(revoked_ms=now_ms()))
+                doomed = _descendants(conn, kid)
+                conn.execute(
+                    update(s.api_keys)
+                    .where(s.api_keys.c.id.in_(doomed), s.api_keys.c.revoked_ms.is_(None))
+                    .values(revoked_ms=now_ms())
+                )
                 bump(conn)
-            self.audit.record(actor, "key.revoke", kid, user=key.user_id)
+            self.audit.record(
+                actor, "key.revoke", kid, user=key.user_id, with_children=sorted(doomed - {kid})
+            )
         return self.key(kid)
 
     def set_limits(self, actor: str, kid: str, limits: Limits) -> ApiKey:
@@ -124,8 +138,17 @@ class KeyStore:
         return _key(row) if row else None
 
 
+def _descendants(conn: Connection, kid: str) -> set[str]:
+    found, frontier = {kid}, {kid}
+    while frontier:
+        rows = conn.execute(select(s.api_keys.c.id).where(s.api_keys.c.parent_id.in_(sorted(frontier))))
+        frontier = {r[0] for r in rows} - found
+        found |= frontier
+    return found
+
+
 def _key(row: Any) -> ApiKey:
-    models = json.loads(row["allowed_models"]) if row["allowed_models"] else None
+    models = json.loads(row["allowed_models"]) if row["allowed_models"] is not None else None
     return ApiKey(
         row["id"],
         row["prefix"],
@@ -137,4 +160,5 @@ def _key(row: Any) -> ApiKey:
         row["revoked_ms"],
         row["created_ms"],
         Limits.from_row(row),
+        row["parent_id"],
     )

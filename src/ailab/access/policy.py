@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, str] = {
     "models.use": "call /v1 chat completions, embeddings and list models",
     "knowledge.use": "search and ask the knowledge collections of one's projects",
     "knowledge.manage": "create, fill and delete knowledge collections of one's projects",
+    "knowledge.manage.global": "create, fill and delete lab-wide knowledge collections (no project)",
     "usage.read.own": "read one's own usage and cost",
     "usage.read.project": "read usage and cost of one's projects",
     "usage.read.all": "read everyone's usage and cost",

@@ -109,6 +109,7 @@ class ApiKey:
     revoked_ms: int | None
     created_ms: int
     limits: Limits
+    parent_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -121,5 +122,6 @@ class ApiKey:
             "expires_ms": self.expires_ms,
             "revoked_ms": self.revoked_ms,
             "created_ms": self.created_ms,
+            "parent_id": self.parent_id,
             **self.limits.public(),
         }

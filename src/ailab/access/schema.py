@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    text,
 )
 
 from ailab.db.migrations import Migration
@@ -77,6 +79,7 @@ api_keys = Table(
     Column("revoked_ms", BigInteger),
     Column("created_ms", BigInteger, nullable=False),
     *_limits(),
+    Column("parent_id", String(32)),  # the key that created this one (revoked with it); access_0002
     Index("ix_api_keys_user", "user_id"),
 )
 
@@ -139,4 +142,19 @@ def _create_0001(conn: Connection) -> None:
     conn.execute(audit_head.insert().values(id=1, last_hash=GENESIS, count=0))
 
 
-MIGRATIONS = [Migration("access_0001_identity_keys_audit", _create_0001)]
+def _add_column(conn: Connection, table: Table, column: str) -> None:
+    """Add a column declared above to a table created before it was (create_all already has it)."""
+    if column in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        return
+    col = table.c[column]
+    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column} {col.type.compile(conn.dialect)}"))
+
+
+def _key_parent_0002(conn: Connection) -> None:
+    _add_column(conn, api_keys, "parent_id")
+
+
+MIGRATIONS = [
+    Migration("access_0001_identity_keys_audit", _create_0001),
+    Migration("access_0002_key_parent", _key_parent_0002),
+]

@@ -40,8 +40,12 @@ class Session:
         return header is not None and hmac.compare_digest(header.encode(), self.csrf_token.encode())
 
 
-def _digest(token: str) -> str:
+def session_hash(token: str) -> str:
+    """How a session id is stored (the cookie itself never is)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_digest = session_hash
 
 
 class Sessions:

@@ -42,6 +42,15 @@ def _run(
         raise typer.Exit(2 if exc.status < 500 else 1) from None
 
 
+def _project_id(config: Path | None, data_dir: Path | None, project: str | None) -> str | None:
+    if project is None:
+        return None
+    from ailab.cli.access_cmd import access
+
+    with access(config, data_dir) as a:
+        return a.identity.project(project).id
+
+
 def _operator() -> Any:
     from ailab.access.principal import MASTER
 
@@ -111,6 +120,9 @@ def ingest(
     extensionless: Annotated[
         bool, typer.Option(help="read files without an extension as text (when they sniff as text)")
     ] = False,
+    project: Annotated[
+        str | None, typer.Option(help="project (name or id) the collection belongs to; default: lab-wide")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced).
@@ -121,6 +133,9 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from ailab.knowledge.finder import FindOptions
+    from ailab.knowledge.service import KnowledgeError
+
+    project_id = _project_id(config, data_dir, project)
 
     async def work(svc: Any) -> Any:
         p = _operator()
@@ -128,7 +143,10 @@ def ingest(
         if coll is None:
             if not create:
                 svc.get(collection)
-            coll = await svc.create_collection(p, collection)
+            coll = await svc.create_collection(p, collection, project_id=project_id)
+        elif project_id is not None and coll.project_id != project_id:
+            owner = f"project {coll.project_id}" if coll.project_id else "the whole lab (no project)"
+            raise KnowledgeError(f"collection {collection!r} belongs to {owner}, not {project!r}", 409)
         columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeRemainingColumn(), disable=fmt == "json", transient=True) as bar:
             task = bar.add_task(f"ingest → {collection}", total=None)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.upload_form import DocumentsBody, read_upload
@@ -95,9 +96,15 @@ def _svc(state: LabState) -> KnowledgeService:
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
     """The collection, if the caller may act on it (its project's members; administrators)."""
+    from ailab.knowledge.service import KnowledgeError
+
     with _mapped():
         c = _svc(state).get(name)
+        if not decide(p, "knowledge.use", project_id=c.project_id):  # hidden: the same 404 as a missing one
+            raise KnowledgeError(f"collection {name!r} does not exist", 404, "not_found")
     allow(p, permission, project_id=c.project_id)
+    if c.project_id is None and permission == "knowledge.manage":  # lab-wide: not any project's to change
+        allow(p, "knowledge.manage.global")
     return c
 
 
@@ -129,7 +136,7 @@ def _collection_routes(r: APIRouter, state: LabState) -> None:
     @r.post("/collections", status_code=201, openapi_extra={"x-permission": "knowledge.manage"})
     async def create_collection(body: CollectionCreate, p: Principal = manage) -> dict[str, Any]:
         project = body.project_id or p.project_id
-        if project is None and "*" not in p.permissions:
+        if project is None and not holds(p, "knowledge.manage.global"):
             raise ApiError(
                 400, "project_id: required (a collection belongs to one of your projects)", "invalid_value"
             )

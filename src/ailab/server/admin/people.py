@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from ailab.access.grants import GrantDenied, check_outranks
 from ailab.access.passwords import generate_password
 from ailab.access.policy import holds
 from ailab.access.principal import Principal
-from ailab.server.admin.deps import allow, require
+from ailab.access.records import NotFound
+from ailab.access.sessions import COOKIE, session_hash
+from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.models import LimitsBody, ProjectCreate, UserCreate, UserUpdate
 
 if TYPE_CHECKING:
@@ -26,6 +29,14 @@ def router(state: LabState) -> APIRouter:
 def _user_routes(r: APIRouter, state: LabState) -> None:
     ident = state.access.identity
     manage_users = require(state, "users.manage")
+
+    def outranks(p: Principal, role: str, what: str) -> None:
+        """A role given (or a user changed) holds nothing the caller lacks: no climbing to admin."""
+        try:
+            check_outranks(p, state.access.roles.permissions(state.access.roles.check(role)), what)
+        except GrantDenied as exc:
+            raise ApiError(403, str(exc), "permission_denied") from None
+
     budgets = require(state, "budgets.manage")
 
     @r.get("/users", openapi_extra={"x-permission": "users.manage"})
@@ -34,6 +45,7 @@ def _user_routes(r: APIRouter, state: LabState) -> None:
 
     @r.post("/users", status_code=201, openapi_extra={"x-permission": "users.manage"})
     def create_user(body: UserCreate, p: Principal = manage_users) -> dict[str, Any]:
+        outranks(p, body.role, f"role {body.role!r}")
         password = body.password or generate_password()
         user = ident.create_user(p.name, body.username, body.role, password)
         out = user.public()
@@ -46,13 +58,27 @@ def _user_routes(r: APIRouter, state: LabState) -> None:
         return ident.user(user_id).public()
 
     @r.patch("/users/{user_id}", openapi_extra={"x-permission": "users.manage"})
-    def update_user(user_id: str, body: UserUpdate, p: Principal = manage_users) -> dict[str, Any]:
+    def update_user(
+        user_id: str, body: UserUpdate, request: Request, p: Principal = manage_users
+    ) -> dict[str, Any]:
+        target = ident.user(user_id)
+        outranks(p, target.role, f"user {target.username!r}")
+        if body.role is not None:
+            outranks(p, body.role, f"role {body.role!r}")
+        own = request.cookies.get(COOKIE) if p.kind == "user" and p.user_id == target.id else None
         return ident.update_user(
-            p.name, user_id, role=body.role, disabled=body.disabled, password=body.password
+            p.name,
+            user_id,
+            role=body.role,
+            disabled=body.disabled,
+            password=body.password,
+            keep_session=session_hash(own) if own else None,
         ).public()
 
     @r.delete("/users/{user_id}", status_code=204, openapi_extra={"x-permission": "users.manage"})
     def delete_user(user_id: str, p: Principal = manage_users) -> None:
+        target = ident.user(user_id)
+        outranks(p, target.role, f"user {target.username!r}")
         ident.delete_user(p.name, user_id)
 
     @r.put("/users/{user_id}/limits", openapi_extra={"x-permission": "budgets.manage"})
@@ -78,7 +104,10 @@ def _project_routes(r: APIRouter, state: LabState) -> None:
     @r.get("/projects/{project_id}", openapi_extra={"x-permission": "projects.read.own"})
     def get_project(project_id: str, p: Principal = see_projects) -> dict[str, Any]:
         project = ident.project(project_id)
-        allow(p, "projects.read.own", project_id=project.id)
+        try:
+            allow(p, "projects.read.own", project_id=project.id)
+        except ApiError:  # a project one may not see answers as one that does not exist
+            raise NotFound("project", project_id) from None
         return project.public()
 
     @r.delete("/projects/{project_id}", status_code=204, openapi_extra={"x-permission": "projects.manage"})
