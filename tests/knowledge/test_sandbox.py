@@ -48,3 +48,15 @@ async def test_a_job_that_raises_fails_alone(pool):
     with pytest.raises(JobFailed, match="ZeroDivisionError"):
         await pool.run(divmod, 1, 0)
     assert await pool.run(_pid) == first
+
+
+def _slow_warm() -> None:
+    time.sleep(3)  # longer than a job may take
+
+
+async def test_a_new_workers_warm_up_is_not_counted_against_its_first_job():
+    pool = ParsePool(1, Limits(seconds=2, memory_mb=200), warm=_slow_warm)
+    try:
+        assert await pool.run(len, "abc") == 3
+    finally:
+        pool.close()
