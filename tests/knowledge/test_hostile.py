@@ -130,7 +130,7 @@ def test_heading_closing_sequence():
 @pytest.fixture
 def strict_lab(tmp_path, openai_upstream):
     proc, url = lab_with_fake_embeddings(
-        tmp_path, openai_upstream.url, parse_timeout=0.5, parse_memory_mb=256
+        tmp_path, openai_upstream.url, parse_timeout=1, parse_memory_mb=256
     )
     try:
         with httpx.Client(base_url=url, headers=H, timeout=120) as c:
@@ -141,7 +141,7 @@ def strict_lab(tmp_path, openai_upstream):
 
 
 def test_a_document_over_the_parse_limits_fails_and_the_next_is_parsed(strict_lab):
-    """Four million HTML elements take the parser far beyond 0.5 s (and 256 MiB): its worker is killed,
+    """Four million HTML elements take the parser far beyond 1 s (and 256 MiB): its worker is killed,
     that file fails with the reason, a fresh worker parses the next file."""
     _, url = strict_lab
     files = [

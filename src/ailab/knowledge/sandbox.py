@@ -64,7 +64,10 @@ class _Worker:
             return 0.0
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> Any:
-        self.conn.send((fn, args))
+        try:
+            self.conn.send((fn, args))
+        except OSError:
+            raise JobFailed("the parser process died") from None
         deadline = time.monotonic() + limits.seconds
         while not self.conn.poll(POLL):
             if not self.proc.is_alive():
@@ -126,6 +129,9 @@ class ParsePool:
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:  # at most `size` threads run this: at most `size` workers exist
+            worker = self._start()
+        if not worker.proc.is_alive():  # it died while idle (e.g. the OOM killer): a fresh one
+            self._all.discard(worker)
             worker = self._start()
         try:
             return worker.call(fn, args, self.limits)
