@@ -129,9 +129,7 @@ def test_heading_closing_sequence():
 
 @pytest.fixture
 def strict_lab(tmp_path, openai_upstream):
-    proc, url = lab_with_fake_embeddings(
-        tmp_path, openai_upstream.url, parse_timeout=1, parse_memory_mb=256
-    )
+    proc, url = lab_with_fake_embeddings(tmp_path, openai_upstream.url, parse_timeout=1, parse_memory_mb=256)
     try:
         with httpx.Client(base_url=url, headers=H, timeout=120) as c:
             assert c.post("/v1/knowledge/collections", json={"name": "docs"}).status_code == 201
