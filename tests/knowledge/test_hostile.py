@@ -125,3 +125,34 @@ def test_heading_closing_sequence():
     doc = parse("a.md", b"# Title ##\n\nx\n\n## C#\n\ny\n\n#nohead\n\n###   Spaced   ###   \n\nz\n")
     assert [s.heading for s in doc.sections] == [["Title"], ["Title", "C#"], ["Title", "C#", "Spaced"]]
     assert "#nohead" in doc.sections[1].text
+
+
+@pytest.fixture
+def strict_lab(tmp_path, openai_upstream):
+    proc, url = lab_with_fake_embeddings(tmp_path, openai_upstream.url, parse_timeout=1, parse_memory_mb=256)
+    try:
+        with httpx.Client(base_url=url, headers=H, timeout=120) as c:
+            assert c.post("/v1/knowledge/collections", json={"name": "docs"}).status_code == 201
+        yield proc, url
+    finally:
+        stop(proc)
+
+
+def test_a_document_over_the_parse_limits_fails_and_the_next_is_parsed(strict_lab):
+    """Four million HTML elements take the parser far beyond 1 s (and 256 MiB): its worker is killed,
+    that file fails with the reason, a fresh worker parses the next file."""
+    _, url = strict_lab
+    files = [
+        (
+            "files",
+            ("first.md", b"# Wal\n\nWrite-ahead logging.\n", "text/markdown"),
+        ),  # a new worker's warm-up
+        ("files", ("huge.html", b"<html><body>" + b"<p>x</p>" * 4_000_000 + b"</body></html>", "text/html")),
+        ("files", ("good.md", b"# Vacuum\n\nVACUUM reclaims storage.\n", "text/markdown")),
+    ]
+    r = httpx.post(f"{url}/v1/knowledge/collections/docs/documents", files=files, headers=H, timeout=300)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["added"] == 2 and [f["source"] for f in report["failed"]] == ["huge.html"]
+    assert "stopped" in report["failed"][0]["reason"]
+    assert httpx.get(f"{url}/health/live", timeout=5).status_code == 200

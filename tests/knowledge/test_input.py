@@ -76,3 +76,8 @@ def test_error_messages_quote_user_input_clipped(client):
     assert r.status_code == 404 and len(r.text) < 2_000
     r = client.post("/v1/knowledge/collections", json={"name": "n", "store": huge})
     assert r.status_code == 400 and len(r.text) < 2_000
+    r = client.post("/v1/knowledge/collections/docs/ask", json={"question": "q", "model": huge})
+    assert 400 <= r.status_code < 500 and len(r.text) < 2_000, r.text[:300]
+    chat = {"model": huge, "messages": [{"role": "user", "content": "vacuum?"}]}
+    r = client.post("/v1/knowledge/docs/chat/completions", json=chat)
+    assert 400 <= r.status_code < 500 and len(r.text) < 2_000, r.text[:300]

@@ -16,6 +16,7 @@ from ailab.access.principal import Principal
 from ailab.gateway.api import Outcome
 from ailab.gateway.router import Attempt, NoDeploymentAvailable
 from ailab.gateway.types import RawEvents, UpstreamError, Usage
+from ailab.knowledge.filters import clip
 from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class GatewayClient:
         data = sorted(result.get("data") or [], key=lambda d: d.get("index", 0))
         if len(data) != len(texts):
             raise ModelCallError(
-                f"embedding model {group!r} returned {len(data)} vectors for {len(texts)} texts"
+                f"embedding model {clip(group)} returned {len(data)} vectors for {len(texts)} texts"
             )
         vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -72,7 +73,7 @@ class GatewayClient:
             outcome.status = getattr(exc, "status", None) or 502
             outcome.error_type = getattr(exc, "kind", "no_deployment_available")
             raise ModelCallError(
-                f"model {group!r}: {exc}", 502 if outcome.status < 500 else outcome.status
+                f"model {clip(group)}: {exc}", 502 if outcome.status < 500 else outcome.status
             ) from None
         finally:
             await self._finish(endpoint, principal, attempt, outcome, False, t0, reservation)
@@ -91,7 +92,7 @@ class GatewayClient:
         except (UpstreamError, NoDeploymentAvailable) as exc:
             outcome.status, outcome.error_type = 502, "upstream"
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
-            raise ModelCallError(f"model {group!r}: {exc}") from None
+            raise ModelCallError(f"model {clip(group)}: {exc}") from None
         try:
             item: Any = start.first
             while item is not None:
@@ -108,9 +109,9 @@ class GatewayClient:
 
     def _check_group(self, principal: Principal, group: str) -> None:
         if group not in self.api.router.groups:
-            raise ModelCallError(f"model {group!r} is not served by this lab", 400)
+            raise ModelCallError(f"model {clip(group)} is not served by this lab", 400)
         if not principal.may_use(group):
-            raise ModelCallError(f"this key may not use model {group!r}", 403)
+            raise ModelCallError(f"this key may not use model {clip(group)}", 403)
 
     async def _reserve(self, principal: Principal, group: str, body: dict[str, Any], chat: bool) -> Any:
         budgeter = self.api.budgeter

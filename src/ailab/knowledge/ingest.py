@@ -19,7 +19,7 @@ import numpy as np
 from ailab.knowledge.finder import FindOptions, find_files
 from ailab.knowledge.sandbox import InlinePool, JobFailed, ParsePool
 from ailab.knowledge.uploads import Incoming
-from ailab.knowledge.worker import Prepared, prepare_path
+from ailab.knowledge.worker import Prepared, prepare_path, warm_up
 
 if TYPE_CHECKING:
     from ailab.access.principal import Principal
@@ -122,7 +122,7 @@ class Ingestor:
             return self.service.parsers()
         if workers == 0:
             return InlinePool()
-        return ParsePool(workers, self.service.parse_limits())
+        return ParsePool(workers, self.service.parse_limits(), warm_up)
 
     async def _prepare(
         self, pool: ParsePool | InlinePool, path: str, mtime: float | None, name: str | None = None

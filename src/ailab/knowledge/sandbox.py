@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 POLL = 0.05  # seconds between checks of a busy worker
+STARTUP_SECONDS = 120.0  # for a new worker's warm-up (imports, tokenizer): not counted against a job
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -63,7 +64,10 @@ class _Worker:
             return 0.0
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> Any:
-        self.conn.send((fn, args))
+        try:
+            self.conn.send((fn, args))
+        except OSError:
+            raise JobFailed("the parser process died") from None
         deadline = time.monotonic() + limits.seconds
         while not self.conn.poll(POLL):
             if not self.proc.is_alive():
@@ -110,8 +114,9 @@ class InlinePool:
 class ParsePool:
     """`size` worker processes, started on first use; `await pool.run(fn, *args)` runs one job in one."""
 
-    def __init__(self, size: int, limits: Limits) -> None:
-        self.size, self.limits = max(1, size), limits
+    def __init__(self, size: int, limits: Limits, warm: Callable[[], Any] | None = None) -> None:
+        """`warm` runs first in each new worker (imports, a tokenizer), outside the per-job time limit."""
+        self.size, self.limits, self.warm = max(1, size), limits, warm
         self._ctx = multiprocessing.get_context("forkserver")
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: set[_Worker] = set()
@@ -124,8 +129,10 @@ class ParsePool:
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:  # at most `size` threads run this: at most `size` workers exist
-            worker = _Worker(self._ctx)
-            self._all.add(worker)
+            worker = self._start()
+        if not worker.proc.is_alive():  # it died while idle (e.g. the OOM killer): a fresh one
+            self._all.discard(worker)
+            worker = self._start()
         try:
             return worker.call(fn, args, self.limits)
         except JobFailed:
@@ -135,6 +142,19 @@ class ParsePool:
             raise
         finally:
             self._release(worker)
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self._ctx)
+        self._all.add(worker)
+        if self.warm is not None:
+            start = Limits(max(STARTUP_SECONDS, self.limits.seconds), self.limits.memory_mb)
+            try:
+                worker.call(self.warm, (), start)
+            except JobFailed as exc:
+                self._all.discard(worker)
+                worker.kill()
+                raise JobFailed(f"the parser process did not start: {exc}") from None
+        return worker
 
     def _release(self, worker: _Worker) -> None:
         if worker.proc.is_alive() and worker.rss_mb() <= self.limits.recycle_mb:

@@ -30,6 +30,7 @@ from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
 from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
 from ailab.knowledge.sandbox import Limits, ParsePool
 from ailab.knowledge.stores import StoreError, VectorStore, open_store
+from ailab.knowledge.worker import warm_up
 from ailab.observability.metrics import KnowledgeMetrics
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class KnowledgeService:
         """The worker processes that parse documents (started on first use, shared by every ingest)."""
         with self._lock:
             if self._parsers is None:
-                self._parsers = ParsePool(self.settings.parse_workers, self.parse_limits())
+                self._parsers = ParsePool(self.settings.parse_workers, self.parse_limits(), warm_up)
             return self._parsers
 
     def parse_limits(self) -> Limits:

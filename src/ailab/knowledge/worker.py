@@ -38,6 +38,11 @@ def _counter() -> Any:
     return _count
 
 
+def warm_up() -> None:
+    """Load what parsing needs (the tokenizer) before a worker's first job, outside its time limit."""
+    _counter()
+
+
 @dataclass
 class Prepared:
     source: str
