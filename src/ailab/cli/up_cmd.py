@@ -38,25 +38,33 @@ def up(
     host = host or server.host
     port = port if port is not None else server.port
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
-    _prepare(loaded, host, port)
-    from ailab.ops.runfile import remove_runfile, write_runfile
+    from ailab.ops.runfile import LabRunning, lock_data_dir, remove_runfile, unlock_data_dir, write_runfile
 
+    try:  # one lab per data dir, held until this process ends (however it ends)
+        lock = lock_data_dir(loaded.data_dir, host, port)
+    except LabRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _prepare(loaded, host, port)
     write_runfile(loaded.data_dir, host, port)
-    _exit_on_sigterm(loaded.data_dir)
+    _exit_on_sigterm(loaded.data_dir, lock)
     try:
         _serve(loaded, host, port, workers or server.workers, log_level)
     finally:
         remove_runfile(loaded.data_dir)
+        unlock_data_dir(lock)
 
 
-def _exit_on_sigterm(data_dir: Path) -> None:
-    # uvicorn re-raises the signal it caught once it has drained, which would skip `finally`: remove the
-    # run file first, then die of the signal as before (exit status -15 for supervisors).
+def _exit_on_sigterm(data_dir: Path, lock: int) -> None:
+    # uvicorn re-raises the signal it caught once it has drained, which would skip `finally`: let go of
+    # the data dir and remove the run file first (a restart waits for both), then die of the signal as
+    # before (exit status -15 for supervisors).
     import signal
 
-    from ailab.ops.runfile import remove_runfile
+    from ailab.ops.runfile import remove_runfile, unlock_data_dir
 
     def handler(signum: int, _frame: object) -> None:
+        unlock_data_dir(lock)
         remove_runfile(data_dir)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
