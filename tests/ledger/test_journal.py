@@ -153,3 +153,18 @@ def test_duplicate_request_ids_left_by_an_old_version_are_removed(tmp_path):
     assert migrate(engine, MIGRATIONS) == ["ledger_0003_unique_request_id"]
     assert totals(engine).requests == 2 and totals(engine).prompt_tokens == 10  # the rollup is rebuilt
     assert len(_ids(engine)) == len(set(_ids(engine))) == 2
+
+
+def test_a_batch_holding_a_known_request_id_writes_the_rest(engine, tmp_path):
+    w = _writer(engine, tmp_path / "data")
+    w.start()
+    first = event(dep("j"))
+    w.submit(first)
+    w.flush()
+    again = event(dep("j"), request_id=first.request_id)
+    others = [event(dep("j")) for _ in range(5)]
+    for ev in [*others[:2], again, *others[2:]]:
+        w.submit(ev)
+    w.stop()
+    assert w.spilled == 0 and w.dropped == 0
+    assert sorted(_ids(engine)) == sorted([first.request_id, *(ev.request_id for ev in others)])

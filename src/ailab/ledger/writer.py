@@ -24,14 +24,14 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
 from ailab.ledger.journal import Journal, Segment, journal_dir
 from ailab.ledger.pricing import PriceBook
 from ailab.ledger.records import event_columns, event_dims, journal_line, spill_record
-from ailab.ledger.recovery import recover
+from ailab.ledger.recovery import existing_ids, recover
 from ailab.ledger.rows import (
     Batch,
     DimSet,
@@ -191,6 +191,7 @@ class LedgerWriter:
     def _write_with_retry(self, events: list[UsageEvent]) -> bool:
         """True once the rows are in the database or a spill file; False if they could not be kept."""
         delay = 0.1
+        deduplicated = False
         while True:
             try:
                 self._write(events)
@@ -199,6 +200,12 @@ class LedgerWriter:
                     self.write_error = None
                 return True
             except SQLAlchemyError as exc:
+                if isinstance(exc, IntegrityError) and not deduplicated:
+                    # A request id already in the ledger: drop those rows, not the batch.
+                    deduplicated = True
+                    with suppress(SQLAlchemyError):
+                        events = self._unknown_ids(events)
+                        continue
                 self.write_error = describe_db_error(exc)
                 log.warning("ledger write failed (%s); retrying", self.write_error)
                 if self._stop.is_set() or len(self.queue) >= self.max_queue:
@@ -210,6 +217,16 @@ class LedgerWriter:
                 self.write_error = f"unexpected {type(exc).__name__}"
                 log.exception("ledger write failed unexpectedly; %d rows spilled to disk", len(events))
                 return self._spill(events)
+
+    def _unknown_ids(self, events: list[UsageEvent]) -> list[UsageEvent]:
+        with self._transaction() as conn:
+            known = existing_ids(conn, [ev.request_id for ev in events])
+        fresh: dict[str, UsageEvent] = {}
+        for ev in events:
+            if ev.request_id not in known:
+                fresh.setdefault(ev.request_id, ev)
+        log.warning("%d ledger rows skipped: their request ids are in the ledger", len(events) - len(fresh))
+        return list(fresh.values())
 
     def _write(self, events: list[UsageEvent]) -> None:
         batch = Batch(events, self._dimsets, self._dimset, self._pricing_failed, self._null)
