@@ -134,6 +134,10 @@ def _apply_env_overrides(raw: dict[str, Any]) -> None:
         env = os.environ.get(f"AILAB_{key.upper()}")
         if env:
             server[key] = env
+    if os.environ.get("AILAB_LIMITS_REDIS_URL"):  # also how `ailab up --workers N` shares its embedded Redis
+        limits = raw.setdefault("limits", {}) or {}
+        raw["limits"] = limits
+        limits.update(backend="redis", redis_url=os.environ["AILAB_LIMITS_REDIS_URL"])
 
 
 def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:

@@ -90,6 +90,8 @@ class ServerSettings(_Open):
     ledger_batch_size: int = Field(default=20_000, ge=1)  # most rows a transaction takes from the queue
     ledger_flush_interval: float = Field(default=0.25, gt=0)
     ledger_queue_size: int = Field(default=100_000, ge=1)
+    # One line per request to a journal file in the data dir, so a hard crash loses no answered request.
+    ledger_journal: bool = True
     # /metrics without a key: "auto" allows it only while the lab listens on loopback.
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True

@@ -14,7 +14,7 @@ from typing import Any
 from ailab.access.auth import Authenticator
 from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
-from ailab.gateway.asgi import Receive, Scope, Send, header, read_json, send_error, send_json
+from ailab.gateway.asgi import Message, Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
 from ailab.gateway.limits import Budgeter
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
@@ -118,15 +118,33 @@ class GatewayAPI:
         attempt = Attempt(group)
         outcome = Outcome()
         stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
+        finished: list[UsageEvent] = []
+
+        def finish() -> UsageEvent:
+            if not finished:
+                finished.append(
+                    self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
+                )
+            return finished[0]
+
+        async def send_last(message: Message) -> None:
+            # The usage event is submitted (journaled) before the response's last bytes go out: a client
+            # that holds a whole answer finds its row in the ledger even if the process is killed after.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()
+            await send(message)
+
         self.in_flight += 1
         try:
             if stream:
-                await self._stream(body, attempt, outcome, extra_fallbacks, send, request_id, t0)
+                await self._stream(body, attempt, outcome, extra_fallbacks, send_last, request_id, t0)
             else:
-                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send, request_id)
+                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send_last, request_id)
         finally:
-            self.in_flight -= 1
-            event = self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
+            try:
+                event = finish()
+            finally:
+                self.in_flight -= 1  # after the event: in_flight 0 means every event is submitted
             if reservation is not None and self.budgeter is not None:
                 await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
 

@@ -126,9 +126,15 @@ class Batch:
         self._build()
 
     def daily(self) -> Daily:
-        return {
-            (d, *self._rollup_of[i]): acc for d, per_set in self._sums.items() for i, acc in per_set.items()
-        }
+        # Two DimSets can share rollup columns (equal deployments built twice, a cache cleared mid-batch):
+        # their sums add up.
+        out: Daily = {}
+        for d, per_set in self._sums.items():
+            for i, acc in per_set.items():
+                key = (d, *self._rollup_of[i])
+                found = out.get(key)
+                out[key] = acc if found is None else [a + b for a, b in zip(found, acc, strict=True)]
+        return out
 
     def _build(self) -> None:
         """One pass per event: a dimension-set lookup, the price, the row tuple, the rollup sums. One long

@@ -91,6 +91,10 @@ def _create_0001(conn: Connection) -> None:
 def _create_0002(conn: Connection) -> None:
     """The daily rollup, backfilled from the rows already in the ledger."""
     metadata.create_all(conn, tables=[daily])
+    _backfill_daily(conn)
+
+
+def _backfill_daily(conn: Connection) -> None:
     dims = ", ".join(f"COALESCE({d}, 0)" for d in DAILY_DIMS)
     conn.exec_driver_sql(
         f"INSERT INTO ledger_daily (day, {', '.join(DAILY_DIMS)}, {', '.join(DAILY_SUMS)}) "
@@ -101,7 +105,24 @@ def _create_0002(conn: Connection) -> None:
     )
 
 
+def _unique_request_id_0003(conn: Connection) -> None:
+    """A request id is one row: replaying journals and spill files after a crash skips ids already there.
+    Duplicates that an earlier version could leave (spill files imported twice) go first, and the rollup is
+    then rebuilt from the rows that remain."""
+    gone = conn.exec_driver_sql(
+        "DELETE FROM ledger_requests WHERE id NOT IN "
+        "(SELECT MIN(id) FROM ledger_requests GROUP BY request_id)"
+    ).rowcount
+    if gone:
+        conn.exec_driver_sql("DELETE FROM ledger_daily")
+        _backfill_daily(conn)
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_ledger_requests_request_id ON ledger_requests (request_id)"
+    )
+
+
 MIGRATIONS = [
     Migration("ledger_0001_requests_and_dims", _create_0001),
     Migration("ledger_0002_daily_rollup", _create_0002),
+    Migration("ledger_0003_unique_request_id", _unique_request_id_0003),
 ]

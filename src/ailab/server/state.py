@@ -97,6 +97,7 @@ class LabState:
             on_written=self._on_written,
             on_lost=self._on_lost,
             max_queue=cfg.ailab.ledger_queue_size,
+            journal=cfg.ailab.ledger_journal,
         )
         self.ledger.start()
         self.session = aiohttp.ClientSession(
