@@ -27,7 +27,7 @@ def build_admin_app(state: LabState) -> FastAPI:
     app = FastAPI(
         title="Local AI Lab",
         version=__version__,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc come from the console, with vendored assets (no CDN)
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -36,8 +36,16 @@ def build_admin_app(state: LabState) -> FastAPI:
     for extra in state.admin_routers:
         app.include_router(extra(state))
     _error_handlers(app)
+    _console(app, state)
     app.add_middleware(IdentityChangesTakeEffect, state=state)
     return app
+
+
+def _console(app: FastAPI, state: LabState) -> None:
+    from ailab.console import build_console, docs_routes
+
+    app.router.routes.extend(docs_routes(app.openapi_url or "/openapi.json", app.title))
+    app.mount("/console", build_console(state))
 
 
 class IdentityChangesTakeEffect:
