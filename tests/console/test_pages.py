@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import httpx
 import orjson
@@ -140,9 +141,10 @@ def test_playground_streams_with_turn_stats(lab):
         )
         bad = c.post("/console/playground/chat", json={"model": "gpt"}, headers={"X-CSRF-Token": csrf})
         assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
-    lab.gw.flush()
+    lab.gw.flush()  # the turn is in the ledger, as the user's, with the cost the stats said
     with lab.signed_in("usr") as c:
-        assert "playground" not in c.get("/console/requests").text or True
+        rows = c.get("/console/usage/export?range=1h&format=json").json()["breakdowns"]["model"]
+    assert [(r["name"], r["requests"], r["cost_usd"]) for r in rows] == [("gpt", 1, stats["cost_usd"])]
 
 
 def test_change_password_and_logout(lab):
@@ -179,3 +181,26 @@ def test_docs_and_redoc_are_served_offline_and_static_is_gzipped(lab):
         headers={"Authorization": f"Bearer {lab.keys['usr']}", "Accept-Encoding": "gzip"},
     )
     assert r.status_code == 200 and "content-encoding" not in r.headers
+
+
+def test_first_load_of_the_overview_is_small(lab):
+    """The overview and everything it loads, as transferred (gzip): under 250 KB."""
+    with lab.signed_in("root") as c:
+        page = c.get("/console/", headers={"Accept-Encoding": "gzip"})
+        assert page.headers.get("content-encoding") == "gzip"
+        total = page.num_bytes_downloaded
+        assets = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page.text)
+        assert len(assets) >= 4, assets
+        for path in assets:
+            r = c.get(path, headers={"Accept-Encoding": "gzip"})
+            assert r.status_code == 200, path
+            total += r.num_bytes_downloaded
+    assert total <= 250_000, total
+
+
+def test_first_admin_hint_on_a_new_lab(openai_upstream, make_gateway):
+    gw = make_gateway({"model_list": []})
+    state = gw.app.state
+    assert state.access.bootstrap_admin() is not None  # as `ailab up` does on a new lab
+    page = httpx.get(f"{gw.url}/console/login").text
+    assert 'id="first-admin"' in page and "ailab users passwd admin" in page
