@@ -55,7 +55,7 @@ def lab_config(upstream_url: str) -> dict:
 def populate(state, lab: ConsoleLab) -> None:
     ident, keys = state.access.identity, state.access.keys
     lab.project = ident.create_project("test", "research").id
-    for name, role in (("root", "admin"), ("usr", "user"), ("eve", "user")):
+    for name, role in (("root", "admin"), ("usr", "user"), ("eve", "user"), ("ana", "analyst")):
         uid = ident.create_user("test", name, role, PASSWORD).id
         lab.users[name] = uid
         ident.add_member("test", lab.project, uid)

@@ -83,6 +83,19 @@ def test_user_gets_403_pages_for_admin_pages_and_sees_only_own_data(lab):
         assert "root-key" not in requests and "usr-key" in requests
 
 
+def test_analyst_sees_its_projects_usage_but_no_admin_page(lab):
+    _traffic(lab)
+    with lab.signed_in("ana") as c:
+        for path in USER_PAGES:
+            assert c.get(path).status_code == 200, path
+        for path in ADMIN_PAGES:
+            assert c.get(path).status_code == 403, path
+        body = c.get("/console/usage/export?range=24h&format=json").json()
+        assert {r["name"] for r in body["breakdowns"]["user"]} == {"root", "usr"}  # the project's members
+        assert c.get("/console/requests/999999").status_code == 404
+        assert c.get("/console/requests/not-a-number").status_code == 404
+
+
 def test_request_detail_of_someone_else_is_404(lab):
     _traffic(lab)
     with lab.signed_in("root") as c:

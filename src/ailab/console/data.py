@@ -102,7 +102,7 @@ def latest_requests(
     status: str | None = None,
     since_ms: int | None = None,
     limit: int = 100,
-    request_id: str | None = None,
+    row_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """The latest ledger rows (newest first) with their dimensions as values; `where` filters dimensions
     by value (the caller's scope and the page's filters), `status` is 'ok' or 'error'."""
@@ -120,8 +120,8 @@ def latest_requests(
         stmt = stmt.where(r.c.status >= 400)
     if since_ms is not None:
         stmt = stmt.where(r.c.ts_ms >= since_ms)
-    if request_id is not None:
-        stmt = stmt.where(r.c.request_id == request_id)
+    if row_id is not None:  # the primary key: one request's page stays a point read on any ledger size
+        stmt = stmt.where(r.c.id == row_id)
     stmt = stmt.order_by(r.c.ts_ms.desc(), r.c.id.desc()).limit(limit)
     with engine.connect() as conn:
         rows = [dict(row._mapping) for row in conn.execute(stmt)]

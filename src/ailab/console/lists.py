@@ -65,10 +65,10 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("usage.read.own")
     def request_detail(request: Request, v: Viewer) -> Response:
         assert state.engine is not None
-        rid = request.path_params["request_id"]
-        rows = data.latest_requests(state.engine, scope(v), request_id=rid, limit=1)
+        rid = request.path_params["row_id"]
+        rows = data.latest_requests(state.engine, scope(v), row_id=rid, limit=1)
         if not rows:
-            raise Denied(404, f"no request {rid!r} that you may see")
+            raise Denied(404, f"no request #{rid} that you may see")
         return pages.render(request, "request.html", v, row=rows[0], labels=facts.names(state))
 
     @pages.page("keys.manage.own")
@@ -82,7 +82,7 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
 
     return [
         Route("/requests", requests),
-        Route("/requests/{request_id}", request_detail),
+        Route("/requests/{row_id:int}", request_detail),
         Route("/keys", keys),
         Route("/models", models),
     ]
