@@ -326,3 +326,47 @@ def test_phone_width_and_keyboard(browser, live):
             break
     assert page.evaluate("document.activeElement.name") == "name"
     assert w.errors == []
+
+
+def test_admin_manages_people_budgets_secrets_and_verifies_the_audit_chain(browser, live):
+    w = _open(browser, live, "root", viewport={"width": 1280, "height": 900})
+    page = w.page
+    page.goto("/console/people")
+    page.fill("#add-user input[name=username]", "newbie")
+    page.click("#add-user button[type=submit]")
+    page.wait_for_selector("#secret:not([hidden])")
+    assert len(page.inner_text("#secret-value").strip()) >= 12  # the generated password, shown once
+    page.click("#secret button[data-reload]")
+    page.wait_for_selector("#users td:text-is('newbie')")
+    page.fill("#add-project input[name=name]", "ops")
+    page.click("#add-project button[type=submit]")
+    page.wait_for_selector("#projects td:text-is('ops')")
+    row = page.locator("#projects tr", has_text="ops")
+    with page.expect_navigation():
+        row.locator("select").select_option(label="newbie")
+    page.wait_for_selector("#projects tr:has-text('ops') >> text=newbie")
+    page.select_option("#set-limits select[name=target]", label="user newbie")
+    page.fill("#set-limits input[name=max_budget_usd]", "7.5")
+    page.select_option("#set-limits select[name=budget_duration]", "weekly")
+    with page.expect_navigation():
+        page.click("#set-limits button[type=submit]")
+    assert "$7.50 weekly" in page.locator("#users tr", has_text="newbie").inner_text()
+    user_row = page.locator("#users tr", has_text="newbie")
+    with page.expect_navigation():
+        user_row.locator("button", has_text="Disable").click()
+    assert "disabled" in page.locator("#users tr", has_text="newbie").inner_text()
+
+    page.goto("/console/secrets")
+    page.fill("#set-secret input[name=name]", "DEMO_TOKEN")
+    page.fill("#set-secret input[name=value]", "s3cr3t-value-never-shown")
+    with page.expect_navigation():
+        page.click("#set-secret button[type=submit]")
+    assert "DEMO_TOKEN" in page.inner_text("main")
+    assert "s3cr3t-value-never-shown" not in page.content()
+
+    page.goto("/console/audit")
+    assert "user.create" in page.inner_text("main")
+    page.click("#verify")
+    page.wait_for_selector("#verify-result.ok")
+    assert page.inner_text("#verify-result").startswith("chain intact")
+    assert w.errors == []

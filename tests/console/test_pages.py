@@ -217,3 +217,8 @@ def test_first_admin_hint_on_a_new_lab(openai_upstream, make_gateway):
     assert state.access.bootstrap_admin() is not None  # as `ailab up` does on a new lab
     page = httpx.get(f"{gw.url}/console/login").text
     assert 'id="first-admin"' in page and "ailab users passwd admin" in page
+
+
+def test_overview_poll_after_sign_out_sends_htmx_to_sign_in(lab):
+    r = httpx.get(f"{lab.gw.url}/console/overview/live", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["hx-redirect"] == "/console/login"

@@ -53,7 +53,7 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
 
     @pages.page(ADMIN_ONLY)
     def stack(request: Request, v: Viewer) -> Response:
-        return pages.render(request, "stack.html", v, components=_components(state))
+        return pages.render(request, "stack.html", v, components=components(state))
 
     return [
         Route("/people", people),
@@ -63,7 +63,7 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
     ]
 
 
-def _components(state: LabState) -> list[dict[str, Any]]:
+def components(state: LabState) -> list[dict[str, Any]]:
     """The catalog with install state and, for natively run components, health and the last log lines."""
     from ailab.stack.catalog import catalog
     from ailab.stack.native.plan import state_file

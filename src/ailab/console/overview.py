@@ -12,7 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ailab.console import data, facts
-from ailab.console.web import Pages, Viewer
+from ailab.console.admin import components
+from ailab.console.web import ADMIN_ONLY, Pages, Viewer
 from ailab.ledger.queries import usage_report
 from ailab.server.admin.usage import usage_filters
 
@@ -51,6 +52,7 @@ def live_context(state: LabState, v: Viewer) -> dict[str, Any]:
         "queue": ledger.depth if ledger is not None else None,
         "queue_max": ledger.max_queue if ledger is not None else None,
         "scope_all": v.may("usage.read.all"),
+        "components": [c for c in components(state) if c["installed"]] if v.may(ADMIN_ONLY) else None,
         "updated": int(time.time() * 1000),
     }
 

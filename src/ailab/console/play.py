@@ -132,12 +132,17 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
         from ailab.knowledge.service import KnowledgeService
 
         svc = KnowledgeService.of(state)  # what GET /v1/knowledge/collections answers, by the same rule
-        collections = [svc.describe(c) for c in svc.visible(v.principal)]
+        visible = svc.visible(v.principal)
+        chosen = next((c for c in visible if c.name == request.query_params.get("collection")), None)
+        if chosen is None and visible:
+            chosen = visible[0]
         return pages.render(
             request,
             "knowledge.html",
             v,
-            collections=collections,
+            collections=[svc.describe(c) for c in visible],
+            chosen=chosen.name if chosen else None,
+            documents=svc.catalog.documents(chosen.id) if chosen else [],
             models=chat_models(v),
             manage=v.may("knowledge.manage"),
         )

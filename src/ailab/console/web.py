@@ -101,6 +101,8 @@ class Pages:
             def handler(request: Request) -> Response:
                 v = viewer(self.state, request)
                 if v is None:
+                    if request.headers.get("hx-request"):  # a poll after the session ended: go sign in
+                        return Response(headers={"HX-Redirect": "/console/login"})
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
                 if permission is not None:

@@ -44,6 +44,12 @@
         sum.className = "muted";
         sum.textContent = body.added + " added, " + body.updated + " updated, " + body.unchanged + " unchanged, " + body.chunks + " chunks";
         out.appendChild(sum);
+        const more = document.createElement("li");
+        const link = document.createElement("a");
+        link.href = "?collection=" + encodeURIComponent(upload.elements.collection.value);
+        link.textContent = "Show the collection's documents";
+        more.appendChild(link);
+        out.appendChild(more);
       };
       xhr.onerror = () => window.ailab.toast("upload failed: the server did not answer", true);
       xhr.send(data);
