@@ -80,10 +80,13 @@ AILAB := $(BIN)/ailab
 	setup-public-access export-kubernetes install-all-phase1 install-all-phase2 install-all-phase3 \
 	install-all-phase4 backup
 
-# promtool and prometheus (Debian `prometheus`) for the stack tests; CI runs as root.
+# promtool and prometheus (Debian `prometheus`) for the stack tests, Debian's chromium for the console's
+# browser tests (Playwright drives it; `playwright install` is never run); CI runs as root.
 test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
+	@test -x /usr/bin/chromium || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 install-monitoring: install
 	$(AILAB) install prometheus alertmanager grafana node-exporter cadvisor $(ARGS)
