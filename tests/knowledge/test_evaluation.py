@@ -149,3 +149,13 @@ def test_eval_over_http(gw) -> None:
     assert c.post("/v1/knowledge/collections/nope/eval", json={"questions": qs}).status_code == 404
     anon = httpx.post(f"{gw.url}/v1/knowledge/collections/kb/eval", json={"questions": qs})
     assert anon.status_code == 401
+
+
+def test_the_shipped_example_sets_parse() -> None:
+    root = Path(__file__).parents[2] / "examples" / "knowledge-eval"
+    sets = {p.name: parse_questions(p.read_text().splitlines(), p.name) for p in root.glob("*.jsonl")}
+    assert {n: len(q) for n, q in sets.items()} == {
+        "pgdocs-word-sharing.jsonl": 32,
+        "pgdocs-user-phrased.jsonl": 32,
+        "pgdocs-user-heldout.jsonl": 35,
+    }
