@@ -73,11 +73,14 @@ def build(tmp: Path, n: int, vectors: np.ndarray, text_words: int) -> tuple[dict
     t0 = time.perf_counter()
     ids = fill_catalog(svc, coll, n, text_words)
     catalog_s = time.perf_counter() - t0
+    print(f"catalog: {n} chunks in {catalog_s:.0f} s", flush=True)
     store = svc.store("embedded")
     store.create(coll.namespace, DIM)
     t0 = time.perf_counter()
     for lo in range(0, n, 5000):
         store.upsert(coll.namespace, ids[lo : lo + 5000], vectors[lo : lo + 5000])
+        if (lo + 5000) % 100_000 == 0:
+            print(f"built {lo + 5000} rows in {time.perf_counter() - t0:.0f} s", flush=True)
     svc.close()  # saves the index
     build_s = time.perf_counter() - t0
     d = tmp / "knowledge" / "embedded" / coll.namespace
@@ -189,6 +192,7 @@ def main() -> None:
     ap.add_argument("--peers", default="milvus,qdrant")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    Path(".bench").mkdir(exist_ok=True)
     vectors, queries = data(a.n, a.queries)
     t0 = time.perf_counter()
     truth = exact(vectors, queries)

@@ -161,3 +161,12 @@ def test_k_larger_or_smaller_than_results(tmp_path: Path, k: int) -> None:
     store, ids, vectors = filled(tmp_path, 900)
     assert len(store.search(NS, vectors[0], k)) == k
     assert store.search(NS, vectors[0], k)[0][0] == int(ids[0])
+
+
+def test_bad_settings_are_refused_with_their_name(tmp_path: Path) -> None:
+    from ailab.knowledge.stores import StoreError
+
+    with pytest.raises(StoreError, match=r"embedded\.ef_search: expected int"):
+        EmbeddedStore(tmp_path, {"ef_search": "lots"})
+    with pytest.raises(StoreError, match="min_rows: must not be negative"):
+        EmbeddedStore(tmp_path, {"min_rows": -1})

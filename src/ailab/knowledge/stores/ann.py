@@ -34,7 +34,21 @@ class AnnParams:
 
     @classmethod
     def of(cls, opts: dict[str, Any]) -> AnnParams:
-        known = {k: type(getattr(cls(), k))(v) for k, v in opts.items() if k in cls.__dataclass_fields__}
+        from ailab.knowledge.stores.base import StoreError
+
+        defaults, known = cls(), {}
+        for key, value in opts.items():
+            if key not in cls.__dataclass_fields__:
+                continue
+            kind = type(getattr(defaults, key))
+            try:
+                known[key] = kind(value)
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"knowledge.stores.embedded.{key}: expected {kind.__name__}, got {value!r}"
+                ) from None
+            if known[key] < 0:
+                raise StoreError(f"knowledge.stores.embedded.{key}: must not be negative")
         return cls(**known)
 
 
@@ -60,6 +74,8 @@ class AnnIndex:
     params: AnnParams
     index: Any = None
     dead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    dead_count: int = 0
+    synced: object = None  # the view (of ids) last synced with, so a search syncs only after a change
     saved_rows: int = 0  # rows covered by the file on disk (by this process's last load or save)
     file_stamp: tuple[int, int, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,8 +114,11 @@ class AnnIndex:
         self.sync_dead(ids)
         return added
 
-    def sync_dead(self, ids: np.ndarray) -> None:
-        """Mark the covered rows that are dead in `ids` and not yet marked."""
+    def sync_dead(self, ids: np.ndarray, token: object = None) -> None:
+        """Mark the covered rows that are dead in `ids` and not yet marked (once per `token`)."""
+        if token is not None and token == self.synced:
+            return
+        self.synced = token
         n = min(self.covered, len(ids))
         if len(self.dead) < n:
             self.dead = np.concatenate([self.dead, np.zeros(n - len(self.dead), dtype=bool)])
@@ -113,6 +132,7 @@ class AnnIndex:
                 except RuntimeError:  # marked before the file was saved
                     continue
         self.dead[fresh] = True
+        self.dead_count += len(fresh)
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -147,7 +167,7 @@ class AnnIndex:
 
     def candidates(self, q: np.ndarray, fetch: int) -> np.ndarray:
         """Up to `fetch` row numbers near `q` among the live covered rows."""
-        live = self.covered - int(self.dead[: self.covered].sum())
+        live = self.covered - self.dead_count
         fetch = min(fetch, live)
         if fetch <= 0:
             return np.zeros(0, dtype=np.int64)

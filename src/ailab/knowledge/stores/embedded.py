@@ -41,6 +41,13 @@ class _View:
     ids: np.ndarray
     vectors: np.ndarray
     _order: np.ndarray | None = None
+    _live: int | None = None
+
+    @property
+    def live(self) -> int:
+        if self._live is None:
+            self._live = int((self.ids >= 0).sum())
+        return self._live
 
     @property
     def vectors_ino(self) -> int:
@@ -256,7 +263,7 @@ class EmbeddedStore:
             with self._lock:
                 self._anns[collection] = ann
         assert ann is not None
-        ann.sync_dead(view.ids)
+        ann.sync_dead(view.ids, view.stamp)
         return ann
 
     def _drop_index(self, collection: str, d: Path) -> None:

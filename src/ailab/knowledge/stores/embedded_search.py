@@ -63,7 +63,7 @@ def _ann(
     """HNSW over the covered rows + exact over the rest; None when a filter left fewer than k."""
     n = len(view.ids)
     covered = min(ann.covered, n)
-    live = max(1, int((view.ids >= 0).sum()))
+    live = max(1, view.live)
     share = 1.0 if allowed_rows is None else len(allowed_rows) / live
     fetch = math.ceil(k / share * 1.5) + 10  # enough candidates for k to survive a filter
     cand = ann.candidates(q, fetch)
