@@ -15,6 +15,7 @@ _TYPES = {
     405: "method_not_allowed",
     413: "request_too_large",
     422: "invalid_request_error",
+    500: "server_error",
     429: "rate_limit_error",
     502: "upstream_error",
     503: "service_unavailable",
@@ -45,6 +46,19 @@ class GatewayError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+QUOTE_LIMIT = 64
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """User input as it may appear in an error message: repr'd and cut, so a 100k-character model name
+    (or any other field) is never echoed whole."""
+    return clip(repr(value), limit)
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def bad_param(param: str, message: str) -> GatewayError:

@@ -73,7 +73,9 @@ class Router:
     async def call(
         self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None
     ) -> Any:
-        chain = [group, *[g for g in (extra_fallbacks or self.fallbacks.get(group, [])) if g in self.groups]]
+        # The caller passes the fallbacks the principal may reach; None means the configured ones.
+        fallbacks = self.fallbacks.get(group, []) if extra_fallbacks is None else extra_fallbacks
+        chain = [group, *[g for g in fallbacks if g in self.groups]]
         last: Exception | None = None
         for i, g in enumerate(chain):
             if i:

@@ -355,7 +355,7 @@ def test_unsupported_params_raise_400_before_any_request() -> None:
         ({"tools": [{"type": "custom", "custom": {}}]}, "tool type 'custom'"),
         ({"response_format": {"type": "xml"}}, "response_format"),
         ({"tool_choice": "sometimes", "tools": TOOLS}, "tool_choice"),
-        ({"reasoning_effort": "max"}, "reasoning_effort"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ]
     for extra, needle in cases:
         with pytest.raises(UpstreamError) as exc:

@@ -32,7 +32,9 @@ SCHEMA_KEYS = frozenset({
     "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
     "propertyOrdering", "default", "items", "minimum", "maximum",
 })  # fmt: skip
-THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096}
+THINKING_BUDGETS = {
+    "none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 24576,
+}  # fmt: skip
 NATIVE_TOOL_KEYS = frozenset(
     {"googleSearch", "google_search", "codeExecution", "code_execution", "urlContext", "url_context"}
 )
@@ -117,7 +119,8 @@ def _thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     if effort not in THINKING_BUDGETS:
         raise bad_request(f"parameter `reasoning_effort` has an unknown value {effort!r}")
     if model.startswith("gemini-3"):  # Gemini 3 takes levels; older thinking models take token budgets
-        return {"thinkingLevel": "minimal" if effort == "none" else effort}
+        level = {"none": "minimal", "xhigh": "high", "max": "high"}.get(effort, effort)
+        return {"thinkingLevel": level}
     return {"thinkingBudget": THINKING_BUDGETS[effort]}
 
 
