@@ -6,8 +6,10 @@ Deterministic: the reply is `echo: <last message text>`; prompt tokens are the w
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -80,7 +82,7 @@ def make_app(up: Upstream) -> Starlette:
                 _stream(body, text, tool_calls, usage, cut), media_type="text/event-stream"
             )
         n = int(body.get("n") or 1)
-        message: dict[str, Any] = {"role": "assistant", "content": text}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         if tool_calls:
             message["tool_calls"] = tool_calls
         finish = "tool_calls" if tool_calls else "stop"
@@ -92,7 +94,12 @@ def make_app(up: Upstream) -> Starlette:
                 "model": body["model"],
                 "system_fingerprint": "fp_fake",
                 "choices": [
-                    {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+                    {
+                        "index": i,
+                        "message": message,
+                        "finish_reason": finish,
+                        "logprobs": _logprobs(body, text),
+                    }
                     for i in range(n)
                 ],
                 "usage": usage,
@@ -159,8 +166,9 @@ def make_app(up: Upstream) -> Starlette:
             return resp
         body = entry["body"]
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        b64 = body.get("encoding_format") == "base64"
         data = [
-            {"object": "embedding", "index": i, "embedding": fake_vector(str(t))}
+            {"object": "embedding", "index": i, "embedding": fake_vector(str(t), b64=b64)}
             for i, t in enumerate(inputs)
         ]
         tokens = sum(len(str(t).split()) for t in inputs)
@@ -192,6 +200,21 @@ def make_app(up: Upstream) -> Starlette:
     )
 
 
-def fake_vector(text: str, dim: int = 8) -> list[float]:
+def fake_vector(text: str, dim: int = 8, b64: bool = False) -> Any:
     digest = hashlib.sha256(text.encode()).digest()
-    return [round((b - 128) / 128, 4) for b in digest[:dim]]
+    vector = [round((b - 128) / 128, 4) for b in digest[:dim]]
+    if b64:  # OpenAI's base64 format: little-endian float32
+        return base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
+    return vector
+
+
+def _logprobs(body: dict[str, Any], text: str | None) -> dict[str, Any] | None:
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+
+    def entry(token: str) -> dict[str, Any]:
+        return {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+
+    content = [{**entry(w), "top_logprobs": [entry(w)] * top} for w in (text or "").split()]
+    return {"content": content, "refusal": None}

@@ -208,9 +208,7 @@ class LabState:
             group = ev.group or "-"  # refused before a model group was known
             # Token counters are summed per written batch, off the hot path (they trail by a flush interval).
             tokens[(group, "prompt")] = tokens.get((group, "prompt"), 0) + ev.usage.prompt_tokens
-            tokens[(group, "completion")] = (
-                tokens.get((group, "completion"), 0) + ev.usage.completion_tokens
-            )
+            tokens[(group, "completion")] = tokens.get((group, "completion"), 0) + ev.usage.completion_tokens
             if cost is None:
                 unpriced[group] = unpriced.get(group, 0) + 1
             elif cost:

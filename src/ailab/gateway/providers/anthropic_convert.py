@@ -330,7 +330,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
                     "function": {"name": block.get("name"), "arguments": args},
                 }
             )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
     if calls:
         message["tool_calls"] = calls
     if thinking:

@@ -137,7 +137,7 @@ class StreamState:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -371,7 +371,7 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
     output: list[str] = []
     for pos, cand in enumerate(data.get("candidates") or ()):
         text, thoughts, calls = split_parts((cand.get("content") or {}).get("parts"))
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
         if calls:
             message["tool_calls"] = calls
         if thoughts:
@@ -379,11 +379,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
         reason = finish_reason(cand.get("finishReason"), bool(calls))
         index = cand.get("index")
         index = index if isinstance(index, int) else pos
-        choices.append({"index": index, "message": message, "finish_reason": reason})
+        choices.append({"index": index, "message": message, "finish_reason": reason, "logprobs": None})
         output.extend([text, *(c["function"]["arguments"] for c in calls)])
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason): no candidates at all
-        message = {"role": "assistant", "content": None}
-        choices.append({"index": 0, "message": message, "finish_reason": "content_filter"})
+        message = {"role": "assistant", "content": None, "refusal": None}
+        choices.append({"index": 0, "message": message, "finish_reason": "content_filter", "logprobs": None})
     return {
         "id": f"chatcmpl-{data.get('responseId') or created}",
         "object": "chat.completion",

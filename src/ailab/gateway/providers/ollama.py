@@ -44,7 +44,11 @@ class OllamaProvider(Provider):
         msg = data.get("message") or {}
         text = str(msg.get("content") or "")
         calls = conv.tool_calls_out(msg.get("tool_calls"))
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not calls else None,
+            "refusal": None,
+        }
         if calls:
             message["tool_calls"] = calls
         if msg.get("thinking"):

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text
+from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text, now_ts
 from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 
@@ -31,6 +31,12 @@ class OpenAIProvider(Provider):
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.deployment.model}
         data = await self.post_json(self.url("chat/completions"), payload, self.headers())
+        for choice in data.get("choices") or ():
+            # Fields OpenAI's schema requires (nullable) that some compatible servers leave out.
+            if isinstance(choice, dict):
+                choice.setdefault("logprobs", None)
+                if isinstance(choice.get("message"), dict):
+                    choice["message"].setdefault("refusal", None)
         if not isinstance(data.get("usage"), dict):
             data["usage"] = _estimate_chat(body, data)
         return data
@@ -70,6 +76,7 @@ class OpenAIProvider(Provider):
                 estimated=True,
             )
             yield {
+                **_stream_ids(raw, self.deployment.model),
                 "object": "chat.completion.chunk",
                 "choices": [],
                 "usage": {**usage.to_openai(), "estimated": True},
@@ -134,6 +141,18 @@ def strip_null_usage(data: bytes) -> bytes:
         if pattern in data:
             return data.replace(pattern, b"")
     return data
+
+
+def _stream_ids(payloads: list[bytes], model: str) -> dict[str, Any]:
+    """The id, created and model of a stream's chunks, for the usage chunk the gateway adds itself."""
+    for data in reversed(payloads):
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict) and "id" in chunk:
+            return {k: chunk.get(k) for k in ("id", "created", "model")}
+    return {"id": "chatcmpl-estimated", "created": now_ts(), "model": model}
 
 
 def streamed_text(payloads: list[bytes]) -> str:
