@@ -6,6 +6,7 @@ Deterministic: the reply is `echo: <last message text>`; prompt tokens are the w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.upstreams.harness import StreamCut, Upstream, apply_fault
+from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 
 def openai_error(status: int, message: str = "upstream failure") -> dict[str, Any]:
@@ -77,9 +78,8 @@ def make_app(up: Upstream) -> Starlette:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         usage["prompt_tokens_details"] = {"cached_tokens": 0}
         if body.get("stream"):
-            cut = fault.cut_after if fault else None
             return StreamingResponse(
-                _stream(body, text, tool_calls, usage, cut), media_type="text/event-stream"
+                _stream(body, text, tool_calls, usage, fault or Fault()), media_type="text/event-stream"
             )
         n = int(body.get("n") or 1)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -107,8 +107,22 @@ def make_app(up: Upstream) -> Starlette:
         )
 
     async def _stream(
-        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], cut: int | None
+        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], fault: Fault
     ) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for event in _events(body, text, tool_calls, usage, fault):
+                yield event
+            finished = True
+        finally:
+            if not finished:  # cancelled or closed: the gateway hung up before the end
+                with up.lock:
+                    up.streams_closed_early += 1
+
+    async def _events(
+        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], fault: Fault
+    ) -> AsyncIterator[bytes]:
+        cut = fault.cut_after
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {
             "id": "chatcmpl-fake",
@@ -150,6 +164,12 @@ def make_app(up: Upstream) -> Starlette:
         for sent, choice in enumerate(events):
             if cut is not None and sent >= cut:
                 raise StreamCut()
+            if fault.end_after is not None and sent >= fault.end_after:
+                return
+            if sent and fault.event_delay:
+                await asyncio.sleep(fault.event_delay)
+            with up.lock:
+                up.events_sent += 1
             chunk = {**base, "choices": [choice]}
             if include:
                 chunk["usage"] = None

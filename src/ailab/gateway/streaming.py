@@ -2,7 +2,9 @@
 
 The adapters always end with a usage chunk (the gateway needs it for the ledger). The client sees it only if
 it asked (`stream_options.include_usage`), exactly as OpenAI would show it; otherwise usage is stripped.
-A failure after the first byte ends the stream with an OpenAI-style error event and is ledgered as such.
+A failure after the first byte (an upstream error, a cut connection, a body that ends before any choice
+finished) ends the stream with an OpenAI-style error event and no `[DONE]`, and is ledgered as a failure
+with the tokens delivered so far (estimated, and flagged so, when the upstream reported none).
 """
 
 from __future__ import annotations
@@ -118,15 +120,10 @@ async def _end_with_error(
     _interrupted(outcome, err.status, "stream_interrupted", body, seen)
     payload = err.body()
     payload["error"]["code"] = "stream_interrupted"
+    # No [DONE] after the error event: [DONE] means the stream finished, and this one did not.
+    event = held + b"data: " + orjson.dumps(payload) + b"\n\n"
     try:
-        await send(
-            {
-                "type": "http.response.body",
-                "body": held + b"data: " + orjson.dumps(payload) + b"\n\n",
-                "more_body": True,
-            }
-        )
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        await send({"type": "http.response.body", "body": event, "more_body": False})
     except OSError:
         return
 

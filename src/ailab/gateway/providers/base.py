@@ -35,17 +35,22 @@ class Provider:
         self.session = session
         base = deployment.api_base or self.default_api_base
         if not base:
-            raise ValueError(f"deployment {deployment.id}: provider {self.name!r} needs api_base")
+            raise ValueError(f"deployment {deployment.id}: provider {self.label!r} needs api_base")
         self.api_base = base.rstrip("/")
 
+    @property
+    def label(self) -> str:
+        """The provider as the user configured it (`hosted_vllm`, `groq` …): what error messages name."""
+        return self.deployment.provider_label or self.name
+
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        raise UpstreamError(f"{self.name} does not support chat completions", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support chat completions", kind="http", status=400)
 
     def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[StreamItem]:
-        raise UpstreamError(f"{self.name} does not support streaming", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support streaming", kind="http", status=400)
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
-        raise UpstreamError(f"{self.name} does not support embeddings", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support embeddings", kind="http", status=400)
 
     # -- shared HTTP plumbing -------------------------------------------------------------------------
 
@@ -71,11 +76,11 @@ class Provider:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(
-                f"{self.name} upstream sent invalid JSON", kind="protocol", status=502
+                f"{self.label} upstream sent invalid JSON", kind="protocol", status=502
             ) from None
         if not isinstance(data, dict):
             raise UpstreamError(
-                f"{self.name} upstream sent a non-object JSON body", kind="protocol", status=502
+                f"{self.label} upstream sent a non-object JSON body", kind="protocol", status=502
             )
         return data
 
@@ -114,18 +119,19 @@ class Provider:
         try:
             yield
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
+            raise UpstreamError(f"{self.label} upstream timed out", kind="timeout") from None
         except aiohttp.ClientPayloadError:
-            raise UpstreamError(f"{self.name} upstream stream was cut", kind="connection") from None
+            raise UpstreamError(f"{self.label} upstream stream was cut", kind="connection") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection"
+                f"{self.label} upstream unreachable: {type(exc).__name__}", kind="connection"
             ) from None
 
     async def sse_batches(
         self, url: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> AsyncIterator[list[bytes]]:
-        """The `data:` payloads of each network read, ending at `[DONE]`."""
+        """The `data:` payloads of each network read, ending at `[DONE]`. A body that ends without `[DONE]`
+        ends with one empty batch, so the caller can tell a finished stream from a cut one."""
         async for batch in self.stream_batches(url, payload, headers):
             out: list[bytes] = []
             for line in batch:
@@ -139,6 +145,7 @@ class Provider:
                 out.append(data)
             if out:
                 yield out
+        yield []
 
     async def sse_data(
         self, url: str, payload: dict[str, Any], headers: dict[str, str]
@@ -156,7 +163,7 @@ class Provider:
         message = self.redact(_error_message(raw) or f"HTTP {status}")
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
         return UpstreamError(
-            f"{self.name} upstream error {status}: {message}", status=status, retry_after=retry_after
+            f"{self.label} upstream error {status}: {message}", status=status, retry_after=retry_after
         )
 
     def redact(self, text: str) -> str:

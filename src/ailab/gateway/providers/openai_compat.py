@@ -46,9 +46,14 @@ class OpenAIProvider(Provider):
         opts["include_usage"] = True
         payload = {**body, "model": self.deployment.model, "stream": True, "stream_options": opts}
         client_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        saw_usage = False
+        saw_usage = finished = False
         raw: list[bytes] = []
         async for batch in self.sse_batches(self.url("chat/completions"), payload, self.headers()):
+            if not batch and not (finished or _finished(raw)):
+                # The body ended without [DONE] before any choice finished: the stream was cut, not done.
+                raise UpstreamError(
+                    f"{self.label} upstream stream ended before a finish_reason", kind="connection", status=502
+                )
             wire = bytearray()
             pending: list[bytes] = []
             for data in batch:
@@ -58,6 +63,9 @@ class OpenAIProvider(Provider):
                     chunk = self._parsed(data)
                     if isinstance(chunk.get("usage"), dict):
                         saw_usage = True
+                    finished = finished or any(
+                        isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
+                    )
                     if wire:
                         yield RawEvents(bytes(wire), pending, more=True)
                         wire, pending = bytearray(), []
@@ -83,10 +91,10 @@ class OpenAIProvider(Provider):
             }
 
     def _parsed(self, data: bytes) -> dict[str, Any]:
-        chunk = loads_event(data, self.name)
+        chunk = loads_event(data, self.label)
         if "error" in chunk and "choices" not in chunk:
             raise UpstreamError(
-                f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
+                f"{self.label} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
             )
         return chunk
 
@@ -153,6 +161,21 @@ def _stream_ids(payloads: list[bytes], model: str) -> dict[str, Any]:
         if isinstance(chunk, dict) and "id" in chunk:
             return {k: chunk.get(k) for k in ("id", "created", "model")}
     return {"id": "chatcmpl-estimated", "created": now_ts(), "model": model}
+
+
+def _finished(payloads: list[bytes]) -> bool:
+    """Whether a choice of these raw events finished (parsed only when the body ended without [DONE])."""
+    for data in reversed(payloads):
+        if b"finish_reason" not in data:
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices or ()):
+            return True
+    return False
 
 
 def streamed_text(payloads: list[bytes]) -> str:
