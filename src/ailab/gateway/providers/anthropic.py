@@ -87,7 +87,8 @@ class AnthropicProvider(Provider):
         kind = str(err.get("type") or "api_error")
         message = self.redact(str(err.get("message") or kind))[:500]
         status = ERROR_STATUS.get(kind, 500)
-        return UpstreamError(f"{self.label} upstream stream error {status} ({kind}): {message}", status=status)
+        what = f"{self.label} upstream stream error {status} ({kind})"
+        return UpstreamError(f"{what}: {message}", status=status)
 
 
 @dataclass

@@ -51,9 +51,8 @@ class OpenAIProvider(Provider):
         async for batch in self.sse_batches(self.url("chat/completions"), payload, self.headers()):
             if not batch and not (finished or _finished(raw)):
                 # The body ended without [DONE] before any choice finished: the stream was cut, not done.
-                raise UpstreamError(
-                    f"{self.label} upstream stream ended before a finish_reason", kind="connection", status=502
-                )
+                what = f"{self.label} upstream stream ended before a finish_reason"
+                raise UpstreamError(what, kind="connection", status=502)
             wire = bytearray()
             pending: list[bytes] = []
             for data in batch:
