@@ -32,6 +32,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        type: str | None = None,  # default: from the status
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -39,10 +40,11 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self._type = type
 
     @property
     def type(self) -> str:
-        return _TYPES.get(self.status, "api_error")
+        return self._type or _TYPES.get(self.status, "api_error")
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -75,13 +77,23 @@ def from_upstream(exc: UpstreamError) -> GatewayError:
         return GatewayError(504, f"{exc.message}", code="upstream_timeout")
     if exc.status == 429:
         return GatewayError(
-            429, exc.message, code="upstream_rate_limited", headers=retry_after_header(exc.retry_after)
+            429,
+            exc.message,
+            code=exc.code or "upstream_rate_limited",  # e.g. insufficient_quota keeps its meaning
+            param=exc.param,
+            type=exc.type,
+            headers=retry_after_header(exc.retry_after),
         )
     if exc.status in (401, 403):
         # The upstream refused the gateway's credentials: the client's request is not at fault.
         return GatewayError(502, exc.message, code="upstream_auth_failed")
     if exc.status is not None and 400 <= exc.status < 500:
+        # The client's request was refused: keep the upstream's code, param and type (its meaning).
         return GatewayError(
-            exc.status if exc.status in _TYPES else 400, exc.message, code="upstream_rejected"
+            exc.status if exc.status in _TYPES else 400,
+            exc.message,
+            code=exc.code or "upstream_rejected",
+            param=exc.param,
+            type=exc.type,
         )
     return GatewayError(502, exc.message, code="upstream_error")

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from ailab.gateway.errors import clip
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 
 MAX_ERROR_BODY = 64 * 1024
@@ -162,8 +163,12 @@ class Provider:
     def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
         message = self.redact(_error_message(raw) or f"HTTP {status}")
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        fields = {k: self.redact(clip(v, 100)) for k, v in error_fields(raw).items()}
         return UpstreamError(
-            f"{self.label} upstream error {status}: {message}", status=status, retry_after=retry_after
+            f"{self.label} upstream error {status}: {message}",
+            status=status,
+            retry_after=retry_after,
+            **fields,
         )
 
     def redact(self, text: str) -> str:
@@ -210,6 +215,18 @@ def _error_message(raw: bytes) -> str:
             return str(err.get("message") or err.get("type") or "")[:500]
         return str(err)[:500]
     return ""
+
+
+def error_fields(raw: bytes) -> dict[str, str]:
+    """The string `code`, `param` and `type` of an OpenAI- (or Anthropic-) shaped error body."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return {}
+    return {k: err[k] for k in ("code", "param", "type") if isinstance(err.get(k), str) and err[k]}
 
 
 def parse_retry_after(value: str | None) -> float | None:
