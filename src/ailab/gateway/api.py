@@ -222,9 +222,14 @@ class GatewayAPI:
         return principal
 
     def _group(self, model: str, principal: Principal) -> str:
-        if model in self.router.groups and principal.may_use(model):
-            return model
-        raise model_not_found(model, [g for g in self.router.groups if principal.may_use(g)])
+        self.check_model(principal, model)
+        return model
+
+    def check_model(self, principal: Principal, model: str) -> None:
+        """Raise OpenAI's 404 model_not_found unless the model is served and the key may use it (the
+        knowledge routes call this too, so both answer alike)."""
+        if model not in self.router.groups or not principal.may_use(model):
+            raise model_not_found(model, [g for g in self.router.groups if principal.may_use(g)])
 
     def _fallbacks(self, group: str, asked: list[str] | None, principal: Principal) -> list[str]:
         """Every group the request may reach, each checked against the key's model scope: per-request
