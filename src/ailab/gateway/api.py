@@ -193,7 +193,7 @@ class GatewayAPI:
         except (UpstreamError, NoDeploymentAvailable) as exc:
             await self._fail(send, exc, outcome, request_id)
             return
-        await relay_stream(start, body, outcome, send, request_id, t0)
+        await relay_stream(start, body, outcome, receive, send, request_id, t0)
 
     async def _fail(
         self, send: Send, exc: UpstreamError | NoDeploymentAvailable, outcome: Outcome, request_id: str
