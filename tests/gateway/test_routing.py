@@ -204,3 +204,36 @@ def test_stream_cut_after_first_byte_ends_with_error_and_is_ledgered(two_upstrea
     row = _rows(gw)[-1]
     assert row["status"] == 502 and row["flags"] & schema.FLAG_ESTIMATED
     assert totals(gw.app.state.engine).errors == 1
+
+
+def test_ledgered_retries_equal_the_upstream_calls_made(two_upstreams, make_gateway):
+    import concurrent.futures
+
+    a, _ = two_upstreams
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {
+                "num_retries": 2,
+                "retry_backoff": 0.01,
+                "allowed_fails": 0,
+                "cooldown_time": 30,
+            },
+        }
+    )
+    a.up.fail_next(20, status=500, delay=0.2)  # slow failures: the three requests overlap
+    client = _client(gw)
+
+    def one(_: int) -> int:
+        try:
+            client.chat.completions.create(model="m", messages=MSG)
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(one, range(3)))
+    assert all(s >= 400 for s in statuses)
+    rows = _rows(gw)
+    calls = sum(r["retries"] + 1 for r in rows if r["deployment_dim"] is not None)
+    assert calls == len(a.up.requests("chat"))

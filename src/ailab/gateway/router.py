@@ -38,7 +38,8 @@ class Attempt:
 
     group: str
     deployment: Deployment | None = None
-    retries: int = 0
+    retries: int = 0  # upstream calls after the first (retries and fallbacks), as the ledger records
+    calls: int = 0
     fallbacks: int = 0
     upstream_started: float = 0.0
     errors: list[UpstreamError] = field(default_factory=list)
@@ -73,7 +74,9 @@ class Router:
     async def call(
         self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None
     ) -> Any:
-        chain = [group, *[g for g in (extra_fallbacks or self.fallbacks.get(group, [])) if g in self.groups]]
+        # The caller passes the fallbacks the principal may reach; None means the configured ones.
+        fallbacks = self.fallbacks.get(group, []) if extra_fallbacks is None else extra_fallbacks
+        chain = [group, *[g for g in fallbacks if g in self.groups]]
         last: Exception | None = None
         for i, g in enumerate(chain):
             if i:
@@ -125,6 +128,12 @@ class Router:
             if budget is None:
                 budget = dep.max_retries if dep.max_retries is not None else self.settings.num_retries
             attempt.deployment = dep
+            if attempt.calls:
+                # Counted when the call is made, not when it is planned: a retry that finds every
+                # deployment cooling down (other requests' failures) made no call and is no retry.
+                attempt.retries += 1
+                self.metrics.retries.labels(group).inc()
+            attempt.calls += 1
             attempt.upstream_started = time.perf_counter()
             dep.state.in_flight += 1
             try:
@@ -135,8 +144,6 @@ class Router:
                 if not exc.retryable or n >= budget:
                     raise
                 n += 1
-                attempt.retries += 1
-                self.metrics.retries.labels(group).inc()
                 tried.add(dep.id)
                 await self._backoff(n, exc, same=self._only_choice(group, tried, dep))
                 continue

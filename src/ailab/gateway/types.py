@@ -68,13 +68,25 @@ class UpstreamError(Exception):
     """A failed upstream call. `kind` is http, timeout, connection or protocol."""
 
     def __init__(
-        self, message: str, *, kind: str = "http", status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        kind: str = "http",
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        # The upstream's own error fields (OpenAI shape), passed on to the client for a 4xx.
+        self.code = code
+        self.param = param
+        self.type = type
 
     @property
     def retryable(self) -> bool:

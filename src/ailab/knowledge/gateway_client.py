@@ -14,6 +14,7 @@ import orjson
 
 from ailab.access.principal import Principal
 from ailab.gateway.api import Outcome
+from ailab.gateway.errors import GatewayError
 from ailab.gateway.router import Attempt, NoDeploymentAvailable
 from ailab.gateway.types import RawEvents, UpstreamError, Usage
 from ailab.knowledge.filters import clip
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 class ModelCallError(RuntimeError):
     """An embedding or chat call failed at the gateway; `status` is the HTTP status to report."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, code: str = "model_error") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class GatewayClient:
@@ -108,17 +110,17 @@ class GatewayClient:
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
 
     def _check_group(self, principal: Principal, group: str) -> None:
-        if group not in self.api.router.groups:
-            raise ModelCallError(f"model {clip(group)} is not served by this lab", 400)
-        if not principal.may_use(group):
-            raise ModelCallError(f"this key may not use model {clip(group)}", 403)
+        # The same answer as /v1 (404 model_not_found) for a model that is not served and for one the key
+        # may not use.
+        try:
+            self.api.check_model(principal, group)
+        except GatewayError as err:
+            raise ModelCallError(err.message, err.status, err.code or "model_not_found") from None
 
     async def _reserve(self, principal: Principal, group: str, body: dict[str, Any], chat: bool) -> Any:
         budgeter = self.api.budgeter
         if not principal.limits or budgeter is None:
             return None
-        from ailab.gateway.errors import GatewayError
-
         try:
             return await budgeter.reserve(principal.limits, body, self.api.router.groups[group], chat)
         except GatewayError as err:

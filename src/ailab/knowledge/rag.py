@@ -73,7 +73,7 @@ async def ask(
     try:
         result = await svc.gateway.chat(principal, group, {"messages": build_messages(question, hits)})
     except ModelCallError as exc:
-        raise KnowledgeError(str(exc), exc.status, "model_error") from None
+        raise KnowledgeError(str(exc), exc.status, exc.code) from None
     answer = ((result.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     return {
         "answer": answer,
@@ -150,7 +150,7 @@ async def chat_completion(
     try:
         reply = await svc.gateway.chat(principal, group, payload)
     except ModelCallError as exc:
-        raise KnowledgeError(str(exc), exc.status, "model_error") from None
+        raise KnowledgeError(str(exc), exc.status, exc.code) from None
     answer = ((reply.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     return {**reply, "citations": citations(answer, hits)}, None
 

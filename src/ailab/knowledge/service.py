@@ -270,7 +270,7 @@ class KnowledgeService:
         try:
             vectors = await self.gateway.embed(principal, model, texts)
         except ModelCallError as exc:
-            raise KnowledgeError(str(exc), exc.status, "model_error") from None
+            raise KnowledgeError(str(exc), exc.status, exc.code) from None
         self.metrics.embed_latency.labels(model).observe(time.perf_counter() - t0)
         return vectors
 

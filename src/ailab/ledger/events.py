@@ -12,7 +12,7 @@ class UsageEvent:
     request_id: str
     ts: float  # wall clock, seconds
     endpoint: int  # schema.ENDPOINT_*
-    group: str
+    group: str | None  # None: refused before a model group was known
     deployment: Deployment | None
     key_id: str | None
     user_id: str | None

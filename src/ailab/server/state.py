@@ -206,15 +206,14 @@ class LabState:
         unpriced: dict[str, int] = {}
         tokens: dict[tuple[str, str], int] = {}
         for ev, cost in batch:
+            group = ev.group or "-"  # refused before a model group was known
             # Token counters are summed per written batch, off the hot path (they trail by a flush interval).
-            tokens[(ev.group, "prompt")] = tokens.get((ev.group, "prompt"), 0) + ev.usage.prompt_tokens
-            tokens[(ev.group, "completion")] = (
-                tokens.get((ev.group, "completion"), 0) + ev.usage.completion_tokens
-            )
+            tokens[(group, "prompt")] = tokens.get((group, "prompt"), 0) + ev.usage.prompt_tokens
+            tokens[(group, "completion")] = tokens.get((group, "completion"), 0) + ev.usage.completion_tokens
             if cost is None:
-                unpriced[ev.group] = unpriced.get(ev.group, 0) + 1
+                unpriced[group] = unpriced.get(group, 0) + 1
             elif cost:
-                key = (ev.group, ev.deployment.provider_label if ev.deployment else "-")
+                key = (group, ev.deployment.provider_label if ev.deployment else "-")
                 costs[key] = costs.get(key, 0) + cost
         for (group, direction), n in tokens.items():
             if n:

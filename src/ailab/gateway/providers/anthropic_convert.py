@@ -24,7 +24,7 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 # Anthropic-native request fields a caller may pass straight through.
 PASSTHROUGH = ("top_k", "thinking", "service_tier")
 
@@ -330,7 +330,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
                     "function": {"name": block.get("name"), "arguments": args},
                 }
             )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
     if calls:
         message["tool_calls"] = calls
     if thinking:

@@ -32,7 +32,9 @@ SCHEMA_KEYS = frozenset({
     "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
     "propertyOrdering", "default", "items", "minimum", "maximum",
 })  # fmt: skip
-THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096}
+THINKING_BUDGETS = {
+    "none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 24576,
+}  # fmt: skip
 NATIVE_TOOL_KEYS = frozenset(
     {"googleSearch", "google_search", "codeExecution", "code_execution", "urlContext", "url_context"}
 )
@@ -117,7 +119,8 @@ def _thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     if effort not in THINKING_BUDGETS:
         raise bad_request(f"parameter `reasoning_effort` has an unknown value {effort!r}")
     if model.startswith("gemini-3"):  # Gemini 3 takes levels; older thinking models take token budgets
-        return {"thinkingLevel": "minimal" if effort == "none" else effort}
+        level = {"none": "minimal", "xhigh": "high", "max": "high"}.get(effort, effort)
+        return {"thinkingLevel": level}
     return {"thinkingBudget": THINKING_BUDGETS[effort]}
 
 
@@ -368,7 +371,7 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
     output: list[str] = []
     for pos, cand in enumerate(data.get("candidates") or ()):
         text, thoughts, calls = split_parts((cand.get("content") or {}).get("parts"))
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
         if calls:
             message["tool_calls"] = calls
         if thoughts:
@@ -376,11 +379,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
         reason = finish_reason(cand.get("finishReason"), bool(calls))
         index = cand.get("index")
         index = index if isinstance(index, int) else pos
-        choices.append({"index": index, "message": message, "finish_reason": reason})
+        choices.append({"index": index, "message": message, "finish_reason": reason, "logprobs": None})
         output.extend([text, *(c["function"]["arguments"] for c in calls)])
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason): no candidates at all
-        message = {"role": "assistant", "content": None}
-        choices.append({"index": 0, "message": message, "finish_reason": "content_filter"})
+        message = {"role": "assistant", "content": None, "refusal": None}
+        choices.append({"index": 0, "message": message, "finish_reason": "content_filter", "logprobs": None})
     return {
         "id": f"chatcmpl-{data.get('responseId') or created}",
         "object": "chat.completion",

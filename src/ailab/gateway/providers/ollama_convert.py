@@ -281,7 +281,16 @@ def logprobs_out(items: Any) -> dict[str, Any] | None:
     """Ollama's logprobs entries already use OpenAI's field names ({token, logprob, bytes, top_logprobs})."""
     if not isinstance(items, list):
         return None
-    return {"content": items}
+    return {"content": [_logprob(x) for x in items if isinstance(x, dict)], "refusal": None}
+
+
+def _logprob(item: dict[str, Any]) -> dict[str, Any]:
+    # OpenAI's ChatCompletionTokenLogprob requires bytes (nullable) and top_logprobs (an array).
+    top = item.get("top_logprobs")
+    out = {**item, "bytes": item.get("bytes"), "top_logprobs": top if isinstance(top, list) else []}
+    if isinstance(top, list):
+        out["top_logprobs"] = [{**t, "bytes": t.get("bytes")} for t in top if isinstance(t, dict)]
+    return out
 
 
 # -- embeddings -------------------------------------------------------------------------------------------
