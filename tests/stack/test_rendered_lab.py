@@ -94,9 +94,9 @@ def test_rendered_kubernetes_carries_the_users_lab(tmp_path: Path, monkeypatch: 
     config_map = next(d for d in docs if d["kind"] == "ConfigMap")
     lab = yaml.safe_load(config_map["data"]["ailab.yaml"])
     assert [m["model_name"] for m in lab["model_list"]] == ["gpt-plain", "gpt-env"]
-    assert lab["limits"]["backend"] == "redis"
+    assert lab["limits"] == {"default_max_tokens": 512}  # the store itself comes from AILAB_LIMITS_BACKEND
     assert lab["knowledge"]["store"] == "qdrant"
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
+    container = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]["containers"][
         0
     ]
     refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for e in container["env"]}
@@ -122,15 +122,12 @@ def test_rendered_compose_lab_serves_the_users_models(
     lab = yaml.safe_load(rendered.read_text())
     assert lab["router_settings"]["fallbacks"] == [{"gpt-plain": ["gpt-env"]}]
     assert lab["knowledge"]["chunk_tokens"] == 128 and lab["knowledge"]["store"] == "qdrant"
-    assert lab["limits"] == {
-        "default_max_tokens": 512,
-        "backend": "redis",
-        "redis_url": "os.environ/AILAB_REDIS_URL",
-    }
-    assert lab["general_settings"]["database_url"] == "os.environ/AILAB_DATABASE_URL"
+    assert lab["limits"] == {"default_max_tokens": 512}
+    assert "database_url" not in lab["general_settings"]
     assert lab["access"] == {"session_ttl_hours": 4}
 
     env = compose_environment(out, "ailab")
+    assert env["AILAB_LEDGER"] == "postgres" and env["AILAB_LIMITS_BACKEND"] == "redis"
     with redis_server(password="rpw") as redis_url:
         # The container's service names, mapped to loopback servers.
         env.update(
