@@ -150,7 +150,7 @@ def _ingress(ctx: RenderContext) -> dict[str, Any]:
 
 def _external_secret(ctx: RenderContext) -> dict[str, Any]:
     return {
-        "apiVersion": "external-secrets.io/v1beta1",
+        "apiVersion": "external-secrets.io/v1",
         "kind": "ExternalSecret",
         "metadata": _meta("ailab-secrets", ctx),
         "spec": {
