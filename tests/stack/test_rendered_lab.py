@@ -70,6 +70,7 @@ def test_credentials_become_references(monkeypatch: pytest.MonkeyPatch) -> None:
         "environment_variables": {"OPENAI_API_KEY": "sk-env-var"},
         "knowledge": {"stores": {"qdrant": {"url": "http://q:6333", "api_key": "qk"}}},
         "os_missing": "os.environ/UNSET_ONE",
+        "general_settings": {"master_key": "sk-host-master", "database_url": "postgresql://u:pw@h/db"},
     }
     store = {"S": "from-store"}
     out = portable(raw, {"K": "from-env"}, store.get)
@@ -82,6 +83,9 @@ def test_credentials_become_references(monkeypatch: pytest.MonkeyPatch) -> None:
     assert params[2]["api_key"] == "os.environ/S"
     assert params[0]["api_key"].startswith("os.environ/AILAB_CFG_MODEL_LIST_0")
     assert out.missing == {"UNSET_ONE": "os_missing"}
+    # The stack provides these itself: the host's values are not carried anywhere.
+    assert out.config["general_settings"] == {}
+    assert not [v for v in out.env.values() if "sk-host-master" in v or "pw@h" in v]
     assert portable(raw, {}, store.get, keep_secret_refs=True).config["model_list"][2]["litellm_params"][
         "api_key"
     ] == ("secret/S")
