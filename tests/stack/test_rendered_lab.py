@@ -70,6 +70,7 @@ def test_credentials_become_references(monkeypatch: pytest.MonkeyPatch) -> None:
         "environment_variables": {"OPENAI_API_KEY": "sk-env-var"},
         "knowledge": {"stores": {"qdrant": {"url": "http://q:6333", "api_key": "qk"}}},
         "os_missing": "os.environ/UNSET_ONE",
+        "general_settings": {"master_key": "sk-host-master", "database_url": "postgresql://u:pw@h/db"},
     }
     store = {"S": "from-store"}
     out = portable(raw, {"K": "from-env"}, store.get)
@@ -82,6 +83,9 @@ def test_credentials_become_references(monkeypatch: pytest.MonkeyPatch) -> None:
     assert params[2]["api_key"] == "os.environ/S"
     assert params[0]["api_key"].startswith("os.environ/AILAB_CFG_MODEL_LIST_0")
     assert out.missing == {"UNSET_ONE": "os_missing"}
+    # The stack provides these itself: the host's values are not carried anywhere.
+    assert out.config["general_settings"] == {}
+    assert not [v for v in out.env.values() if "sk-host-master" in v or "pw@h" in v]
     assert portable(raw, {}, store.get, keep_secret_refs=True).config["model_list"][2]["litellm_params"][
         "api_key"
     ] == ("secret/S")
@@ -94,9 +98,9 @@ def test_rendered_kubernetes_carries_the_users_lab(tmp_path: Path, monkeypatch: 
     config_map = next(d for d in docs if d["kind"] == "ConfigMap")
     lab = yaml.safe_load(config_map["data"]["ailab.yaml"])
     assert [m["model_name"] for m in lab["model_list"]] == ["gpt-plain", "gpt-env"]
-    assert lab["limits"]["backend"] == "redis"
+    assert lab["limits"] == {"default_max_tokens": 512}  # the store itself comes from AILAB_LIMITS_BACKEND
     assert lab["knowledge"]["store"] == "qdrant"
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
+    container = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]["containers"][
         0
     ]
     refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for e in container["env"]}
@@ -122,15 +126,12 @@ def test_rendered_compose_lab_serves_the_users_models(
     lab = yaml.safe_load(rendered.read_text())
     assert lab["router_settings"]["fallbacks"] == [{"gpt-plain": ["gpt-env"]}]
     assert lab["knowledge"]["chunk_tokens"] == 128 and lab["knowledge"]["store"] == "qdrant"
-    assert lab["limits"] == {
-        "default_max_tokens": 512,
-        "backend": "redis",
-        "redis_url": "os.environ/AILAB_REDIS_URL",
-    }
-    assert lab["general_settings"]["database_url"] == "os.environ/AILAB_DATABASE_URL"
+    assert lab["limits"] == {"default_max_tokens": 512}
+    assert "database_url" not in lab["general_settings"]
     assert lab["access"] == {"session_ttl_hours": 4}
 
     env = compose_environment(out, "ailab")
+    assert env["AILAB_LEDGER"] == "postgres" and env["AILAB_LIMITS_BACKEND"] == "redis"
     with redis_server(password="rpw") as redis_url:
         # The container's service names, mapped to loopback servers.
         env.update(

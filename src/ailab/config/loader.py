@@ -128,6 +128,7 @@ def _apply_env_overrides(raw: dict[str, Any]) -> None:
         general["master_key"] = os.environ["AILAB_MASTER_KEY"]
     if os.environ.get("AILAB_DATABASE_URL"):
         general["database_url"] = os.environ["AILAB_DATABASE_URL"]
+    _apply_store_overrides(raw, general)
     server = raw.setdefault("ailab", {}) or {}
     raw["ailab"] = server
     for key in ("host", "port", "workers"):
@@ -138,6 +139,26 @@ def _apply_env_overrides(raw: dict[str, Any]) -> None:
         limits = raw.setdefault("limits", {}) or {}
         raw["limits"] = limits
         limits.update(backend="redis", redis_url=os.environ["AILAB_LIMITS_REDIS_URL"])
+
+
+def _apply_store_overrides(raw: dict[str, Any], general: dict[str, Any]) -> None:
+    """Container deployments choose the shared stores by environment (docs/deploy.md):
+    AILAB_LEDGER=sqlite|postgres, AILAB_LIMITS_BACKEND=memory|redis, AILAB_REDIS_URL."""
+    ledger = os.environ.get("AILAB_LEDGER")
+    if ledger == "sqlite":
+        general.pop("database_url", None)  # the data dir's SQLite file
+    elif ledger == "postgres" and not general.get("database_url"):
+        raise ConfigError("AILAB_LEDGER=postgres: set AILAB_DATABASE_URL (postgresql+psycopg://…)")
+    elif ledger not in (None, "", "sqlite", "postgres"):
+        raise ConfigError(f"AILAB_LEDGER={ledger!r}: choose sqlite or postgres")
+    current = raw.get("limits")
+    limits: dict[str, Any] = current if isinstance(current, dict) else {}
+    if os.environ.get("AILAB_LIMITS_BACKEND"):
+        limits["backend"] = os.environ["AILAB_LIMITS_BACKEND"]
+    if os.environ.get("AILAB_REDIS_URL"):
+        limits["redis_url"] = os.environ["AILAB_REDIS_URL"]
+    if limits:
+        raw["limits"] = limits
 
 
 def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:

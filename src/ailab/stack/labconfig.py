@@ -41,6 +41,13 @@ _CREDENTIAL_PARENTS = {"extra_headers", "headers", "environment_variables"}
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
 # Set by the stack itself (see catalog/ailab.py); a user reference to them keeps the stack's value.
 STACK_VARS = {"AILAB_MASTER_KEY", "AILAB_SECRET_KEY", "AILAB_DATABASE_URL", "AILAB_REDIS_URL"}
+# Settings the stack provides itself: the host's values are dropped, never carried into the deployment.
+STACK_PATHS = {
+    ("general_settings", "master_key"),
+    ("general_settings", "database_url"),
+    ("limits", "redis_url"),
+    ("secrets", "key_file"),
+}
 
 
 @dataclass
@@ -87,7 +94,11 @@ class _Walker:
 
     def walk(self, value: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(value, dict):
-            return {k: self.walk(v, (*path, str(k))) for k, v in value.items()}
+            return {
+                k: self.walk(v, (*path, str(k)))
+                for k, v in value.items()
+                if (*path, str(k)) not in STACK_PATHS
+            }
         if isinstance(value, list):
             return [self.walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str):

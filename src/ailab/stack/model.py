@@ -79,6 +79,18 @@ class Health:
     path: str | None = None  # HTTP GET path; None means a TCP check
     command: tuple[str, ...] = ()  # compose healthcheck test (inside the image); empty: none in compose
     start_period_s: int = 20
+    live_path: str | None = None  # Kubernetes liveness (process alive), when it differs from readiness
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A component that runs as several replicas on Kubernetes (a StatefulSet: one data volume each)."""
+
+    requests: dict[str, str] = field(default_factory=dict)  # container resources, e.g. {"cpu": "250m"}
+    limits: dict[str, str] = field(default_factory=dict)
+    # Env vars whose values (URLs that embed a password) go into the Secret under their own names, so an
+    # external service can be configured by putting its URL there instead.
+    secret_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,7 @@ class Component:
     postgres_databases: tuple[str, ...] = ()  # created by the postgres component's init script
     user: str | None = None
     privileged_mounts: tuple[tuple[str, str], ...] = ()  # (host path, container path), read-only
+    scale: Scale | None = None
 
     @property
     def image_ref(self) -> str:

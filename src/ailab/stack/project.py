@@ -54,13 +54,18 @@ def selection(state: StackState, names: list[str] | None) -> list[str]:
 
 
 def render_to(
-    loaded: LoadedConfig, kind: Literal["compose", "kubernetes"], names: list[str] | None, out: Path
+    loaded: LoadedConfig,
+    kind: Literal["compose", "kubernetes"],
+    names: list[str] | None,
+    out: Path,
+    replicas: int = 1,
 ) -> Rendered:
     from ailab.stack.compose import render_compose
-    from ailab.stack.helm import render_kubernetes
+    from ailab.stack.helm import check_replicas, render_kubernetes
 
     state = load_state(loaded.data_dir)
     ctx = context(selection(state, names), state)
+    check_replicas(ctx, replicas)  # before anything is generated or written
     gpu = state.gpu or detect_gpu()
     with open_stack_secrets(loaded) as stack:
         values = stack.ensure(specs_for(ctx.components))
@@ -74,7 +79,10 @@ def render_to(
     ctx = with_lab_config(ctx, lab)
     values.update(lab.env)
     missing += [SecretSpec(k, "user", f"used by ailab.yaml at {at}") for k, at in lab.missing.items()]
-    tree = render_compose(ctx, values, gpu) if kind == "compose" else render_kubernetes(ctx, values, gpu)
+    if kind == "compose":
+        tree = render_compose(ctx, values, gpu)
+    else:
+        tree = render_kubernetes(ctx, values, gpu, replicas)
     return Rendered(tree, tree.write(out), missing)
 
 

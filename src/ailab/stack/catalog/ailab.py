@@ -21,6 +21,7 @@ from ailab.stack.model import (
     Port,
     Ref,
     RenderContext,
+    Scale,
     SecretRef,
     SecretSpec,
     Volume,
@@ -37,8 +38,9 @@ def _config(ctx: RenderContext) -> list[ConfigFile]:
     general = config.setdefault("general_settings", {}) or {}
     config["general_settings"] = general
     general["master_key"] = "os.environ/AILAB_MASTER_KEY"
-    if ctx.has("postgres"):
-        general["database_url"] = "os.environ/AILAB_DATABASE_URL"
+    # The ledger and limits stores come from the environment (AILAB_LEDGER + AILAB_DATABASE_URL,
+    # AILAB_LIMITS_BACKEND + AILAB_REDIS_URL), so the chart can switch them without a new config.
+    general.pop("database_url", None)
     server = dict(config.get("ailab") or {})
     server.update({"host": "0.0.0.0", "port": 8765})
     if ctx.has("ollama"):
@@ -46,10 +48,11 @@ def _config(ctx: RenderContext) -> list[ConfigFile]:
     else:
         server.setdefault("discover_ollama", False)
     config["ailab"] = server
-    if ctx.has("redis"):
-        limits = dict(config.get("limits") or {})
-        limits.update({"backend": "redis", "redis_url": "os.environ/AILAB_REDIS_URL"})
+    limits = {k: v for k, v in (config.get("limits") or {}).items() if k not in ("backend", "redis_url")}
+    if limits:
         config["limits"] = limits
+    else:
+        config.pop("limits", None)
     if ctx.has("qdrant"):
         config["knowledge"] = _knowledge(dict(config.get("knowledge") or {}))
     secrets = dict(config.get("secrets") or {})
@@ -82,6 +85,9 @@ COMPONENT = Component(
     env={
         "AILAB_CONFIG": "/etc/ailab/ailab.yaml",
         "AILAB_DATA_DIR": "/data",
+        # Which shared stores the replicas use; the Helm chart refuses sqlite/memory with replicas > 1.
+        "AILAB_LEDGER": "postgres",
+        "AILAB_LIMITS_BACKEND": "redis",
         "AILAB_MASTER_KEY": SecretRef("AILAB_MASTER_KEY"),
         "AILAB_SECRET_KEY": SecretRef("AILAB_SECRET_KEY"),
         "AILAB_DATABASE_URL": Join(
@@ -110,6 +116,12 @@ COMPONENT = Component(
         "/health/ready",
         ("CMD", "python", "-m", "ailab.stack.healthcheck", "http://127.0.0.1:8765/health/ready"),
         15,
+        live_path="/health/live",
+    ),
+    scale=Scale(
+        requests={"cpu": "250m", "memory": "512Mi"},
+        limits={"cpu": "2", "memory": "2Gi"},
+        secret_env=("AILAB_DATABASE_URL", "AILAB_REDIS_URL", "AILAB_QDRANT_URL"),
     ),
     metrics=MetricsEndpoint("http", "/metrics", bearer_secret="LAB_KEY_PROMETHEUS"),
     backup=Backup(paths=("/data",)),
