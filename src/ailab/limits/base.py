@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -104,11 +104,21 @@ class Reservation:
 
 @runtime_checkable
 class Limiter(Protocol):
+    # Called (once, by the acquire that notices) when the store lost its state: reseeds spend from the ledger.
+    on_state_lost: Callable[[], Awaitable[None]] | None
+
     async def acquire(self, scopes: Sequence[Scope], est_tokens: int, est_cost_pusd: int) -> Reservation: ...
 
     async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None: ...
 
-    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None: ...
+    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None:
+        """Set the current period's spend unless the store already has one (it is fresher than the ledger)."""
+
+    async def lost_state(self) -> bool:
+        """True when the store has no state to trust (a Redis that restarted empty)."""
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        """Overwrite the current period's spend of each scope, and mark the store as holding state again."""
 
     async def spent(self, scope: Scope) -> int: ...
 

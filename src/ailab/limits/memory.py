@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ailab.limits.base import (
     DEFAULT_RESERVATION_TTL_S,
@@ -130,6 +130,7 @@ class MemoryLimiter:
         self._states: dict[tuple[str, str], _State] = {}
         self._periods = PeriodCache()
         self._ids = itertools.count(1)
+        self.on_state_lost: Callable[[], Awaitable[None]] | None = None  # never called: see lost_state
 
     def _state(self, scope: Scope) -> _State:
         key = (scope.kind, scope.id)
@@ -230,6 +231,15 @@ class MemoryLimiter:
         budget, _ = self._budget(self._state(scope), scope, self._clock())
         if budget.spent is None:
             budget.spent = spent_pusd
+
+    async def lost_state(self) -> bool:
+        return False  # the counters live and die with this process, which seeds them at start
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        now = self._clock()
+        for scope, spent in spends:
+            if scope.max_budget_pusd is not None:
+                self._budget(self._state(scope), scope, now)[0].spent = spent
 
     async def spent(self, scope: Scope) -> int:
         if scope.max_budget_pusd is None:

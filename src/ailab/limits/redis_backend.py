@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -97,6 +98,12 @@ class RedisLimiter:
         self._redis: Redis = Redis.from_pool(pool)
         self._acquire_lua = self._redis.register_script(lua.ACQUIRE)
         self._settle_lua = self._redis.register_script(lua.SETTLE)
+        self._restore_lua = self._redis.register_script(lua.RESTORE)
+        self._epoch = f"{prefix}epoch"
+        # Reseeds every budget's spend from the ledger (server.budgets); without one, a store that lost its
+        # state starts again from zero.
+        self.on_state_lost: Callable[[], Awaitable[None]] | None = None
+        self._recovering = asyncio.Lock()
 
     def _unavailable(self, err: BaseException) -> NoReturn:
         detail = str(err)
@@ -148,10 +155,48 @@ class RedisLimiter:
             ]
         if not active:
             return res
-        failed = await self._eval(self._acquire_lua, res.keys, args)
+        keys = [*res.keys, self._epoch]
+        failed = await self._eval(self._acquire_lua, keys, args)
+        if failed and failed[1] == "lost":
+            await self._recover()
+            failed = await self._eval(self._acquire_lua, keys, args)
+            if failed and failed[1] == "lost":
+                self._unavailable(RedisError("budget spend was lost and could not be restored"))
         if failed:
             self._raise_exceeded(failed, active, now, est_tokens, est_cost_pusd)
         return res
+
+    async def _recover(self) -> None:
+        """The store lost its state (restart, eviction): reseed spend once, while every request with a budget
+        waits; those that waited find the epoch back and go on."""
+        async with self._recovering:
+            if not await self.lost_state():
+                return
+            if self.on_state_lost is not None:
+                await self.on_state_lost()
+            else:
+                await self.restore_spend([])
+
+    async def lost_state(self) -> bool:
+        """True when the store holds no epoch: it restarted empty (or never was seeded)."""
+        try:
+            return not await self._redis.exists(self._epoch)
+        except (RedisError, OSError) as err:
+            self._unavailable(err)
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        """Overwrite the current period's spend of each scope and write the epoch, in one script."""
+        now = self._clock()
+        keys: list[str] = []
+        args = [os.urandom(8).hex()]
+        for scope, spent in spends:
+            if scope.max_budget_pusd is None:
+                continue
+            if spent < 0:
+                raise ValueError(f"restored spend of {scope.label} must be >= 0, not {spent}")
+            keys.append(self._spend_key(scope, now))
+            args += [str(spent), self._spend_expireat(scope, now)]
+        await self._eval(self._restore_lua, [*keys, self._epoch], args)
 
     def _raise_exceeded(
         self, failed: list[str], active: tuple[Scope, ...], now: float, est_tokens: int, est_cost: int
@@ -161,7 +206,9 @@ class RedisLimiter:
         if kind == "budget":
             end = self._periods.get(scope.budget_duration, now)[1]
             raise budget_exceeded(scope, int(a), int(b), est_cost, now, end)
-        retry = max(0.0, float(b) + WINDOW_S - now) if b else WINDOW_S
+        # Clamped: another process's entry may be scored after this request's `now` (taken before the wait
+        # for a connection), and no window entry lives longer than the window.
+        retry = min(WINDOW_S, max(0.0, float(b) + WINDOW_S - now)) if b else WINDOW_S
         if kind == "rpm":
             raise rpm_exceeded(scope, retry)
         raise tpm_exceeded(scope, int(float(a)), est_tokens, retry)
@@ -176,7 +223,7 @@ class RedisLimiter:
         args += [str(WINDOW_KEY_TTL_S), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)]
         args += [repr(now + SETTLED_MARKER_S), *res.plan]
         try:
-            await self._eval(self._settle_lua, res.keys, args)
+            await self._eval(self._settle_lua, [*res.keys, self._epoch], args)
         except LimiterUnavailable:
             # Retrying is safe even if the script did run: it remembers settled ids for a minute.
             res.unclaim_settle()
