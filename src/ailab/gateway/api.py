@@ -128,7 +128,7 @@ class GatewayAPI:
             self.in_flight -= 1
             event = self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
             if reservation is not None and self.budgeter is not None:
-                await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
+                await self.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
 
     async def _unary(
         self,

@@ -48,12 +48,14 @@ class Budgeter:
                 code="limiter_unavailable",
             ) from None
 
-    async def settle(self, reservation: Reservation, usage: Usage, cost_pusd: int | None) -> None:
+    async def settle(
+        self, reservation: Reservation, usage: Usage, cost_pusd: int | None, at: float | None = None
+    ) -> None:
+        """`at`: the ledger row's time, so that the cost counts in the budget period the row lands in."""
+        tokens = usage.prompt_tokens + usage.completion_tokens
         try:
             # Shielded: a request cancelled mid-settle must not leave its reservation half-released.
-            await asyncio.shield(
-                self.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens, cost_pusd)
-            )
+            await asyncio.shield(self.limiter.settle(reservation, tokens, cost_pusd, at))
         except LimiterUnavailable:
             return  # the store's reservation TTL releases it
 

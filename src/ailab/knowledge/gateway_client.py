@@ -138,7 +138,7 @@ class GatewayClient:
             os.urandom(12).hex(), endpoint, principal, attempt, outcome, stream, t0, reservation
         )
         if reservation is not None and self.api.budgeter is not None:
-            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd)
+            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
 
 
 def _chunks(item: Any) -> list[dict[str, Any]]:

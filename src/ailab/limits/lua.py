@@ -6,8 +6,9 @@ Layout: six KEYS per scope, then one last key: the store's epoch (see below). Pe
   1 rpm  zset  request id -> timestamp (rolling 60 s window)
   2 tpm  zset  request id -> timestamp
   3 tpmv hash  request id -> tokens, plus '_sum' (running total, so checks need not scan the window)
-  4 spend string: settled spend in pico-USD of the period
-  5 res  zset  request id -> expiry of its reservation (or of its "settled" marker)
+  4 spend string: settled spend in pico-USD of the period (ACQUIRE: the current one; SETTLE: the period the
+               request's ledger row lands in)
+  5 res  zset  request id -> expiry of its reservation (or of its "settled" marker); of no period
   6 resv hash  request id -> reserved pico-USD, or '-' once settled; plus '_sum'
 
 Money and tokens are added with INCRBY/HINCRBY on decimal strings (exact int64 in Redis): Lua numbers are
@@ -109,7 +110,8 @@ for i = 1, n do
     prune(KEYS[k + 5], KEYS[k + 6], now)
     local spent = redis.call('GET', KEYS[k + 4]) or '0'
     local reserved = redis.call('HGET', KEYS[k + 6], '_sum') or '0'
-    if num(spent) + num(reserved) + num(est_cost) > num(budget) then
+    -- At least one pico-USD must be left: a spent (or zero) budget admits nothing, even at estimate 0.
+    if num(spent) + num(reserved) + math.max(num(est_cost), 1) > num(budget) then
       return {tostring(i), 'budget', spent, reserved}
     end
   end
@@ -218,5 +220,21 @@ for i = 1, #KEYS - 1 do
   if exp ~= '0' then redis.call('EXPIREAT', KEYS[i], exp) end
 end
 redis.call('SET', KEYS[#KEYS], ARGV[1])
+return {}
+"""
+
+# KEYS: per reservation and budgeted scope, its res zset and resv hash. ARGV: new expiry, keys TTL, then one
+# request id per pair. Extends reservations still open (not settled, not expired) of requests in flight.
+EXTEND = r"""
+local exp, rttl = ARGV[1], ARGV[2]
+for i = 1, #KEYS / 2 do
+  local z, h, rid = KEYS[2 * i - 1], KEYS[2 * i], ARGV[i + 2]
+  local held = redis.call('HGET', h, rid)
+  if held and held ~= '-' then
+    redis.call('ZADD', z, 'XX', exp, rid)
+    redis.call('EXPIRE', z, rttl)
+    redis.call('EXPIRE', h, rttl)
+  end
+end
 return {}
 """

@@ -21,6 +21,7 @@ from ailab.limits import lua
 from ailab.limits.base import (
     DEFAULT_RESERVATION_TTL_S,
     WINDOW_S,
+    Heartbeat,
     LimiterUnavailable,
     Reservation,
     Scope,
@@ -60,7 +61,7 @@ class _RedisReservation(Reservation):
     ) -> None:
         super().__init__(*base)
         self.owner = owner
-        self.keys = keys  # six per scope, of the periods current at acquire time
+        self.keys = keys  # six per scope; the spend keys of the period current at acquire time
         self.plan = plan  # per scope: tpm reserved ('1'/'0'), spend key EXPIREAT ('-' no budget, '0' never)
 
 
@@ -99,6 +100,9 @@ class RedisLimiter:
         self._acquire_lua = self._redis.register_script(lua.ACQUIRE)
         self._settle_lua = self._redis.register_script(lua.SETTLE)
         self._restore_lua = self._redis.register_script(lua.RESTORE)
+        self._extend_lua = self._redis.register_script(lua.EXTEND)
+        self._open: dict[str, _RedisReservation] = {}  # budget reservations not settled yet
+        self._heartbeat = Heartbeat(self.refresh, reservation_ttl / 3)
         self._epoch = f"{prefix}epoch"
         # Reseeds every budget's spend from the ledger (server.budgets); without one, a store that lost its
         # state starts again from zero.
@@ -120,8 +124,9 @@ class RedisLimiter:
             base + "tpm",
             base + "tpmv",
             f"{base}spend:{period}",
-            f"{base}res:{period}",
-            f"{base}resv:{period}",
+            # In-flight reservations belong to no period: one that spans midnight is held against the new day.
+            base + "res",
+            base + "resv",
         ]
 
     def _spend_expireat(self, scope: Scope, now: float) -> str:
@@ -164,7 +169,25 @@ class RedisLimiter:
                 self._unavailable(RedisError("budget spend was lost and could not be restored"))
         if failed:
             self._raise_exceeded(failed, active, now, est_tokens, est_cost_pusd)
+        if any(s.max_budget_pusd is not None for s in active):
+            self._open[res.id] = res
+            self._heartbeat.start()
         return res
+
+    async def refresh(self) -> None:
+        """Extend the reservations of the requests still in flight, 200 per script call."""
+        pairs = [
+            (res.id, res.keys[i + 4 : i + 6])
+            for res in list(self._open.values())
+            for i in range(0, len(res.keys), 6)
+            if res.plan[i // 6 * 2 + 1] != "-"
+        ]
+        expiry = repr(self._clock() + self._ttl)
+        rttl = str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)
+        for start in range(0, len(pairs), 200):
+            chunk = pairs[start : start + 200]
+            keys = [k for _, ks in chunk for k in ks]
+            await self._eval(self._extend_lua, keys, [expiry, rttl, *(rid for rid, _ in chunk)])
 
     async def _recover(self) -> None:
         """The store lost its state (restart, eviction): reseed spend once, while every request with a budget
@@ -213,21 +236,30 @@ class RedisLimiter:
             raise rpm_exceeded(scope, retry)
         raise tpm_exceeded(scope, int(float(a)), est_tokens, retry)
 
-    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None:
+    async def settle(
+        self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
+    ) -> None:
         if not isinstance(res, _RedisReservation) or res.owner is not self:
             raise ValueError(f"{res!r} was not made by this RedisLimiter")
         if not res.scopes or not res.claim_settle():
             return
         now = self._clock()
+        when = now if at is None else at
+        keys, plan = list(res.keys), list(res.plan)
+        for i, scope in enumerate(res.scopes):
+            if plan[2 * i + 1] != "-":  # the cost counts in the period its ledger row lands in
+                keys[6 * i + 3] = self._spend_key(scope, when)
+                plan[2 * i + 1] = self._spend_expireat(scope, when)
         args = [repr(now), repr(now - WINDOW_S), res.id, str(max(0, tokens)), str(max(0, cost_pusd or 0))]
         args += [str(WINDOW_KEY_TTL_S), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)]
-        args += [repr(now + SETTLED_MARKER_S), *res.plan]
+        args += [repr(now + SETTLED_MARKER_S), *plan]
         try:
-            await self._eval(self._settle_lua, [*res.keys, self._epoch], args)
+            await self._eval(self._settle_lua, [*keys, self._epoch], args)
         except LimiterUnavailable:
             # Retrying is safe even if the script did run: it remembers settled ids for a minute.
             res.unclaim_settle()
             raise
+        self._open.pop(res.id, None)
 
     def _spend_key(self, scope: Scope, now: float) -> str:
         return self._keys(scope, self._periods.get(scope.budget_duration, now)[2])[3]
@@ -259,6 +291,8 @@ class RedisLimiter:
         return int(value or 0)
 
     async def close(self) -> None:
+        await self._heartbeat.stop()
+        self._open.clear()
         await self._redis.aclose()
 
 
