@@ -242,10 +242,11 @@ class GatewayAPI:
             error_type=outcome.error_type,
             stream=stream,
             retries=attempt.retries,
+            busy_s=attempt.billed_s(),
         )
         if reservation is not None and self.budgeter is not None:
             # Budgets settle with the exact cost the ledger records, so the two always agree.
-            event.cost_pusd = self.budgeter.cost(dep, usage, latency, outcome.status >= 400)
+            event.cost_pusd = self.budgeter.cost(dep, usage, event.billed_s, outcome.status >= 400)
             event.priced = True
         self.submit(event)
         return event

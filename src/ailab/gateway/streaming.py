@@ -32,7 +32,7 @@ async def relay_stream(
     try:
         await _relay(start, body, outcome, send, request_id, t0)
     finally:
-        start.provider.deployment.state.in_flight -= 1
+        start.release()
 
 
 async def _relay(

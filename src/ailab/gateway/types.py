@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,53 @@ class UpstreamError(Exception):
         return self.status is not None and (self.status in RETRYABLE_STATUS or self.status >= 500)
 
 
+# Request time assumed before a deployment has served any request (for budget estimates of time-priced ones).
+DEFAULT_REQUEST_S = 60.0
+
+
+class BusyClock:
+    """A deployment's busy time, shared among the requests in flight on it: each request is billed
+    ∫ dt / in_flight(t) over its time there, so the shares of all requests add up to the deployment's busy
+    wall time. O(1) per start/stop event: `share` is that integral since the clock began, and a request's
+    share is its value at stop minus its value at start."""
+
+    __slots__ = ("busy_s", "ewma_s", "in_flight", "last", "share")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.share = 0.0  # ∫ dt / in_flight over busy time, seconds
+        self.busy_s = 0.0  # busy wall time (at least one request in flight), seconds
+        self.last = 0.0
+        self.ewma_s = 0.0  # a request's wall time on the deployment, moving average; 0: none yet
+
+    def _advance(self, now: float) -> None:
+        if self.in_flight:
+            dt = now - self.last
+            self.share += dt / self.in_flight
+            self.busy_s += dt
+        self.last = now
+
+    def start(self) -> tuple[float, float]:
+        """A request starts on the deployment; the token goes back to `stop`."""
+        now = time.perf_counter()
+        self._advance(now)
+        self.in_flight += 1
+        return (self.share, now)
+
+    def stop(self, token: tuple[float, float]) -> float:
+        """The request left the deployment: its share of the busy time, in seconds."""
+        now = time.perf_counter()
+        self._advance(now)
+        self.in_flight -= 1
+        wall = now - token[1]
+        self.ewma_s = wall if self.ewma_s == 0 else 0.8 * self.ewma_s + 0.2 * wall
+        return self.share - token[0]
+
+    def expected_s(self) -> float:
+        """What a request is expected to take here, as an upper bound of its share (for estimates)."""
+        return self.ewma_s or DEFAULT_REQUEST_S
+
+
 @dataclass(eq=False, slots=True)
 class DeploymentState:
     """Live routing state, mutated only on the event loop."""
@@ -96,6 +144,7 @@ class DeploymentState:
     last_ok: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    busy: BusyClock = field(default_factory=BusyClock)
 
 
 @dataclass(eq=False, slots=True)

@@ -103,7 +103,7 @@ class GatewayClient:
                     yield chunk
                 item = await anext(start.rest, None)
         finally:
-            start.provider.deployment.state.in_flight -= 1
+            start.release()
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
 
     def _check_group(self, principal: Principal, group: str) -> None:

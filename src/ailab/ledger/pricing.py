@@ -1,6 +1,8 @@
 """Cost of a request in pico-USD (exact integers), from, in order:
 1. the deployment's `model_info` token prices (LiteLLM's input_cost_per_token / output_cost_per_token …);
-2. self-hosted costing: `model_info.cost_per_hour` (GPU-hour) or `watts` × `kwh_price`, by request time;
+2. self-hosted costing: `model_info.cost_per_hour` (GPU-hour) or `watts` × `kwh_price`, by the serving
+   deployment's busy time shared among the requests in flight on it (`gateway.types.BusyClock`), so that the
+   requests' costs add up to the hourly price × the deployment's busy wall time;
 3. the offline price library genai-prices;
 otherwise None ("unknown", counted by a metric), never a silent 0.
 """
@@ -65,7 +67,8 @@ def rates_from_info(info: ModelInfo) -> TokenRates | None:
 
 
 Pricer = Callable[[Usage, float, bool], int | None]
-"""Prices one request: (usage, latency in seconds, failed) -> pico-USD, or None when no price is known."""
+"""Prices one request: (usage, billed seconds, failed) -> pico-USD, or None when no price is known. Billed
+seconds are the request's share of the serving deployment's busy time (`UsageEvent.billed_s`)."""
 
 
 class PriceBook:
@@ -77,8 +80,8 @@ class PriceBook:
         self._library: dict[tuple[str, str], Any] = {}
         self._pricers: dict[Deployment, Pricer] = {}
 
-    def cost_pusd(self, dep: Deployment | None, usage: Usage, latency_s: float, failed: bool) -> int | None:
-        return self.pricer(dep)(usage, latency_s, failed)
+    def cost_pusd(self, dep: Deployment | None, usage: Usage, seconds: float, failed: bool) -> int | None:
+        return self.pricer(dep)(usage, seconds, failed)
 
     def pricer(self, dep: Deployment | None) -> Pricer:
         if dep is None:
@@ -135,21 +138,21 @@ class PriceBook:
         return mp  # prices this module does not model (per request, …): let the library compute each request
 
 
-def _no_deployment(u: Usage, _latency_s: float, failed: bool) -> int | None:
+def _no_deployment(u: Usage, _seconds: float, failed: bool) -> int | None:
     return 0 if failed and not (u.prompt_tokens or u.completion_tokens) else None
 
 
-def _unknown(_u: Usage, _latency_s: float, _failed: bool) -> int | None:
+def _unknown(_u: Usage, _seconds: float, _failed: bool) -> int | None:
     return None
 
 
 def consumed_only(inner: Pricer) -> Pricer:
     """A request that consumed no tokens (e.g. an upstream error) has a known cost of zero."""
 
-    def price(u: Usage, latency_s: float, failed: bool) -> int | None:
+    def price(u: Usage, seconds: float, failed: bool) -> int | None:
         if not (u.prompt_tokens or u.completion_tokens):
             return 0
-        return inner(u, latency_s, failed)
+        return inner(u, seconds, failed)
 
     return price
 
@@ -162,13 +165,13 @@ def rates_pricer(rates: TokenRates | TieredRates, consumed: bool = False) -> Pri
     values = (rates.input, rates.output, rates.cache_read, rates.cache_write)
     if not all(type(x) is int for x in values):  # fractional pico-USD per token: Decimal, exact
 
-        def decimal(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+        def decimal(u: Usage, _seconds: float, _failed: bool) -> int | None:
             return rates.cost(u)
 
         return consumed_only(decimal) if consumed else decimal
     i, o, r, w = (int(x) for x in values)
 
-    def exact(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+    def exact(u: Usage, _seconds: float, _failed: bool) -> int | None:
         p, c, ca, cw = u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
         if consumed and not (p or c):
             return 0
@@ -182,21 +185,22 @@ def _tiered_pricer(rates: TieredRates, consumed: bool) -> Pricer:
     levels = tuple((start, rates_pricer(level)) for start, level in reversed(rates.levels[1:]))
     base = rates_pricer(rates.levels[0][1])
 
-    def tiered(u: Usage, latency_s: float, failed: bool) -> int | None:
+    def tiered(u: Usage, seconds: float, failed: bool) -> int | None:
         p = u.prompt_tokens
         if consumed and not (p or u.completion_tokens):
             return 0
         for start, level in levels:  # highest tier first: the first one passed is the request's
             if p > start:
-                return level(u, latency_s, failed)
-        return base(u, latency_s, failed)
+                return level(u, seconds, failed)
+        return base(u, seconds, failed)
 
     return tiered
 
 
 def hourly_pricer(pico_per_hour: Decimal) -> Pricer:
-    """Self-hosted costing: the hourly price apportioned by the request's time, rounded half-even to pico-USD,
-    exactly as `round(pico_per_hour * Decimal(str(latency_s)) / 3600)`.
+    """Self-hosted costing: the hourly price apportioned by the request's billed seconds (its share of the
+    deployment's busy time), rounded half-even to pico-USD,
+    exactly as `round(pico_per_hour * Decimal(str(seconds)) / 3600)`.
 
     That Decimal expression costs about a microsecond. A double computes the same quotient to within 2**-51
     relative error (four roundings of at most 2**-53 each: the rate to a double, the division by 3600, the
@@ -206,20 +210,20 @@ def hourly_pricer(pico_per_hour: Decimal) -> Pricer:
     per_second = float(pico_per_hour) / 3600.0
     margin = 2.0**-46
 
-    def price(_u: Usage, latency_s: float, _failed: bool) -> int | None:
-        q = per_second * latency_s
+    def price(_u: Usage, seconds: float, _failed: bool) -> int | None:
+        q = per_second * seconds
         if 0.0 <= q < 4503599627370496.0:  # 2**52: the integer part and the fraction are exact
             n = int(q)
             f = q - n
             if abs(f - 0.5) > q * margin:
                 return n + 1 if f > 0.5 else n
-        return round(pico_per_hour * Decimal(str(latency_s)) / 3600)  # half-even, as to_integral_value
+        return round(pico_per_hour * Decimal(str(seconds)) / 3600)  # half-even, as to_integral_value
 
     return price
 
 
 def _library_pricer(entry: Any) -> Pricer:
-    def price(u: Usage, _latency_s: float, _failed: bool) -> int | None:
+    def price(u: Usage, _seconds: float, _failed: bool) -> int | None:
         prices = entry.calc_price(_price_usage(u))
         return int((prices["total_price"] * PICO).to_integral_value())
 

@@ -150,7 +150,7 @@ class Batch:
                 cost = ev.cost_pusd
             else:
                 try:
-                    cost = pricer(u, ev.latency_s, status >= 400)
+                    cost = pricer(u, ev.billed_s, status >= 400)
                 except (ArithmeticError, ValueError, TypeError):
                     self.on_pricing_error(ev)
                     cost = None
