@@ -100,3 +100,77 @@ def test_retry_after_sleeps_and_other_deployments_are_not_billed(openai_upstream
         assert gpu.busy_s < span[1] - span[0] - 1.0  # the Retry-After sleep is not busy time
     finally:
         other.server.stop()
+
+
+def _budget_key(gw, usd: str) -> str:
+    from ailab.access.records import Limits
+    from ailab.access.service import AccessService
+    from ailab.config.models import AccessSettings
+
+    access = AccessService.build(gw.app.state.engine, AccessSettings())
+    uid = access.identity.create_user("test", f"spender{usd}", "user").id
+    _, token = access.keys.create("test", user=uid, name=usd, limits=Limits(Limits.usd_to_pusd(usd)))
+    gw.app.state.access.cache.load()
+    return token
+
+
+async def _until_refused(url: str, key: str, workers: int, most: int) -> list[int]:
+    statuses: list[int] = []
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=workers)) as client:
+
+        async def worker() -> None:
+            for _ in range(most):
+                r = await client.post(
+                    f"{url}/v1/chat/completions",
+                    json={"model": "gpu", **BODY},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                statuses.append(r.status_code)
+                if r.status_code != 200:
+                    assert r.json()["error"]["code"] == "budget_exceeded"
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return statuses
+
+
+def test_an_hourly_budget_under_concurrency_is_passed_by_at_most_the_requests_in_flight(
+    openai_upstream, make_gateway
+):
+    from sqlalchemy import text
+
+    gw = make_gateway({"model_list": [_gpu("gpu", openai_upstream.url, HOURLY[0])]})
+    budget = Decimal("0.004")  # 4 busy seconds; the run below would take about 8
+    key, zero = _budget_key(gw, str(budget)), _budget_key(gw, "0")
+    openai_upstream.up.fail_next(1, delay=0.2)
+    assert asyncio.run(_run(gw.url, "gpu", [0.0]))[0][2] == 200  # unbudgeted: the deployment's first timing
+    gw.flush()
+    before = totals(gw.app.state.engine).cost_usd
+    # A burst of 20 at once on a budget worth five requests' estimates: without estimates all 20 get in.
+    openai_upstream.up.fail_next(20, delay=0.2)
+    burst = asyncio.run(_until_refused(gw.url, _budget_key(gw, "0.001"), 20, 1))
+    assert 1 <= burst.count(200) <= 5 and burst.count(429) >= 15, burst
+    gw.flush()
+    before = totals(gw.app.state.engine).cost_usd
+    openai_upstream.up.fail_next(400, delay=0.2)
+    workers = 10
+    statuses = asyncio.run(_until_refused(gw.url, key, workers, 40))
+    gw.flush()
+    assert 0 < statuses.count(200) < 400 and statuses.count(429) == workers
+    spent = totals(gw.app.state.engine).cost_usd - before
+    with gw.app.state.engine.connect() as conn:
+        dearest = conn.execute(text("SELECT MAX(cost_pusd) FROM ledger_requests")).scalar_one()
+    assert spent <= budget + workers * Decimal(dearest) / 10**12, (spent, budget)
+    assert asyncio.run(_until_refused(gw.url, zero, 1, 1)) == [429]  # a $0 budget admits nothing
+
+
+def test_before_any_timing_a_time_priced_request_is_estimated_conservatively(openai_upstream, make_gateway):
+    gw = make_gateway({"model_list": [_gpu("gpu", openai_upstream.url, HOURLY[0])]})
+    key = _budget_key(gw, "0.05")  # less than a minute of this GPU
+    r = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "gpu", **BODY},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert r.status_code == 429 and "may cost up to $0.0600" in r.json()["error"]["message"]

@@ -69,6 +69,7 @@ class StreamStart:
         if self.attempt is not None and self.busy_token is not None:
             self.attempt.add_busy(dep, self.busy_token)
             self.busy_token = None
+            dep.state.busy.observe(time.perf_counter() - self.attempt.upstream_started)
 
 
 class Router:
@@ -163,6 +164,8 @@ class Router:
             finally:
                 dep.state.in_flight -= 1
                 attempt.add_busy(dep, busy)
+            if not isinstance(result, StreamStart):  # a stream is observed when its relay ends
+                dep.state.busy.observe(time.perf_counter() - attempt.upstream_started)
             self._succeeded(dep, attempt.upstream_started)
             return result
 

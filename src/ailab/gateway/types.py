@@ -119,12 +119,13 @@ class BusyClock:
 
     def stop(self, token: tuple[float, float]) -> float:
         """The request left the deployment: its share of the busy time, in seconds."""
-        now = time.perf_counter()
-        self._advance(now)
+        self._advance(time.perf_counter())
         self.in_flight -= 1
-        wall = now - token[1]
-        self.ewma_s = wall if self.ewma_s == 0 else 0.8 * self.ewma_s + 0.2 * wall
         return self.share - token[0]
+
+    def observe(self, wall_s: float) -> None:
+        """A request served here took `wall_s` seconds, start to end (streams: to the last chunk)."""
+        self.ewma_s = wall_s if self.ewma_s == 0 else 0.8 * self.ewma_s + 0.2 * wall_s
 
     def expected_s(self) -> float:
         """What a request is expected to take here, as an upper bound of its share (for estimates)."""
