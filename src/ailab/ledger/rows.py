@@ -35,6 +35,7 @@ COLUMNS = (
     "cost_pusd",
     "flags",
     "retries",
+    "cache_write_1h_tokens",
 )
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
@@ -180,6 +181,7 @@ class Batch:
                     null if cost is None else cost,
                     (STREAM if ev.stream else 0) | (ESTIMATED if u.estimated else 0),
                     ev.retries,
+                    u.cache_write_1h_tokens,
                 )
             )
             add_cost(cost)

@@ -246,7 +246,7 @@ class LedgerWriter:
             log.info("re-imported %d spilled ledger rows from %s", len(records), path.name)
 
     def _spilled_row(self, rec: dict[str, Any]) -> tuple[Any, ...]:
-        row = dict(rec["row"])
+        row = {"cache_write_1h_tokens": 0, **rec["row"]}  # spilled before the column existed: none
         for kind, value in rec["dims"].items():
             row[f"{kind}_dim"] = self._dim(kind, value)
         return tuple(row.get(c) for c in COLUMNS)
@@ -300,4 +300,5 @@ def event_columns(ev: UsageEvent, cost: int | None) -> Row:
         "cost_pusd": cost,
         "flags": flags,
         "retries": ev.retries,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
     }
