@@ -253,13 +253,15 @@ class RedisLimiter:
         args = [repr(now), repr(now - WINDOW_S), res.id, str(max(0, tokens)), str(max(0, cost_pusd or 0))]
         args += [str(WINDOW_KEY_TTL_S), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)]
         args += [repr(now + SETTLED_MARKER_S), *plan]
+        # No longer extended, settled or not: a settle that failed is retried by its caller or left to the
+        # reservation's TTL.
+        self._open.pop(res.id, None)
         try:
             await self._eval(self._settle_lua, [*keys, self._epoch], args)
         except LimiterUnavailable:
             # Retrying is safe even if the script did run: it remembers settled ids for a minute.
             res.unclaim_settle()
             raise
-        self._open.pop(res.id, None)
 
     def _spend_key(self, scope: Scope, now: float) -> str:
         return self._keys(scope, self._periods.get(scope.budget_duration, now)[2])[3]

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ailab.ledger.queries import spend_by
-from ailab.limits import Limiter, Scope, period_start
+from ailab.limits import Limiter, LimiterUnavailable, Scope, period_start
 
 
 async def seed_budgets(engine: Engine, limiter: Limiter, principals: list[Any]) -> None:
@@ -53,6 +54,12 @@ def reseed_when_lost(
     async def reseed() -> None:
         if flush is not None:
             await asyncio.to_thread(flush)
-        await seed_budgets(engine, limiter, principals())
+        try:
+            await seed_budgets(engine, limiter, principals())
+        except SQLAlchemyError as err:  # no ledger, no spend to trust: requests with budgets wait (503)
+            raise LimiterUnavailable(
+                "budget spend was lost by the limits store and the ledger could not be read: "
+                f"{type(err).__name__}"
+            ) from err
 
     limiter.on_state_lost = reseed
