@@ -100,3 +100,16 @@ async def test_without_a_reseeder_a_lost_store_starts_again_and_settles_add_noth
         assert await lim.spent(key) == 10 and not await lim.lost_state()
     finally:
         await lim.close()
+
+
+async def test_only_the_first_process_to_restore_a_lost_store_does(redis_server: RedisProcess) -> None:
+    a, b = RedisLimiter(redis_server.url), RedisLimiter(redis_server.url)
+    key = Scope("key", "k1", max_budget_pusd=100)
+    try:
+        await a.restore_spend([(key, 40)])
+        await a.settle(await a.acquire([key], 0, 5), 0, 5)  # counted after the first restore
+        await b.restore_spend([(key, 40)])  # a second process that also saw the store empty: too late
+        assert await b.spent(key) == 45
+    finally:
+        await a.close()
+        await b.close()

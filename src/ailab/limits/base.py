@@ -132,7 +132,8 @@ class Limiter(Protocol):
         """True when the store has no state to trust (a Redis that restarted empty)."""
 
     async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
-        """Overwrite the current period's spend of each scope, and mark the store as holding state again."""
+        """Overwrite the current period's spend of each scope, and mark the store as holding state again
+        (Redis: only if it still lost its state; the first process to restore wins)."""
 
     async def spent(self, scope: Scope) -> int: ...
 

@@ -212,8 +212,10 @@ return {}
 )
 
 # KEYS: spend keys, then the epoch key. ARGV: the epoch's value, then per spend key its value and EXPIREAT
-# ('0' = never). Overwrites: it is the ledger's word on a store that lost its state (or never had one).
+# ('0' = never). Overwrites: it is the ledger's word on a store that lost its state (or never had one). Only
+# the first process to restore does: the others find the epoch back and keep the spend counted since.
 RESTORE = r"""
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {} end
 for i = 1, #KEYS - 1 do
   redis.call('SET', KEYS[i], ARGV[2 * i])
   local exp = ARGV[2 * i + 1]

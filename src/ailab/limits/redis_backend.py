@@ -208,7 +208,8 @@ class RedisLimiter:
             self._unavailable(err)
 
     async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
-        """Overwrite the current period's spend of each scope and write the epoch, in one script."""
+        """Overwrite the current period's spend of each scope and write the epoch, in one script, unless
+        another process did so first (the epoch is back)."""
         now = self._clock()
         keys: list[str] = []
         args = [os.urandom(8).hex()]
