@@ -1,7 +1,10 @@
 """A fake OpenAI API (chat completions incl. SSE streaming and tools, embeddings, models).
 
 Deterministic: the reply is `echo: <last message text>`; prompt tokens are the words of all messages plus
-3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields.
+3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields, with
+its details: a first message of 1,024 tokens or more is cached after its first sight (in steps of 128, as
+OpenAI's prompt caching does), reasoning models (o-series, gpt-5) think 8 tokens, an `input_audio` part
+counts 20 audio tokens and `modalities: ["text", "audio"]` answers with 4 audio tokens per reply word.
 """
 
 from __future__ import annotations
@@ -39,6 +42,41 @@ def count_prompt(messages: list[dict[str, Any]]) -> int:
     return sum(len(message_text(m).split()) + 3 for m in messages)
 
 
+REASONING = ("o1", "o3", "o4", "gpt-5")
+
+
+def chat_usage(body: dict[str, Any], text: str | None, tool_calls: Any, cache: set[str]) -> dict[str, Any]:
+    messages = body["messages"]
+    audio_in = 20 * sum(
+        1
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+        if isinstance(p, dict) and p.get("type") == "input_audio"
+    )
+    prompt = count_prompt(messages) + audio_in
+    first = count_prompt(messages[:1])
+    key = hashlib.sha256(json.dumps(messages[:1], sort_keys=True).encode()).hexdigest()
+    cached = first // 128 * 128 if first >= 1024 and key in cache else 0
+    if first >= 1024:
+        cache.add(key)
+    reasoning = 8 if str(body["model"]).startswith(REASONING) else 0
+    audio_out = 4 * len((text or "").split()) if "audio" in (body.get("modalities") or ()) else 0
+    completion = len((text or "").split()) + (5 if tool_calls else 0) + reasoning + audio_out
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": audio_in},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": audio_out,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
 def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | None]:
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
@@ -53,6 +91,8 @@ def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | 
 
 
 def make_app(up: Upstream) -> Starlette:
+    prompt_cache: set[str] = set()
+
     def unauthorized(request: Request) -> Response | None:
         # Azure OpenAI sends `api-key`; everything else a Bearer token.
         azure = request.url.path.startswith("/openai/deployments/")
@@ -71,12 +111,7 @@ def make_app(up: Upstream) -> Starlette:
             return resp
         body = entry["body"]
         text, tool_calls = reply_for(body)
-        usage = {
-            "prompt_tokens": count_prompt(body["messages"]),
-            "completion_tokens": len((text or "").split()) + (5 if tool_calls else 0),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        usage = chat_usage(body, text, tool_calls, prompt_cache)
         if body.get("stream"):
             return StreamingResponse(
                 _stream(body, text, tool_calls, usage, fault or Fault()), media_type="text/event-stream"

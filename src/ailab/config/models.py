@@ -45,6 +45,10 @@ class ModelInfo(_Open):
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
     cache_creation_input_token_cost: float | None = Field(default=None, ge=0)
+    # LiteLLM's names: Anthropic's 1-hour cache writes, and audio tokens (default: the plain rates above)
+    cache_creation_input_token_cost_above_1hr: float | None = Field(default=None, ge=0)
+    input_cost_per_audio_token: float | None = Field(default=None, ge=0)
+    output_cost_per_audio_token: float | None = Field(default=None, ge=0)
     # Self-hosted costing: a GPU-hour price, or power draw times an energy price; apportioned by request time.
     cost_per_hour: float | None = Field(default=None, ge=0)
     watts: float | None = Field(default=None, ge=0)

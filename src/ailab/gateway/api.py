@@ -156,7 +156,7 @@ class GatewayAPI:
             finally:
                 self.in_flight -= 1  # after the event: in_flight 0 means every event is submitted
             if reservation is not None and self.budgeter is not None:
-                await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
+                await self.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
 
     async def _refuse(
         self,
@@ -293,12 +293,13 @@ class GatewayAPI:
             error_type=outcome.error_type,
             stream=stream,
             retries=attempt.retries,
+            busy_s=attempt.billed_s(),
         )
         if dep is None:
             event.cost_pusd, event.priced = 0, True  # no upstream was called: nothing to pay
         elif reservation is not None and self.budgeter is not None:
             # Budgets settle with the exact cost the ledger records, so the two always agree.
-            event.cost_pusd = self.budgeter.cost(dep, usage, latency, outcome.status >= 400)
+            event.cost_pusd = self.budgeter.cost(dep, usage, event.billed_s, outcome.status >= 400)
             event.priced = True
         self.submit(event)
         return event

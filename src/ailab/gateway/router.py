@@ -43,6 +43,16 @@ class Attempt:
     fallbacks: int = 0
     upstream_started: float = 0.0
     errors: list[UpstreamError] = field(default_factory=list)
+    busy: dict[str, float] = field(default_factory=dict)  # deployment id -> share of its busy time, s
+
+    def add_busy(self, dep: Deployment, token: tuple[float, float]) -> None:
+        self.busy[dep.id] = self.busy.get(dep.id, 0.0) + dep.state.busy.stop(token)
+
+    def billed_s(self) -> float:
+        """The serving deployment's busy time shared to this request: what a time-priced deployment bills
+        (Retry-After sleeps and time on other deployments are not in it)."""
+        dep = self.deployment
+        return 0.0 if dep is None else self.busy.get(dep.id, 0.0)
 
 
 @dataclass
@@ -50,6 +60,17 @@ class StreamStart:
     first: StreamItem
     rest: AsyncIterator[StreamItem]
     provider: Provider
+    attempt: Attempt | None = None
+    busy_token: tuple[float, float] | None = None
+
+    def release(self) -> None:
+        """The relay is done with the deployment (call once, when the stream ends)."""
+        dep = self.provider.deployment
+        dep.state.in_flight -= 1
+        if self.attempt is not None and self.busy_token is not None:
+            self.attempt.add_busy(dep, self.busy_token)
+            self.busy_token = None
+            dep.state.busy.observe(time.perf_counter() - self.attempt.upstream_started)
 
 
 class Router:
@@ -104,10 +125,9 @@ class Router:
                 raise UpstreamError(
                     "upstream closed the stream without data", kind="protocol", status=502
                 ) from None
-            provider.deployment.state.in_flight += (
-                1  # held until the relay finishes (least-busy counts streams)
-            )
-            return StreamStart(first, it, provider)
+            dep = provider.deployment
+            dep.state.in_flight += 1  # held until the relay finishes (least-busy counts streams)
+            return StreamStart(first, it, provider, attempt, dep.state.busy.start())
 
         result: StreamStart = await self.call(group, start, attempt, extra_fallbacks)
         return result
@@ -136,6 +156,7 @@ class Router:
             attempt.calls += 1
             attempt.upstream_started = time.perf_counter()
             dep.state.in_flight += 1
+            busy = dep.state.busy.start()
             try:
                 result = await call(self.providers[dep.id])
             except UpstreamError as exc:
@@ -149,6 +170,9 @@ class Router:
                 continue
             finally:
                 dep.state.in_flight -= 1
+                attempt.add_busy(dep, busy)
+            if not isinstance(result, StreamStart):  # a stream is observed when its relay ends
+                dep.state.busy.observe(time.perf_counter() - attempt.upstream_started)
             self._succeeded(dep, attempt.upstream_started)
             return result
 

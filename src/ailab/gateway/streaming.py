@@ -52,7 +52,7 @@ async def relay_stream(
     else:
         watch.stop()
     finally:
-        start.provider.deployment.state.in_flight -= 1
+        start.release()
 
 
 class DisconnectWatch:

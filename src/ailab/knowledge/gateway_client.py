@@ -106,7 +106,7 @@ class GatewayClient:
                     yield chunk
                 item = await anext(start.rest, None)
         finally:
-            start.provider.deployment.state.in_flight -= 1
+            start.release()
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
 
     def _check_group(self, principal: Principal, group: str) -> None:
@@ -141,7 +141,7 @@ class GatewayClient:
             os.urandom(12).hex(), endpoint, principal, attempt, outcome, stream, t0, reservation
         )
         if reservation is not None and self.api.budgeter is not None:
-            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd)
+            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
 
 
 def _chunks(item: Any) -> list[dict[str, Any]]:

@@ -26,3 +26,10 @@ class UsageEvent:
     retries: int = 0
     priced: bool = False  # True when the hot path already priced it (budgets); cost_pusd is then final
     cost_pusd: int | None = None
+    # The serving deployment's busy time shared to this request (what cost_per_hour and watts bill);
+    # None: the whole latency (events not made by the router).
+    busy_s: float | None = None
+
+    @property
+    def billed_s(self) -> float:
+        return self.latency_s if self.busy_s is None else self.busy_s

@@ -11,7 +11,7 @@ from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
 
 Row = dict[str, Any]
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2 added cache_write_1h_tokens; lines of version 1 are still read
 DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error")
 # event_columns() in order: a journal line is a flat list, [version, *dims, *columns] (tests check the order)
 ROW_COLUMNS = (
@@ -29,7 +29,10 @@ ROW_COLUMNS = (
     "cost_pusd",
     "flags",
     "retries",
+    "cache_write_1h_tokens",
 )
+
+_VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], JOURNAL_VERSION: ROW_COLUMNS}
 
 
 def spill_record(ev: UsageEvent, cost: int | None) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def journal_line(ev: UsageEvent, cost: int | None) -> bytes:
             cost,
             (schema.FLAG_STREAM if ev.stream else 0) | (schema.FLAG_ESTIMATED if u.estimated else 0),
             ev.retries,
+            u.cache_write_1h_tokens,
         ],
         option=orjson.OPT_APPEND_NEWLINE,
     )
@@ -73,12 +77,13 @@ def journal_line(ev: UsageEvent, cost: int | None) -> bytes:
 
 def journal_record(line: list[Any]) -> dict[str, Any] | None:
     """A journal line back as a spill record; None for a line of another version."""
-    if not line or line[0] != JOURNAL_VERSION or len(line) != 1 + len(DIM_KINDS) + len(ROW_COLUMNS):
+    columns = _VERSION_COLUMNS.get(line[0]) if line else None
+    if columns is None or len(line) != 1 + len(DIM_KINDS) + len(columns):
         return None
     n = 1 + len(DIM_KINDS)
     return {
         "dims": dict(zip(DIM_KINDS, line[1:n], strict=True)),
-        "row": dict(zip(ROW_COLUMNS, line[n:], strict=True)),
+        "row": dict(zip(columns, line[n:], strict=True)),
     }
 
 
@@ -114,4 +119,5 @@ def event_columns(ev: UsageEvent, cost: int | None) -> Row:
         "cost_pusd": cost,
         "flags": flags,
         "retries": ev.retries,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
     }

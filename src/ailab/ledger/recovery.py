@@ -92,7 +92,7 @@ def _import(records: list[dict[str, Any]], intern: Intern, transaction: Transact
 
 
 def record_row(rec: dict[str, Any], intern: Intern) -> Row:
-    row = dict(rec["row"])
+    row = {"cache_write_1h_tokens": 0, **rec["row"]}  # recorded before the column existed: none
     for kind, value in rec["dims"].items():
         row[f"{kind}_dim"] = intern(kind, value)
     return tuple(row.get(c) for c in COLUMNS)

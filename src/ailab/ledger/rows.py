@@ -35,6 +35,7 @@ COLUMNS = (
     "cost_pusd",
     "flags",
     "retries",
+    "cache_write_1h_tokens",
 )
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
@@ -156,7 +157,7 @@ class Batch:
                 cost = ev.cost_pusd
             else:
                 try:
-                    cost = pricer(u, ev.latency_s, status >= 400)
+                    cost = pricer(u, ev.billed_s, status >= 400)
                 except (ArithmeticError, ValueError, TypeError):
                     self.on_pricing_error(ev)
                     cost = None
@@ -186,6 +187,7 @@ class Batch:
                     null if cost is None else cost,
                     (STREAM if ev.stream else 0) | (ESTIMATED if u.estimated else 0),
                     ev.retries,
+                    u.cache_write_1h_tokens,
                 )
             )
             add_cost(cost)

@@ -251,7 +251,7 @@ class LedgerWriter:
         if ev.priced:
             return ev.cost_pusd
         try:
-            return self.prices.cost_pusd(ev.deployment, ev.usage, ev.latency_s, ev.status >= 400)
+            return self.prices.cost_pusd(ev.deployment, ev.usage, ev.billed_s, ev.status >= 400)
         except (ArithmeticError, ValueError, TypeError):
             self._pricing_failed(ev)
             return None

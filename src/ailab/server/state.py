@@ -27,7 +27,7 @@ from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
-from ailab.server.budgets import seed_budgets
+from ailab.server.budgets import reseed_when_lost, seed_budgets
 
 log = logging.getLogger("ailab")
 
@@ -121,6 +121,8 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
+        ledger = self.ledger
+        reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
         self.tasks.append(
             asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))

@@ -99,7 +99,7 @@ class _StreamState:
     id: str = "msg_unknown"
     model: str = ""
     created: int = field(default_factory=now_ts)
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
     blocks: dict[int, tuple[str, int]] = field(default_factory=dict)  # block index -> (kind, tool index)
     tools: int = 0
@@ -132,6 +132,8 @@ class _StreamState:
             value = raw.get(key)
             if isinstance(value, int):
                 self.usage[key] = max(self.usage.get(key, 0), value)
+        if isinstance(raw.get("cache_creation"), dict):  # the writes by lifetime (5 minutes, 1 hour)
+            self.usage["cache_creation"] = raw["cache_creation"]
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         kind = str(block.get("type") or "")

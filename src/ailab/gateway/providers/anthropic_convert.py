@@ -292,11 +292,14 @@ def usage_from(raw: dict[str, Any]) -> Usage:
     """Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt_tokens include both."""
     read = int(raw.get("cache_read_input_tokens") or 0)
     write = int(raw.get("cache_creation_input_tokens") or 0)
+    creation = raw.get("cache_creation")
+    hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else None
     return Usage(
         prompt_tokens=int(raw.get("input_tokens") or 0) + read + write,
         completion_tokens=int(raw.get("output_tokens") or 0),
         cached_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=min(write, hour) if isinstance(hour, int) and hour > 0 else 0,
     )
 
 
