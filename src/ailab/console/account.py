@@ -45,6 +45,8 @@ def first_admin_hint(state: LabState) -> bool:
 def routes(state: LabState, pages: Pages) -> list[Route]:
     async def login_page(request: Request) -> Response:
         if request.method == "GET":
+            if viewer(state, request) is not None:  # already signed in
+                return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
             return pages.render(
                 request,
                 "login.html",
