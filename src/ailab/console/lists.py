@@ -52,7 +52,8 @@ def _request_routes(state: LabState, pages: Pages) -> list[Route]:
         }
         if not v.may("usage.read.all"):  # a picker lists only what the viewer may see
             for kind in ("key", "user", "project"):
-                options[kind] = sorted({str(row[kind]) for row in rows if row[kind]})
+                seen = {str(row[kind]) for row in rows if row[kind]}
+                options[kind] = sorted(seen | ({chosen[kind]} if kind in chosen else set()))
         return pages.render(
             request,
             "requests.html",
