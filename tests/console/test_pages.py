@@ -222,3 +222,28 @@ def test_first_admin_hint_on_a_new_lab(openai_upstream, make_gateway):
 def test_overview_poll_after_sign_out_sends_htmx_to_sign_in(lab):
     r = httpx.get(f"{lab.gw.url}/console/overview/live", headers={"HX-Request": "true"})
     assert r.status_code == 200 and r.headers["hx-redirect"] == "/console/login"
+
+
+def test_names_are_escaped_and_next_never_leaves_the_console(lab):
+    state = lab.state
+    evil = '<script>alert("x")</script>'
+    uid = state.access.identity.create_user("test", evil, "user", PASSWORD).id
+    state.access.keys.create("test", user=uid, name='<img src=x onerror="alert(1)">')
+    state.access.cache.load()
+    with lab.signed_in("root") as c:
+        for path in ("/console/people", "/console/keys"):
+            text = c.get(path).text
+            assert "<script>alert" not in text and "<img src=x" not in text, path
+            assert "&lt;" in text
+        assert c.get("/console/login?next=/console/usage").headers["location"] == "/console/usage"
+    r = httpx.post(
+        f"{lab.gw.url}/console/login",
+        data={"username": "root", "password": PASSWORD, "next": "https://evil.example/"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/console/"
+    cross = httpx.post(
+        f"{lab.gw.url}/console/login",
+        data={"username": "root", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers

@@ -43,8 +43,14 @@ def first_admin_hint(state: LabState) -> bool:
 
 
 def routes(state: LabState, pages: Pages) -> list[Route]:
+    return [*_sign_in_routes(state, pages), *_account_routes(state, pages)]
+
+
+def _sign_in_routes(state: LabState, pages: Pages) -> list[Route]:
     async def login_page(request: Request) -> Response:
         if request.method == "GET":
+            if viewer(state, request) is not None:  # already signed in
+                return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
             return pages.render(
                 request,
                 "login.html",
@@ -85,6 +91,10 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
         response.delete_cookie(COOKIE)
         return response
 
+    return [Route("/login", login_page, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"])]
+
+
+def _account_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page(None)
     def account(request: Request, v: Viewer) -> Response:
         return pages.render(request, "account.html", v)
@@ -103,8 +113,6 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
         return pages.render(request, "account.html", v, status, error=error, done=error is None)
 
     return [
-        Route("/login", login_page, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]),
         Route("/account", account),
         Route("/account/password", change_password, methods=["POST"]),
     ]

@@ -34,6 +34,10 @@ def request_filters(request: Request, v: Viewer) -> tuple[dict[str, set[str]], d
 
 
 def routes(state: LabState, pages: Pages) -> list[Route]:
+    return [*_request_routes(state, pages), *_key_and_model_routes(state, pages)]
+
+
+def _request_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("usage.read.own")
     def requests(request: Request, v: Viewer) -> Response:
         assert state.engine is not None
@@ -48,7 +52,8 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
         }
         if not v.may("usage.read.all"):  # a picker lists only what the viewer may see
             for kind in ("key", "user", "project"):
-                options[kind] = sorted({str(row[kind]) for row in rows if row[kind]})
+                seen = {str(row[kind]) for row in rows if row[kind]}
+                options[kind] = sorted(seen | ({chosen[kind]} if kind in chosen else set()))
         return pages.render(
             request,
             "requests.html",
@@ -71,6 +76,10 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
             raise Denied(404, f"no request #{rid} that you may see")
         return pages.render(request, "request.html", v, row=rows[0], labels=facts.names(state))
 
+    return [Route("/requests", requests), Route("/requests/{row_id:int}", request_detail)]
+
+
+def _key_and_model_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("keys.manage.own")
     def keys(request: Request, v: Viewer) -> Response:
         return pages.render(request, "keys.html", v, **_keys_context(state, request, v))
@@ -81,8 +90,6 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
         return pages.render(request, "models.html", v, deployments=deps)
 
     return [
-        Route("/requests", requests),
-        Route("/requests/{row_id:int}", request_detail),
         Route("/keys", keys),
         Route("/models", models),
     ]

@@ -95,15 +95,20 @@ async def _stream(
     yield b"event: stats\ndata: " + orjson.dumps(_turn_stats(state, client.event, t0)) + b"\n\n"
 
 
-def routes(state: LabState, pages: Pages) -> list[Route]:
-    def chat_models(v: Viewer) -> list[str]:
-        if state.api is None:
-            return []
-        return [m for m in GatewayClient(state.api).chat_models() if v.principal.may_use(m)]
+def chat_models(state: LabState, v: Viewer) -> list[str]:
+    if state.api is None:
+        return []
+    return [m for m in GatewayClient(state.api).chat_models() if v.principal.may_use(m)]
 
+
+def routes(state: LabState, pages: Pages) -> list[Route]:
+    return [*_playground_routes(state, pages), *_knowledge_routes(state, pages)]
+
+
+def _playground_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("models.use")
     def playground(request: Request, v: Viewer) -> Response:
-        return pages.render(request, "playground.html", v, models=chat_models(v))
+        return pages.render(request, "playground.html", v, models=chat_models(state, v))
 
     async def chat(request: Request) -> Response:
         v = viewer(state, request)
@@ -117,7 +122,7 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
             group, body = _body(orjson.loads(await request.body()))
         except (orjson.JSONDecodeError, ValueError) as exc:
             return _error(400, str(exc) if isinstance(exc, ValueError) else "the body is not valid JSON")
-        if group not in chat_models(v):
+        if group not in chat_models(state, v):
             return _error(400, f"model {group!r} is not a chat model you may use")
         assert state.api is not None
         client = MeteredClient(state.api)
@@ -127,6 +132,10 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
             headers={"Cache-Control": "no-store"},
         )
 
+    return [Route("/playground", playground), Route("/playground/chat", chat, methods=["POST"])]
+
+
+def _knowledge_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("knowledge.use")
     def knowledge(request: Request, v: Viewer) -> Response:
         from ailab.knowledge.service import KnowledgeService
@@ -143,15 +152,11 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
             collections=[svc.describe(c) for c in visible],
             chosen=chosen.name if chosen else None,
             documents=svc.catalog.documents(chosen.id) if chosen else [],
-            models=chat_models(v),
+            models=chat_models(state, v),
             manage=v.may("knowledge.manage"),
         )
 
-    return [
-        Route("/playground", playground),
-        Route("/playground/chat", chat, methods=["POST"]),
-        Route("/knowledge", knowledge),
-    ]
+    return [Route("/knowledge", knowledge)]
 
 
 def _error(status: int, message: str) -> JSONResponse:
