@@ -140,7 +140,11 @@ def test_duplicate_request_ids_left_by_an_old_version_are_removed(tmp_path):
     w.stop()
     with engine.begin() as conn:  # what a double spill import did: the same row inserted again
         conn.exec_driver_sql(
-            "INSERT INTO ledger_requests SELECT NULL, request_id, ts_ms, endpoint, key_dim, "
+            "INSERT INTO ledger_requests (id, request_id, ts_ms, endpoint, key_dim, "
+            "user_dim, project_dim, group_dim, deployment_dim, provider_dim, prompt_tokens, "
+            "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+            "latency_ms, ttft_ms, status, error_dim, cost_pusd, flags, retries) "
+            "SELECT NULL, request_id, ts_ms, endpoint, key_dim, "
             "user_dim, project_dim, group_dim, deployment_dim, provider_dim, prompt_tokens, "
             "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
             "latency_ms, ttft_ms, status, error_dim, cost_pusd, flags, retries "
@@ -150,7 +154,7 @@ def test_duplicate_request_ids_left_by_an_old_version_are_removed(tmp_path):
             "UPDATE ledger_daily SET requests = requests + 1, prompt_tokens = prompt_tokens + 7"
         )
     assert totals(engine).requests == 3
-    assert migrate(engine, MIGRATIONS) == ["ledger_0003_unique_request_id"]
+    assert migrate(engine, MIGRATIONS)[0] == "ledger_0003_unique_request_id"
     assert totals(engine).requests == 2 and totals(engine).prompt_tokens == 10  # the rollup is rebuilt
     assert len(_ids(engine)) == len(set(_ids(engine))) == 2
 

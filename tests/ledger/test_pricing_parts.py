@@ -82,7 +82,7 @@ def test_usage_round_trips_its_parts_through_the_openai_shape() -> None:
     assert Usage.from_openai(WRITES.to_openai()) == WRITES
 
 
-def test_ledger_0003_adds_the_1h_column_to_an_existing_ledger(database_url) -> None:
+def test_ledger_0004_adds_the_1h_column_to_an_existing_ledger(database_url) -> None:
     from sqlalchemy import text
 
     from ailab.db import make_engine, migrate
@@ -98,7 +98,10 @@ def test_ledger_0003_adds_the_1h_column_to_an_existing_ledger(database_url) -> N
                 "cached_tokens, cache_write_tokens, reasoning_tokens, latency_ms, status, flags, retries) "
                 "VALUES ('old', 1, 1, 10, 5, 0, 4, 0, 3, 200, 0, 0)"
             )
-        assert migrate(engine, MIGRATIONS) == ["ledger_0003_cache_write_1h_tokens"]
+        assert migrate(engine, MIGRATIONS) == [
+            "ledger_0003_unique_request_id",
+            "ledger_0004_cache_write_1h_tokens",
+        ]
         with engine.connect() as conn:
             assert conn.execute(text("SELECT cache_write_1h_tokens FROM ledger_requests")).scalar_one() == 0
     finally:
