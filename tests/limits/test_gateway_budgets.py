@@ -96,10 +96,12 @@ def test_burst_in_one_gateway(openai_upstream, make_gateway):
     gw.app.state.access.cache.load()
     openai_upstream.up.fail_next(600, delay=0.05)  # keep requests in flight together
     for kind in ("budget", "rpm", "tpm"):
-        before = totals(gw.app.state.engine).requests
+        before = totals(gw.app.state.engine)
         responses = asyncio.run(_burst([gw.url], keys[kind]))
         gw.flush()
-        assert totals(gw.app.state.engine).requests - before == sum(r.status_code == 200 for r in responses)
+        after = totals(gw.app.state.engine)
+        assert after.requests - before.requests == len(responses)  # refused requests are rows too
+        assert after.errors - before.errors == sum(r.status_code == 429 for r in responses)
         _check(responses, kind, gw.app.state.engine)
 
 
