@@ -107,3 +107,16 @@ def test_fallbacks_obey_the_key_scope(lab, two) -> None:
     master = openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0)
     assert master.chat.completions.create(model="f500", messages=MSG).choices[0].message.content
     assert len(b.up.requests("chat")) == 1
+
+
+def test_adapter_and_endpoint_errors_clip_user_input(lab) -> None:
+    gw, _ = lab
+    h = {"Authorization": f"Bearer {MASTER}"}
+    r = httpx.get(f"{gw.base_url}/" + "p" * 20_000, headers=h)
+    assert r.status_code == 404 and len(r.text) < 400
+    from ailab.gateway.providers.anthropic_convert import to_anthropic
+    from ailab.gateway.types import UpstreamError
+
+    with pytest.raises(UpstreamError) as exc:
+        to_anthropic({"messages": MSG, "tools": [{"type": "z" * 100_000}]}, "claude")
+    assert exc.value.status == 400 and len(exc.value.message) < 300

@@ -43,8 +43,8 @@ def test_refused_requests_are_ledgered_and_reported_by_error(openai_upstream, ma
     assert post(MASTER, {**ok, "tool_choice": {"type": "function", "function": {"name": "f"}}}) == 200
     assert post(MASTER, b"{not json") == 400
     assert post(MASTER, {"model": "m", "messages": [{"role": "user", "content": "x" * 20_000}]}) == 413
-    assert post(limited["key"], ok) == 200
-    assert post(limited["key"], ok) == 429
+    limited_statuses = [post(limited["key"], ok) for _ in range(3)]  # 3: a minute may roll over once
+    assert limited_statuses[0] == 200 and limited_statuses[-1] == 429
     gw.flush()
 
     r, d = schema.requests, schema.dims
@@ -56,7 +56,7 @@ def test_refused_requests_are_ledgered_and_reported_by_error(openai_upstream, ma
     assert (404, "model_not_found", "master") in got and (400, "invalid_value", "master") in got
     assert (400, "invalid_json", "master") in got and (413, "body_too_large", "master") in got
     assert got[-1] == (429, "rpm_exceeded", limited["id"])
-    assert [row["status"] for row in rows].count(200) == 2
+    assert [row["status"] for row in rows].count(200) == 1 + limited_statuses.count(200)
     assert all(names.get(row["group_dim"]) in (None, "m") for row in rows)  # no made-up names interned
     assert all(row["cost_pusd"] == 0 for row in rows if row["status"] >= 400)
 
@@ -65,5 +65,8 @@ def test_refused_requests_are_ledgered_and_reported_by_error(openai_upstream, ma
     assert out.exit_code == 0, out.output
     by_error = {row["error"]: row for row in json.loads(out.stdout)}
     assert by_error["invalid_api_key"]["requests"] == by_error["invalid_api_key"]["errors"] == 2
-    assert by_error["rpm_exceeded"]["errors"] == 1 and by_error["model_not_found"]["errors"] >= 1
-    assert by_error["-"]["errors"] == 0 and by_error["-"]["requests"] == 2
+    assert (
+        by_error["rpm_exceeded"]["errors"] == limited_statuses.count(429)
+        and by_error["model_not_found"]["errors"] >= 1
+    )
+    assert by_error["-"]["errors"] == 0 and by_error["-"]["requests"] == 1 + limited_statuses.count(200)

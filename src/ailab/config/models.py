@@ -24,7 +24,7 @@ class LiteLLMParams(_Open):
     organization: str | None = None
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
-    weight: float | None = Field(default=None, gt=0)
+    weight: float | None = Field(default=None, ge=0)  # 0: drained (LiteLLM's way), gets no traffic
     timeout: float | None = Field(default=None, gt=0)
     stream_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)

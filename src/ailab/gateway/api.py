@@ -103,7 +103,8 @@ class GatewayAPI:
         principal: Principal | None = None
         group = ""
         try:
-            principal = self._authenticate(scope)
+            principal = self._authenticate(scope, check=False)
+            self._may_use_models(principal)  # after: a 403 is ledgered against the key it names
             body = await read_json(scope, receive, self.max_body)
             validate_chat(body) if endpoint == ENDPOINT_CHAT else validate_embeddings(body)
             group = self._group(body["model"], principal)
@@ -231,15 +232,20 @@ class GatewayAPI:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _authenticate(self, scope: Scope) -> Principal:
+    def _authenticate(self, scope: Scope, check: bool = True) -> Principal:
         principal = self.auth.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
         if principal is None:
             raise GatewayError(
                 401, "missing or invalid API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
             )
+        if check:
+            self._may_use_models(principal)
+        return principal
+
+    @staticmethod
+    def _may_use_models(principal: Principal) -> None:
         if not holds(principal, "models.use"):
             raise GatewayError(403, decide(principal, "models.use").reason, code="permission_denied")
-        return principal
 
     def _group(self, model: str, principal: Principal) -> str:
         self.check_model(principal, model)

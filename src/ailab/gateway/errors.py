@@ -68,7 +68,9 @@ def bad_param(param: str, message: str) -> GatewayError:
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds or 1)))}
+    if seconds is None or not math.isfinite(seconds):
+        seconds = 1.0  # never overflow on a value that slipped past the caps
+    return {"Retry-After": str(max(1, math.ceil(min(seconds, 86400.0))))}
 
 
 def from_upstream(exc: UpstreamError) -> GatewayError:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ailab.config.models import RouterSettings
-from ailab.gateway.providers.base import Provider
+from ailab.gateway.providers.base import MAX_RETRY_AFTER, Provider
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 from ailab.observability.metrics import Metrics
 
@@ -27,7 +27,7 @@ Call = Callable[[Provider], Awaitable[Any]]
 
 class NoDeploymentAvailable(Exception):
     def __init__(self, group: str, retry_after: float) -> None:
-        super().__init__(f"no deployment of model {group!r} is available (all cooling down)")
+        super().__init__(f"no deployment of model {group!r} is available (all cooling down or drained)")
         self.group = group
         self.retry_after = retry_after
 
@@ -178,7 +178,8 @@ class Router:
 
     def pick(self, group: str, avoid: set[str] | None = None) -> Deployment | None:
         now = time.monotonic()
-        healthy = [d for d in self.groups[group] if d.state.cooldown_until <= now]
+        # weight 0 drains a deployment (LiteLLM's convention): it gets no traffic at all.
+        healthy = [d for d in self.groups[group] if d.state.cooldown_until <= now and d.weight != 0]
         if avoid:
             fresh = [d for d in healthy if d.id not in avoid]
             healthy = fresh or healthy
@@ -202,7 +203,7 @@ class Router:
                 healthy,
                 key=lambda d: (d.state.minute_tokens if d.state.minute == minute else 0, random.random()),
             )
-        weights = [d.weight or d.rpm or d.tpm or 1 for d in healthy]
+        weights = [d.weight if d.weight is not None else d.rpm or d.tpm or 1 for d in healthy]
         return random.choices(healthy, weights=weights)[0]
 
     def _only_choice(self, group: str, tried: set[str], dep: Deployment) -> bool:
@@ -210,8 +211,8 @@ class Router:
         return nxt is None or nxt is dep
 
     async def _backoff(self, n: int, exc: UpstreamError, same: bool) -> None:
-        if not same and exc.retry_after is None:
-            return  # another deployment is available: retry at once
+        if not same:
+            return  # another deployment is available: retry at once (A's Retry-After is A's business)
         delay = self.settings.retry_backoff * (2 ** (n - 1))
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
@@ -240,7 +241,7 @@ class Router:
     def _cool_down(self, dep: Deployment, exc: UpstreamError) -> None:
         if self.settings.cooldown_time <= 0:
             return
-        length = max(self.settings.cooldown_time, exc.retry_after or 0.0)
+        length = max(self.settings.cooldown_time, min(exc.retry_after or 0.0, MAX_RETRY_AFTER))
         dep.state.cooldown_until = time.monotonic() + length
         dep.state.consecutive_fails = 0
         self.metrics.cooldowns.labels(dep.id).inc()

@@ -11,7 +11,7 @@ from typing import Any
 
 from ailab.config.loader import LoadedConfig, load_config
 from ailab.gateway.asgi import Receive, Scope, Send, send_error
-from ailab.gateway.errors import GatewayError
+from ailab.gateway.errors import GatewayError, clip
 from ailab.server import health
 from ailab.server.state import LabState
 
@@ -57,11 +57,15 @@ class LabApp:
         if allowed:
             methods = ", ".join(allowed)
             return GatewayError(
-                405, f"{scope['method']} is not allowed here; use {methods}", headers={"Allow": methods}
+                405,
+                f"{clip(scope['method'], 16)} is not allowed here; use {methods}",
+                headers={"Allow": methods},
             )
         if scope["path"].startswith("/v1/") and not scope["path"].startswith("/v1/knowledge/"):
             return GatewayError(
-                404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
+                404,
+                f"unknown endpoint {clip(scope['method'], 16)} {clip(scope['path'], 100)}",
+                code="unknown_endpoint",
             )
         return None
 

@@ -13,6 +13,7 @@ An adapter translates OpenAI chat/embeddings requests to its wire format and bac
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from ailab.gateway.errors import clip
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 
 MAX_ERROR_BODY = 64 * 1024
+MAX_RETRY_AFTER = 300.0  # seconds: the longest back-off or cooldown an upstream's Retry-After can ask for
 
 
 class Provider:
@@ -230,17 +232,25 @@ def error_fields(raw: bytes) -> dict[str, str]:
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), capped: `inf`, `1e308` or a date in
+    the year 9999 must neither overflow nor cool a deployment down for ever; `nan` is no value."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return cap_retry_after(seconds)
+
+
+def cap_retry_after(seconds: float) -> float | None:
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, now_ts, usage_chunk
+from ailab.gateway.providers.base import (
+    Provider,
+    cap_retry_after,
+    estimate_tokens,
+    loads_event,
+    now_ts,
+    usage_chunk,
+)
 from ailab.gateway.providers.gemini_convert import (
     finish_reason,
     split_parts,
@@ -193,7 +200,7 @@ def _retry_delay(details: Any) -> float | None:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             delay = str(detail.get("retryDelay") or "").removesuffix("s")  # protobuf Duration: "37s", "1.5s"
             try:
-                return max(0.0, float(delay))
+                return cap_retry_after(float(delay))
             except ValueError:
                 return None
     return None

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ailab.gateway.errors import quote
 from ailab.gateway.providers.base import estimate_tokens, messages_text
 from ailab.gateway.types import UpstreamError, Usage
 
@@ -97,7 +98,7 @@ def _map_response_format(fmt: Any, config: dict[str, Any]) -> None:
         return
     kind = fmt.get("type")
     if kind not in ("json_object", "json_schema"):
-        raise bad_request(f"parameter `response_format` type {kind!r} is not supported")
+        raise bad_request(f"parameter `response_format` type {quote(kind)} is not supported")
     config["responseMimeType"] = "application/json"
     schema = (fmt.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
     if isinstance(schema, dict):
@@ -117,7 +118,7 @@ def _thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     if effort is None:
         return None
     if effort not in THINKING_BUDGETS:
-        raise bad_request(f"parameter `reasoning_effort` has an unknown value {effort!r}")
+        raise bad_request(f"parameter `reasoning_effort` has an unknown value {quote(effort)}")
     if model.startswith("gemini-3"):  # Gemini 3 takes levels; older thinking models take token budgets
         level = {"none": "minimal", "xhigh": "high", "max": "high"}.get(effort, effort)
         return {"thinkingLevel": level}
@@ -162,7 +163,7 @@ def _map_tools(body: dict[str, Any], payload: dict[str, Any]) -> None:
 def _declaration(tool: Any) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
         kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
-        raise bad_request(f"parameter `tools`: tool type {kind!r} is not supported")
+        raise bad_request(f"parameter `tools`: tool type {quote(kind)} is not supported")
     fn = tool.get("function") or {}
     if not fn.get("name"):
         raise bad_request("parameter `tools`: every function needs a name")
@@ -182,7 +183,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     if isinstance(choice, str):
         mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice)
         if mode is None:
-            raise bad_request(f"parameter `tool_choice` has an unknown value {choice!r}")
+            raise bad_request(f"parameter `tool_choice` has an unknown value {quote(choice)}")
         return {"mode": mode}
     name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
     if not name:
@@ -212,7 +213,7 @@ def convert_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[di
         elif role == "tool":
             role_out, parts = "user", [_tool_response(m, names)]
         else:
-            raise bad_request(f"message role {role!r} is not supported")
+            raise bad_request(f"message role {quote(role)} is not supported")
         if not parts:
             continue  # Gemini rejects a content with no parts
         if contents and contents[-1]["role"] == role_out:
@@ -255,7 +256,7 @@ def _part(part: Any) -> dict[str, Any] | None:
     if kind == "file":
         file = part.get("file") or {}
         return _media(file.get("file_data") or file.get("file_id"), file.get("format"), None, "file")
-    raise bad_request(f"content part type {kind!r} is not supported")
+    raise bad_request(f"content part type {quote(kind)} is not supported")
 
 
 def _media(url: Any, fmt: Any, default_mime: str | None, where: str) -> dict[str, Any]:
@@ -283,9 +284,11 @@ def _assistant_parts(m: dict[str, Any], names: dict[str, str]) -> list[dict[str,
         try:
             args = orjson.loads(raw) if isinstance(raw, str) else raw
         except orjson.JSONDecodeError:
-            raise bad_request(f"tool_calls[{call.get('id')}].function.arguments is not valid JSON") from None
+            at = quote(call.get("id"))
+            raise bad_request(f"tool_calls[{at}].function.arguments is not valid JSON") from None
         if not isinstance(args, dict):
-            raise bad_request(f"tool_calls[{call.get('id')}].function.arguments must be a JSON object")
+            at = quote(call.get("id"))
+            raise bad_request(f"tool_calls[{at}].function.arguments must be a JSON object")
         call_id = str(call.get("id") or "")
         names[call_id] = str(fn.get("name") or "")
         part: dict[str, Any] = {"functionCall": {"name": fn.get("name"), "args": args}}
@@ -299,7 +302,8 @@ def _assistant_parts(m: dict[str, Any], names: dict[str, str]) -> list[dict[str,
 def _tool_response(m: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     name = names.get(str(m.get("tool_call_id") or "")) or m.get("name")
     if not name:
-        raise bad_request(f"tool message {m.get('tool_call_id')!r} answers no earlier assistant tool call")
+        call_id = quote(m.get("tool_call_id"))
+        raise bad_request(f"tool message {call_id} answers no earlier assistant tool call")
     content = m.get("content")
     text = content if isinstance(content, str) else messages_text([m])
     return {"functionResponse": {"name": name, "response": {"output": text}}}
