@@ -61,7 +61,7 @@ def test_gpu_hours_of_a_concurrent_run_equal_the_busy_wall_time(openai_upstream,
     clock = gw.app.state.router.groups["gpu"][0].state.busy
     assert clock.in_flight == 0
     busy = Decimal(repr(clock.busy_s))
-    assert 3 * 0.4 <= clock.busy_s <= _union(spans)  # the deployment was busy while a client waited
+    assert 0.4 <= clock.busy_s <= _union(spans)  # the deployment was busy while a client waited
     cost = totals(gw.app.state.engine).cost_usd
     expected = PER_HOUR * busy / 3600
     assert abs(cost - expected) <= expected / 100, (cost, expected)
@@ -146,10 +146,12 @@ def test_an_hourly_budget_under_concurrency_is_passed_by_at_most_the_requests_in
     assert asyncio.run(_run(gw.url, "gpu", [0.0]))[0][2] == 200  # unbudgeted: the deployment's first timing
     gw.flush()
     before = totals(gw.app.state.engine).cost_usd
-    # A burst of 20 at once on a budget worth five requests' estimates: without estimates all 20 get in.
+    # A burst of 20 at once on a budget worth five requests' estimates (the first timing × the GPU's price):
+    # without estimates all 20 get in.
+    estimate = PER_HOUR * Decimal(repr(gw.app.state.router.groups["gpu"][0].state.busy.ewma_s)) / 3600
     openai_upstream.up.fail_next(20, delay=0.2)
-    burst = asyncio.run(_until_refused(gw.url, _budget_key(gw, "0.001"), 20, 1))
-    assert 1 <= burst.count(200) <= 5 and burst.count(429) >= 15, burst
+    burst = asyncio.run(_until_refused(gw.url, _budget_key(gw, f"{estimate * 11 / 2:.12f}"), 20, 1))
+    assert 1 <= burst.count(200) <= 7 and burst.count(429) >= 13, burst
     gw.flush()
     before = totals(gw.app.state.engine).cost_usd
     openai_upstream.up.fail_next(400, delay=0.2)
