@@ -43,7 +43,7 @@ def run_lab(
         start_new_session=new_session,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a deadline, not a measure: a loaded CI box can be slow to start
+    deadline = time.monotonic() + 120  # generous: a loaded CI box can take tens of seconds to spawn workers
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
