@@ -37,11 +37,19 @@ def audit(
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
-    from ailab.cli.table import render
+    from ailab.cli.table import render, when
 
     typer.echo(
         render(
-            [{**r, "detail": json.dumps(r["detail"])} for r in rows],
-            ["id", "ts_ms", "actor", "action", "target", "detail"],
+            [{**r, "time": when(r["ts_ms"]), "detail": _detail(r["detail"])} for r in rows],
+            ["id", "time", "actor", "action", "target", "detail"],
+            headers={"time": "time (utc)"},
         )
+        if rows
+        else "(none)"
     )
+
+
+def _detail(detail: dict[str, object]) -> str:
+    """`role=admin username=ann` rather than a JSON object; nested values stay JSON."""
+    return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in detail.items())
