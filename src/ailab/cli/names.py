@@ -26,6 +26,15 @@ class Names:
         table = {"user": self.users, "project": self.projects, "key": self.keys}.get(kind)
         return ident if table is None else table.get(ident, ident)
 
+    def any(self, ident: str | None) -> str:
+        """An id of any kind (an audit target) → its name; anything else is shown as it is."""
+        if ident is None:
+            return ""
+        for table in (self.users, self.projects, self.keys):
+            if ident in table:
+                return table[ident]
+        return ident
+
 
 def load_names(engine: Any) -> Names:
     """Three small reads; a deleted user or key keeps showing as its id (the ledger outlives it)."""
