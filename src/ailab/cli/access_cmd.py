@@ -335,7 +335,7 @@ def _key_view(r: dict[str, Any], names: Any) -> dict[str, Any]:
         **_limits_view(r),
         "user": names.user(r["user_id"]),
         "project": names.project(r["project_id"]),
-        "models": "all" if r["allowed_models"] is None else r["allowed_models"],
+        "models": "all" if r["allowed_models"] is None else (r["allowed_models"] or "none"),
         "expires": when(r["expires_ms"]) or "never",
         "created": when(r["created_ms"]),
         "revoked": when(r["revoked_ms"]),

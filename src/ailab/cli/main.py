@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 
 from ailab.cli import (
@@ -33,7 +32,7 @@ def _flags_show_no_type() -> None:
         return
     typed = TyperOption.display_type_rich
 
-    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag or self.count else typed(self, ctx)
 
     display_type_rich._ailab = True  # type: ignore[attr-defined]
