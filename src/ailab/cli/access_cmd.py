@@ -57,13 +57,35 @@ def access(config: Path | None, data_dir: Path | None) -> Iterator[AccessService
         engine.dispose()
 
 
-def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+def emit(
+    rows: list[dict[str, Any]], fmt: str, columns: list[str], shown: list[dict[str, Any]] | None = None
+) -> None:
+    """json keeps the raw rows (ids, epoch ms); the table shows `shown`, their human form, if given."""
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
     from ailab.cli.table import render
 
-    typer.echo(render(rows, columns) if rows else "(none)")
+    typer.echo(render(rows if shown is None else shown, columns) if rows else "(none)")
+
+
+def _names(a: AccessService) -> Any:
+    from ailab.cli.names import load_names
+
+    return load_names(a.identity.engine)
+
+
+def _limits_view(pub: dict[str, Any]) -> dict[str, Any]:
+    """`$25.00 monthly`, rpm and tpm as they are; blank where there is no limit."""
+    from ailab.cli.table import usd
+
+    budget = pub.get("max_budget_usd")
+    text = (
+        ""
+        if budget is None
+        else usd(budget, 2) + (f" {pub['budget_duration']}" if pub.get("budget_duration") else "")
+    )
+    return {"budget": text, "rpm": pub.get("rpm"), "tpm": pub.get("tpm")}
 
 
 def limits(budget: str | None, duration: str | None, rpm: int | None, tpm: int | None) -> Any:
@@ -99,7 +121,21 @@ def users_list(fmt: FormatOpt = "table", config: ConfigOpt = None, data_dir: Dat
     """List users."""
     with access(config, data_dir) as a:
         rows = [u.public() for u in a.identity.users()]
-    emit(rows, fmt, ["id", "username", "role", "disabled", "projects", "max_budget_usd", "rpm", "tpm"])
+        names = _names(a)
+    from ailab.cli.table import when
+
+    shown = [
+        {
+            **r,
+            **_limits_view(r),
+            "status": "disabled" if r["disabled"] else "active",
+            "projects": [names.project(p) for p in r["projects"]],
+            "created": when(r["created_ms"]),
+        }
+        for r in rows
+    ]
+    cols = ["username", "role", "status", "projects", "budget", "rpm", "tpm", "created", "id"]
+    emit(rows, fmt, cols, shown)
 
 
 @users_app.command("set")
@@ -163,7 +199,19 @@ def projects_list(fmt: FormatOpt = "table", config: ConfigOpt = None, data_dir: 
     """List projects with their members."""
     with access(config, data_dir) as a:
         rows = [p.public() for p in a.identity.projects()]
-    emit(rows, fmt, ["id", "name", "members", "max_budget_usd", "budget_duration", "rpm", "tpm"])
+        names = _names(a)
+    from ailab.cli.table import when
+
+    shown = [
+        {
+            **r,
+            **_limits_view(r),
+            "members": [names.user(u) for u in r["members"]],
+            "created": when(r["created_ms"]),
+        }
+        for r in rows
+    ]
+    emit(rows, fmt, ["name", "members", "budget", "rpm", "tpm", "created", "id"], shown)
 
 
 @projects_app.command("add-member")
@@ -255,7 +303,43 @@ def keys_list(
     with access(config, data_dir) as a:
         user_id = a.identity.user(user).id if user else None
         rows = [k.public() for k in a.keys.keys(user_id=user_id, include_revoked=include_revoked)]
-    emit(rows, fmt, ["id", "prefix", "name", "user_id", "project_id", "allowed_models", "revoked_ms"])
+        names = _names(a)
+    emit(
+        rows,
+        fmt,
+        _KEY_COLUMNS + (["revoked"] if include_revoked else []),
+        [_key_view(r, names) for r in rows],
+    )
+
+
+_KEY_COLUMNS = [
+    "name",
+    "prefix",
+    "user",
+    "project",
+    "models",
+    "budget",
+    "rpm",
+    "tpm",
+    "expires",
+    "created",
+    "id",
+]
+
+
+def _key_view(r: dict[str, Any], names: Any) -> dict[str, Any]:
+    from ailab.cli.table import when
+
+    return {
+        **r,
+        **_limits_view(r),
+        "user": names.user(r["user_id"]),
+        "project": names.project(r["project_id"]),
+        "models": "all" if r["allowed_models"] is None else (r["allowed_models"] or "none"),
+        "expires": when(r["expires_ms"]) or "never",
+        "created": when(r["created_ms"]),
+        "revoked": when(r["revoked_ms"]),
+    }
 
 
 @keys_app.command("revoke")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ailab.cli.access_cmd import access
 from ailab.cli.common import ConfigOpt, DataDirOpt
+from ailab.cli.names import Names, load_names
 
 
 def audit(
@@ -34,14 +35,30 @@ def audit(
             typer.echo(f"audit chain OK ({check.rows} rows)")
             return
         rows = [asdict(e) for e in a.audit.entries(limit)]
+        names = load_names(a.identity.engine) if fmt == "table" else Names()
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
-    from ailab.cli.table import render
+    from ailab.cli.table import render, when
 
     typer.echo(
         render(
-            [{**r, "detail": json.dumps(r["detail"])} for r in rows],
-            ["id", "ts_ms", "actor", "action", "target", "detail"],
+            [
+                {**r, "time": when(r["ts_ms"]), "target": names.any(r["target"]), "detail": _detail(r, names)}
+                for r in rows
+            ],
+            ["id", "time", "actor", "action", "target", "detail"],
+            headers={"time": "time (utc)"},
         )
+        if rows
+        else "(none)"
     )
+
+
+def _detail(row: dict[str, Any], names: Names) -> str:
+    """`role=admin user=ann` rather than a JSON object of ids; nested values stay JSON; the target's id
+    comes first, since the TARGET column shows its name."""
+    target = row["target"]
+    pairs = [("id", target)] if target is not None and names.any(target) != target else []
+    pairs += [(k, names.any(v) if isinstance(v, str) else json.dumps(v)) for k, v in row["detail"].items()]
+    return " ".join(f"{k}={v}" for k, v in pairs)

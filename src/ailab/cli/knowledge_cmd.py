@@ -200,17 +200,18 @@ def search(
 
     hits = _run(config, data_dir, work)
 
-    def text() -> str:
-        out = []
-        for n, h in enumerate(hits, 1):
-            where = h["source"] + (f" p.{h['page']}" if h["page"] else "")
-            heading = " › ".join(h["heading"])
-            out.append(
-                f"{n}. [{h['score']:.4f}] {h['title']} — {heading}\n   {where}\n   {h['text'][:160]!r}"
-            )
-        return "\n".join(out) or "No results."
+    _emit(fmt, hits, lambda: "\n".join(_hit_text(n, h) for n, h in enumerate(hits, 1)) or "No results.")
 
-    _emit(fmt, hits, text)
+
+def _hit_text(n: int, h: dict[str, Any], width: int = 160) -> str:
+    """`1. 0.8123  Guide — guide.pdf p.4 › Install`, then the snippet on one line, clipped at a word."""
+    source = str(h["source"] or "?") + (f" p.{h['page']}" if h["page"] else "")
+    title = f"{h['title']} — " if h["title"] and h["title"] != h["source"] else ""
+    where = " › ".join([title + source, *(str(x) for x in h["heading"])])
+    snippet = " ".join(str(h["text"]).split())
+    if len(snippet) > width:
+        snippet = snippet[:width].rsplit(" ", 1)[0] + " …"
+    return f"{n}. {h['score']:.4f}  {where}\n   {snippet}"
 
 
 def ask(

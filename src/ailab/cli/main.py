@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
 
 from ailab.cli import (
@@ -20,6 +22,24 @@ from ailab.cli import (
     usage_cmd,
 )
 
+
+def _flags_show_no_type() -> None:
+    """Typer 0.29's rich help prints `<bool>` after every flag (`--help <bool>`, `--verify <bool>`) as if it
+    took a value; Click's own plain help leaves flags bare. Flags take no value, so they show no type."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_ailab", False):
+        return
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else typed(self, ctx)
+
+    display_type_rich._ailab = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 app = typer.Typer(
     name="ailab",
     help="Local AI Lab: an OpenAI-compatible gateway, cost ledger and AI stack on your machine.",
@@ -56,6 +76,22 @@ def version() -> None:
     from ailab import __version__
 
     typer.echo(f"ailab {__version__}")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Local AI Lab: an OpenAI-compatible gateway, cost ledger and AI stack on your machine."""
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,13 @@ COLUMNS = [
     "cost_usd",
     "unpriced",
 ]
+
+_HEADERS = {
+    "cost_usd": "cost",
+    "prompt_tokens": "prompt",
+    "completion_tokens": "completion",
+    "cached_tokens": "cached",
+}
 
 
 def usage(
@@ -58,6 +65,7 @@ def usage(
     try:
         where = _scope(loaded, engine, key, project, user)
         rows = [r.as_dict() for r in usage_report(engine, by, start, where=where)]
+        names = _names(engine, by) if fmt == "table" and rows else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--by") from None
     finally:
@@ -75,9 +83,43 @@ def usage(
     elif not rows:
         typer.echo(f"No requests in the ledger since {since}.")
     else:
-        from ailab.cli.table import render
+        typer.echo(_table(rows, by, names))
 
-        typer.echo(render(rows, cols))
+
+def _names(engine, by: str):  # type: ignore[no-untyped-def]
+    from ailab.cli.names import Names, load_names
+
+    return load_names(engine) if by in ("user", "project", "key") else Names()
+
+
+def _table(rows: list[dict[str, Any]], by: str, names: Any) -> str:
+    """Names for ids, one number of decimals for the cost column, `—` where no request had a price, and a
+    totals row; the unpriced column counts the requests whose cost is not in the sum."""
+    from decimal import Decimal
+
+    from ailab.cli.table import NONE, decimals_for, render, usd
+
+    counts = [c for c in COLUMNS if c not in ("name", "cost_usd")]
+    total: dict[str, Any] = {by: "TOTAL", **{c: sum(r[c] for r in rows) for c in counts}}
+    total["cost_usd"] = str(sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0)))
+    places = decimals_for([*(r["cost_usd"] for r in rows), total["cost_usd"]])
+
+    def shown(r: dict[str, Any], label: str) -> dict[str, Any]:
+        unknown = r["requests"] > 0 and r["unpriced"] == r["requests"] and Decimal(r["cost_usd"]) == 0
+        return {
+            **r,
+            by: label,
+            "cost_usd": NONE if unknown else usd(r["cost_usd"], places),
+            "unpriced": r["unpriced"] or "",
+        }
+
+    cols = [by if c == "name" else c for c in COLUMNS]
+    body = [shown(r, names.of(by, r[by])) for r in rows]
+    out = render(body, cols, totals=shown(total, "TOTAL"), headers=_HEADERS)
+    unpriced = total["unpriced"]
+    if unpriced:
+        out += f"\n{NONE} {unpriced} request(s) had no known price; their cost is not in the totals."
+    return out
 
 
 def _scope(loaded, engine, key: str | None, project: str | None, user: str | None) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
