@@ -82,12 +82,15 @@ def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-d
 def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
+    from ailab.access.proxies import proxy_options
+
     common = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        **proxy_options(loaded.config.ailab),  # forwarded headers only from ailab.trusted_proxies
     }
     if workers > 1:
         _multiprocess_env(loaded.path, loaded.data_dir, host)

@@ -94,6 +94,23 @@ class ServerSettings(_Open):
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
     ollama_url: str = "http://127.0.0.1:11434"
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks); none by
+    # default, so a client cannot forge its address (login throttling, audit) or claim HTTPS.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry[:100]!r} is not an IP address or network"
+                ) from None
+        return [e.strip() for e in v]
 
 
 class SecretsSettings(_Open):
