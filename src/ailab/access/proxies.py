@@ -7,12 +7,10 @@ The lab passes `ailab.trusted_proxies` instead (none by default: forwarded heade
 
 from __future__ import annotations
 
-from typing import Any
-
 from ailab.config.models import ServerSettings
 
 
-def proxy_options(settings: ServerSettings) -> dict[str, Any]:
+def proxy_options(settings: ServerSettings) -> dict[str, object]:
     """uvicorn options: forwarded headers honoured only from `trusted_proxies`."""
     if not settings.trusted_proxies:
         return {"proxy_headers": False, "forwarded_allow_ips": ""}
