@@ -26,9 +26,10 @@ class AccessService:
     cache: KeyCache
 
     @classmethod
-    def build(cls, engine: Engine, settings: AccessSettings) -> AccessService:
+    def build(cls, engine: Engine, settings: AccessSettings, audit: AuditLog | None = None) -> AccessService:
+        """`audit`: the lab's (`AuditLog.of(engine, loaded)`: its key file and checkpoint)."""
         roles = Roles(settings.roles)
-        audit = AuditLog(engine)
+        audit = audit or AuditLog(engine)
         identity = Identity(engine, audit, roles)
         keys = KeyStore(engine, audit, identity)
         return cls(

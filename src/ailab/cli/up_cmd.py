@@ -102,12 +102,15 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
 
 
 def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+    from ailab.access.audit import AuditLog
     from ailab.access.service import AccessService
     from ailab.server.state import open_database
 
     engine = open_database(loaded)
     try:
-        return AccessService.build(engine, loaded.config.access).bootstrap_admin()
+        return AccessService.build(
+            engine, loaded.config.access, AuditLog.of(engine, loaded)
+        ).bootstrap_admin()
     finally:
         engine.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import Engine
 
+from ailab.access.audit import AuditLog
 from ailab.access.auth import Authenticator, ensure_master_key
 from ailab.access.service import AccessService
 from ailab.config.loader import LoadedConfig
@@ -78,7 +79,7 @@ class LabState:
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
         self.auth = Authenticator(master)
         self.engine = open_database(self.loaded)
-        self.access = AccessService.build(self.engine, cfg.access)
+        self.access = AccessService.build(self.engine, cfg.access, AuditLog.of(self.engine, self.loaded))
         self.access.cache.load()
         self.auth.resolvers.append(self.access.cache.resolve)
         self.limiter = make_limiter(cfg.limits)
