@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from ailab.access.audit import AuditLog
 from ailab.access.cache import KeyCache
+from ailab.access.denials import DenialGate
 from ailab.access.identity import Identity
 from ailab.access.keystore import KeyStore
 from ailab.access.passwords import generate_password
@@ -24,6 +25,7 @@ class AccessService:
     keys: KeyStore
     sessions: Sessions
     cache: KeyCache
+    denials: DenialGate
 
     @classmethod
     def build(cls, engine: Engine, settings: AccessSettings, audit: AuditLog | None = None) -> AccessService:
@@ -39,6 +41,7 @@ class AccessService:
             keys,
             Sessions(engine, identity, audit, settings),
             KeyCache(identity, keys, roles),
+            DenialGate(audit, settings.audit_repeat_window_seconds),
         )
 
     def bootstrap_admin(self, actor: str = "system") -> tuple[str, str] | None:

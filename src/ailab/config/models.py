@@ -138,6 +138,8 @@ class AccessSettings(_Open):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
     refresh_interval: float = Field(default=0.5, gt=0)  # key revocation reaches every worker within this
+    # Repeated denials of one principal on one permission are one audit row (with a count) per window.
+    audit_repeat_window_seconds: float = Field(default=60.0, ge=0)
 
 
 class LimitsSettings(_Open):

@@ -133,6 +133,8 @@ class LabState:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if hasattr(self, "access"):
+            await asyncio.to_thread(self.access.denials.flush)  # repeated denials still only counted
         if self.knowledge is not None:
             self.knowledge.close()
         if self.session is not None:
