@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -46,8 +47,13 @@ def all_migrations() -> list[Migration]:
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
-    loaded.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(database_url(loaded))
+    from ailab.access.files import private_sqlite, secure_data_dir
+
+    secure_data_dir(loaded.data_dir)  # 0700, files 0600, the process umask 077
+    url = database_url(loaded)
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        private_sqlite(Path(url.removeprefix("sqlite:///").split("?")[0]))
+    engine = make_engine(url)
     migrate(engine, all_migrations())
     return engine
 
