@@ -63,7 +63,7 @@ def ensure_master_key(configured: str | None, data_dir: Path) -> tuple[str, bool
     path = data_dir / MASTER_KEY_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    secure_data_dir(data_dir)  # 0700, umask 077
+    secure_data_dir(data_dir)  # 0700
     key = "sk-ailab-" + secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -1,9 +1,10 @@
 """The data dir is private: the directory 0700 and what the lab writes in it 0600, whatever the umask.
 
-The lab's process narrows its umask to 077 before it writes anything there (databases and their WAL/SHM
-files, run and lock files, journals, uploads: SQLite creates -wal/-shm with the database file's own mode),
-the SQLite file is created 0600 before SQLite opens it, and files left wider by an older version or a copy
-are narrowed at start.
+The `ailab` command narrows its process umask to 077 before it does anything (run and lock files, journals,
+uploads, worker processes inherit it); the library does not, since a umask is process-wide and would leak
+into a host application. Whoever opens the lab (CLI or an embedding app) gets the data dir made 0700 and the
+SQLite file created 0600 before SQLite opens it (SQLite gives -wal/-shm the database file's own mode), and
+files left wider by an older version or a copy narrowed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ def private_umask() -> None:
 
 
 def secure_data_dir(data_dir: Path) -> None:
-    """Create the data dir 0700 (or narrow it), narrow what is in it, and set the private umask."""
-    private_umask()
+    """Create the data dir 0700 (or narrow it) and narrow what is in it."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _narrow(data_dir, 0o700)
     for root, dirs, files in os.walk(data_dir):

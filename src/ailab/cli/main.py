@@ -57,4 +57,7 @@ def version() -> None:
 
 
 def main() -> None:
+    from ailab.access.files import private_umask
+
+    private_umask()  # everything the lab writes (data dir, run files, journals) is owner-only
     app()

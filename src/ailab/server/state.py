@@ -49,7 +49,7 @@ def all_migrations() -> list[Migration]:
 def open_database(loaded: LoadedConfig) -> Engine:
     from ailab.access.files import private_sqlite, secure_data_dir
 
-    secure_data_dir(loaded.data_dir)  # 0700, files 0600, the process umask 077
+    secure_data_dir(loaded.data_dir)  # 0700, files 0600
     url = database_url(loaded)
     if url.startswith("sqlite:///") and ":memory:" not in url:
         private_sqlite(Path(url.removeprefix("sqlite:///").split("?")[0]))
