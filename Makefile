@@ -5,28 +5,38 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: up test install install-dev lint typecheck pytest clean bench bench-deps
+.PHONY: up test install install-dev lint typecheck pytest clean bench bench-deps dist
 
 $(BIN)/python:
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 
+# The first install takes a few minutes (onnxruntime, qdrant-client, …): pip's own lines show progress.
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install $(PIP_FLAGS) -e .
+	@echo "==> installing Local AI Lab (PyPI: local-ai-lab) and its dependencies into $(VENV)"
+	@# The distribution was once named `ailab` (an unrelated project on PyPI): drop that metadata.
+	@$(PIP) show ailab >/dev/null 2>&1 && $(PIP) uninstall -y -q ailab || true
+	$(PIP) install --disable-pip-version-check --progress-bar off -c constraints.txt -e .
+	@echo "==> installed: $(BIN)/ailab"
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
+	@echo "==> installing the development tools (.[dev])"
 	$(PIP) install $(PIP_FLAGS) -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Another port or address: `make up ARGS="--port 9000"` (or AILAB_PORT=9000 make up).
 up: install
+	@echo "==> starting the lab (Ctrl-C stops it)"
 	$(BIN)/ailab up $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/hadolint Dockerfile
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -50,7 +60,18 @@ bench: bench-deps
 	$(MAKE) bench-knowledge
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache dist
+
+# The release artefacts (docs/deploy.md): sdist + wheel, checked, then installed with all their
+# dependencies into a brand-new venv that runs `ailab version` (slow: a full install from the index).
+dist: install-dev
+	rm -rf dist .dist-venv
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv .dist-venv
+	.dist-venv/bin/pip install --disable-pip-version-check -q -c constraints.txt dist/*.whl
+	.dist-venv/bin/ailab version
+	rm -rf .dist-venv
 
 # --- Stack (docs/stack.md): the seed's `make` targets, each a call to `ailab`. --------------------------
 AILAB := $(BIN)/ailab
@@ -59,10 +80,13 @@ AILAB := $(BIN)/ailab
 	setup-public-access export-kubernetes install-all-phase1 install-all-phase2 install-all-phase3 \
 	install-all-phase4 backup
 
-# promtool and prometheus (Debian `prometheus`) for the stack tests; CI runs as root.
+# promtool and prometheus (Debian `prometheus`) for the stack tests, Debian's chromium for the console's
+# browser tests (Playwright drives it; `playwright install` is never run); CI runs as root.
 test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
+	@test -x /usr/bin/chromium || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 install-monitoring: install
 	$(AILAB) install prometheus alertmanager grafana node-exporter cadvisor $(ARGS)
@@ -99,8 +123,7 @@ export-kubernetes: install
 install-all-phase1 install-all-phase2 install-all-phase3 install-all-phase4: install
 	$(AILAB) install phase$(subst install-all-phase,,$@) $(ARGS)
 backup: install
-	@if $(AILAB) backup --help >/dev/null 2>&1; then $(AILAB) backup $(ARGS); \
-	else echo "ailab backup is not available yet in this version"; fi
+	$(AILAB) backup $(ARGS)
 
 # Knowledge benchmarks (docs/benchmarks.md): the PostgreSQL 15 docs from Debian as the corpus.
 .PHONY: bench-knowledge
@@ -108,3 +131,8 @@ bench-knowledge: install-dev
 	@test -d /usr/share/doc/postgresql-doc-15/html || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-doc-15)
 	$(BIN)/python -m bench.knowledge all
+
+# The embedded store at a million chunks (~40 min on the shared 2-core box; run it once, niced).
+.PHONY: bench-knowledge-1m
+bench-knowledge-1m: install-dev
+	nice -n 19 $(BIN)/python -m bench.knowledge.scale --n 1000000 --queries 300 --text-words 40 --cap 300

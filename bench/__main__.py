@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|ledger|soak|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
+"""`python -m bench [gateway|journal|ledger|soak|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="?", default="all", choices=["gateway", "ledger", "soak", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["gateway", "journal", "ledger", "soak", "all"]
+    )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument(
         "--litellm",
         default=str(Path(".bench/litellm-venv/bin/litellm")),
         help="the litellm executable (make bench-deps installs 1.108.7 in .bench/)",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the journal benchmark")
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
     parser.add_argument("--soak-seconds", type=int, default=300)
     args = parser.parse_args()
@@ -27,6 +30,10 @@ def main() -> None:
         if litellm is None:
             print(f"note: {args.litellm} not found; LiteLLM left out (make bench-deps installs it)")
         run(args.seconds, litellm, out / "gateway.json")
+    if args.which in ("journal", "all"):
+        from bench.gateway.journal import run as journal_run
+
+        journal_run(args.seconds, args.rounds, out / "journal.json")
     if args.which in ("ledger", "all"):
         from bench.ledger import run as ledger_run
 

@@ -137,6 +137,9 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
         result["config_batch_rows_per_s"] = small / _fill(e2, other, small, now, CONFIG_BATCH, batch, True)
         e2.dispose()
         shutil.rmtree(other)
+    from bench.console import chart_times  # before the two-writer run adds rows of its own
+
+    result["console_p95_s"] = chart_times(engine, now)
     result["two_writers_rows_per_s"] = _two_writers(work / "ailab.db", min(rows, 1_000_000))
     for by in ("model", "key", "day", "provider", "project"):
         t = time.perf_counter()

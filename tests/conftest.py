@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,12 @@ class Gateway:
         return f"{self.server.url}/v1"
 
     def flush(self) -> None:
-        assert self.app.state.ledger is not None
+        """Wait for requests still finishing on the server (a client can see its answer before the server
+        has submitted its usage event), then for the ledger writer."""
+        assert self.app.state.ledger is not None and self.app.state.api is not None
+        deadline = time.monotonic() + 10
+        while self.app.state.api.in_flight and time.monotonic() < deadline:
+            time.sleep(0.001)
         self.app.state.ledger.flush()
 
     def stop(self) -> None:

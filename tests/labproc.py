@@ -14,8 +14,11 @@ from tests.conftest import MASTER
 from tests.upstreams.harness import free_port
 
 
-def run_lab(cfg_path: Path, data_dir: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start `ailab up` and wait until /health/ready answers; return the process and its URL."""
+def run_lab(
+    cfg_path: Path, data_dir: Path, *args: str, new_session: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """Start `ailab up` and wait until /health/ready answers; return the process and its URL.
+    `new_session`: in a process group of its own, so that `os.killpg` reaches its workers too."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -33,10 +36,14 @@ def run_lab(cfg_path: Path, data_dir: Path, *args: str) -> tuple[subprocess.Pope
         *args,
     ]
     proc = subprocess.Popen(
-        cmd, env={**os.environ, "AILAB_MASTER_KEY": MASTER}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        cmd,
+        env={**os.environ, "AILAB_MASTER_KEY": MASTER},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a deadline, not a measure: a loaded CI box can be slow to start
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:

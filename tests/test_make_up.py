@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.conftest import UPSTREAM_KEY, model
 from tests.upstreams.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# A whole virtual environment is installed (from pip's cache when warm): minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def fresh_copy(dest: Path) -> Path:
@@ -47,13 +50,10 @@ def test_make_up_on_a_fresh_copy_serves_ready_and_chat(openai_upstream, tmp_path
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AILAB_", "VIRTUAL_ENV"))}
     env["AILAB_PORT"] = str(port)
+    log_path = tmp_path / "make-up.log"
+    log = log_path.open("wb")  # a file, not a pipe: pip's progress would fill a pipe nobody reads yet
     proc = subprocess.Popen(
-        ["make", "up"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        ["make", "up"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,7 +64,12 @@ def test_make_up_on_a_fresh_copy_serves_ready_and_chat(openai_upstream, tmp_path
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        output = log_path.read_text(errors="replace")
+        assert proc.poll() is None, output
+        # Progress while installing: announced steps, and pip's own per-package lines in between.
+        assert "==> installing Local AI Lab" in output and "==> starting the lab" in output
+        between = output.split("==> installing Local AI Lab", 1)[1].split("==> installed", 1)[0]
+        assert between.count("\n") > 20, between
         key = (repo / ".ailab" / "master_key").read_text().strip()
         r = httpx.post(
             f"{url}/v1/chat/completions",
@@ -77,3 +82,4 @@ def test_make_up_on_a_fresh_copy_serves_ready_and_chat(openai_upstream, tmp_path
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        log.close()

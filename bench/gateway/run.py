@@ -78,7 +78,8 @@ def measure(
     return rows
 
 
-def start_ailab(work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_ailab(work: Path, ports: Ports, journal: bool = True) -> tuple[subprocess.Popen[bytes], str, float]:
+    """ailab as shipped; `journal=False` turns the usage journal off (`ailab.ledger_journal`) to price it."""
     cfg = {
         "model_list": [
             {
@@ -101,10 +102,11 @@ def start_ailab(work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str,
             },
         ],
         "router_settings": {"num_retries": 0},
-        "ailab": {"discover_ollama": False},
+        "ailab": {"discover_ollama": False, "ledger_journal": journal},
     }
-    (work / "ailab.yaml").write_text(yaml.safe_dump(cfg))
-    return start_ailab_process(work / "ailab.yaml", work / "ailab-data", KEY)
+    name = "ailab" if journal else "ailab-nojournal"
+    (work / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    return start_ailab_process(work / f"{name}.yaml", work / f"{name}-data", KEY)
 
 
 def start_litellm(litellm: str, work: Path, ports: Ports) -> tuple[subprocess.Popen[bytes], str, float]:
@@ -220,6 +222,11 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
                 "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
             )
             stop(proc)
+            proc, url, _ = start_ailab(work, ports, journal=False)
+            rows += measure(
+                "ailab-nojournal", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
+            )
+            stop(proc)
             if litellm:
                 proc, url, ready["litellm"] = start_litellm(litellm, work, ports)
                 rows += measure(
@@ -259,6 +266,9 @@ def report(result: dict[str, Any]) -> None:
             print(f"  {mode}: ailab / python floor RPS = {a['rps'] / floor['rps']:.2f}")
         if a and ngx:
             print(f"  {mode}: ailab / nginx proxy_pass RPS = {a['rps'] / ngx['rps']:.2f}")
+        off = _get(rows, "ailab-nojournal", mode)
+        if a and off:
+            print(f"  {mode}: ailab with / without the usage journal RPS = {a['rps'] / off['rps']:.3f}")
     for mode in ("json c=1", "stream c=1"):
         a, d = _get(rows, "ailab", mode), _get(rows, "direct", mode)
         if a and d:

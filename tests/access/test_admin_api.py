@@ -235,7 +235,8 @@ def test_key_scopes_models_and_ledger_attribution(lab):
     from ailab.ledger import usage_report
 
     rows = usage_report(lab.gw.app.state.engine, "key")
-    assert [(r.name, r.requests) for r in rows] == [(key.id, 1)]
+    # The refused request (404) is a row of this key too, as an error.
+    assert [(r.name, r.requests, r.errors) for r in rows] == [(key.id, 2, 1)]
     by_project = usage_report(lab.gw.app.state.engine, "project")
     assert [r.name for r in by_project] == [lab.projects["alpha"]]
 

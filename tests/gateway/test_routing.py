@@ -204,3 +204,100 @@ def test_stream_cut_after_first_byte_ends_with_error_and_is_ledgered(two_upstrea
     row = _rows(gw)[-1]
     assert row["status"] == 502 and row["flags"] & schema.FLAG_ESTIMATED
     assert totals(gw.app.state.engine).errors == 1
+
+
+def test_ledgered_retries_equal_the_upstream_calls_made(two_upstreams, make_gateway):
+    import concurrent.futures
+
+    a, _ = two_upstreams
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {
+                "num_retries": 2,
+                "retry_backoff": 0.01,
+                "allowed_fails": 0,
+                "cooldown_time": 30,
+            },
+        }
+    )
+    a.up.fail_next(20, status=500, delay=0.2)  # slow failures: the three requests overlap
+    client = _client(gw)
+
+    def one(_: int) -> int:
+        try:
+            client.chat.completions.create(model="m", messages=MSG)
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(one, range(3)))
+    assert all(s >= 400 for s in statuses)
+    rows = _rows(gw)
+    calls = sum(r["retries"] + 1 for r in rows if r["deployment_dim"] is not None)
+    assert calls == len(a.up.requests("chat"))
+
+
+def test_retry_after_from_one_deployment_does_not_delay_another(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY, weight=1000),
+                model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0.001),
+            ],
+            "router_settings": {"num_retries": 1, "cooldown_time": 0, "max_retry_delay": 120},
+        }
+    )
+    a.up.fail_next(status=429, retry_after="120")
+    # Were b's retry held back by a's Retry-After, this request would outlive the client's timeout.
+    client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER, max_retries=0, timeout=20)
+    assert client.chat.completions.create(model="m", messages=MSG).choices[0].message.content
+    assert len(a.up.requests("chat")) == 1 and len(b.up.requests("chat")) == 1
+
+
+def test_weight_zero_drains_a_deployment(two_upstreams, make_gateway):
+    a, b = two_upstreams
+    gw = make_gateway(
+        {
+            "model_list": [
+                model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY, weight=1),
+                model("m", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0),
+                model("only-drained", "openai/x", f"{b.url}/v1", api_key=UPSTREAM_KEY, weight=0),
+            ],
+            "router_settings": {"num_retries": 0, "cooldown_time": 0},
+        }
+    )
+    client = _client(gw)
+    for _ in range(20):
+        client.chat.completions.create(model="m", messages=MSG)
+    assert len(a.up.requests("chat")) == 20 and b.up.requests("chat") == []
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(model="only-drained", messages=MSG)
+    assert exc.value.status_code == 429 and exc.value.body["code"] == "no_deployment_available"
+    assert b.up.requests("chat") == []
+    assert _rows(gw)[-1]["status"] == 429
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308", "nan", "Fri, 31 Dec 9999 23:59:59 GMT", "-5"])
+def test_huge_or_odd_retry_after_is_capped(two_upstreams, make_gateway, value):
+    import time
+
+    from ailab.gateway.providers.base import MAX_RETRY_AFTER
+
+    a, _ = two_upstreams
+    gw = make_gateway(
+        {
+            "model_list": [model("m", "openai/x", f"{a.url}/v1", api_key=UPSTREAM_KEY)],
+            "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
+        }
+    )
+    a.up.fail_next(status=429, retry_after=value)
+    with pytest.raises(openai.RateLimitError) as exc:
+        _client(gw).chat.completions.create(model="m", messages=MSG)
+    assert 1 <= int(exc.value.response.headers["retry-after"]) <= MAX_RETRY_AFTER
+    row = _rows(gw)[-1]
+    assert row["status"] == 429
+    dep = gw.app.state.router.groups["m"][0]
+    assert dep.state.cooldown_until - time.monotonic() <= MAX_RETRY_AFTER

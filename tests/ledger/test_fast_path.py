@@ -41,7 +41,7 @@ def _mixed_events(n: int, seed: int = 11) -> list[UsageEvent]:
         key = rng.randrange(6)
         out.append(
             UsageEvent(
-                request_id=f"r{i}",
+                request_id=f"r{seed}-{i}",
                 ts=now - rng.uniform(0, 5 * 86400),
                 endpoint=schema.ENDPOINT_CHAT,
                 group=d.group if d else "nogroup",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ def dep(group="g", provider="openai", price_id="openai", model="gpt-4o-mini", **
 
 def event(d: Deployment | None, p=100, c=20, cached=0, status=200, latency=0.5, key="k1", ts=None, **kw):
     return UsageEvent(
-        request_id="r",
+        request_id=kw.get("request_id") or os.urandom(12).hex(),
         ts=ts or time.time(),
         endpoint=schema.ENDPOINT_CHAT,
         group=d.group if d else "g",

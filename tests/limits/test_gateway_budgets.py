@@ -96,10 +96,14 @@ def test_burst_in_one_gateway(openai_upstream, make_gateway):
     gw.app.state.access.cache.load()
     openai_upstream.up.fail_next(600, delay=0.05)  # keep requests in flight together
     for kind in ("budget", "rpm", "tpm"):
-        before = totals(gw.app.state.engine).requests
+        before = totals(gw.app.state.engine)
         responses = asyncio.run(_burst([gw.url], keys[kind]))
         gw.flush()
-        assert totals(gw.app.state.engine).requests - before == sum(r.status_code == 200 for r in responses)
+        after = totals(gw.app.state.engine)
+        # Every request is a row, the refused ones too (429 with its error type).
+        assert after.requests - before.requests == len(responses)
+        ok = (after.requests - after.errors) - (before.requests - before.errors)
+        assert ok == sum(r.status_code == 200 for r in responses)
         _check(responses, kind, gw.app.state.engine)
 
 
@@ -107,15 +111,17 @@ def test_burst_across_two_gateway_processes_on_redis(openai_upstream, redis_url,
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     cfg_path = tmp_path / "ailab.yaml"
+    db_url = f"sqlite:///{data_dir / 'ailab.db'}"
+    limits = {"backend": "redis", "redis_url": redis_url}
     cfg_path.write_text(
-        yaml.safe_dump(_config(openai_upstream.url, limits={"backend": "redis", "redis_url": redis_url}))
+        yaml.safe_dump(_config(openai_upstream.url, limits=limits, general_settings={"database_url": db_url}))
     )
-    engine = make_engine(f"sqlite:///{data_dir / 'ailab.db'}")
+    engine = make_engine(db_url)
     keys = _keys(engine)
     procs = []
     try:
-        for _ in range(2):
-            procs.append(run_lab(cfg_path, data_dir))  # one after the other: migrations run once
+        for i in range(2):  # two replicas: a data dir each (one lab per data dir), one database
+            procs.append(run_lab(cfg_path, tmp_path / f"replica{i}"))  # one after the other: migrate once
         urls = [u for _, u in procs]
         openai_upstream.up.fail_next(600, delay=0.05)
         for kind in ("budget", "rpm"):

@@ -253,10 +253,10 @@ async def test_the_first_failing_scope_is_reported(make: MakeLimiter) -> None:
 
 async def test_a_scope_listed_twice_counts_once(make: MakeLimiter) -> None:
     lim = make(FakeClock())
-    key = Scope("key", "k1", rpm=2, max_budget_pusd=10)
+    key = Scope("key", "k1", rpm=2, max_budget_pusd=20)
     await lim.settle(await lim.acquire([key, key], 0, 10), 0, 10)
     assert await lim.spent(key) == 10
-    await lim.acquire([key], 0, 0)
+    await lim.acquire([key], 0, 10)
 
 
 async def test_unsettled_reservation_expires(make: MakeLimiter) -> None:

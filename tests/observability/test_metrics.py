@@ -50,7 +50,9 @@ def test_metrics_cover_requests_tokens_cost_retries_and_ledger(openai_upstream, 
     assert value(m["ailab_tokens"], "ailab_tokens_total", model="gpt", direction="prompt") == 6 + 4
     assert value(m["ailab_cost_usd"], "ailab_cost_usd_total", model="gpt") > 0
     assert value(m["ailab_time_to_first_token_seconds"], "ailab_time_to_first_token_seconds_count") == 1
-    assert value(m["ailab_ledger_written_rows"], "ailab_ledger_written_rows_total") == 2
+    # Three rows: the refused 404 is ledgered too (with no model group, so its name is no label).
+    assert value(m["ailab_ledger_written_rows"], "ailab_ledger_written_rows_total") == 3
+    assert value(m["ailab_requests"], "ailab_requests_total", model="-", status="404") == 1
     assert value(m["ailab_ledger_dropped_rows"], "ailab_ledger_dropped_rows_total") == 0
     assert "ailab_ledger_queue_depth" in m and "ailab_in_flight_requests" in m
     assert value(m["ailab_upstream_errors"], "ailab_upstream_errors_total", kind="http") == 1

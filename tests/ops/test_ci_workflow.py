@@ -80,3 +80,14 @@ def test_workflow_steps_pass_locally(tmp_path):
     compose_spec.PyCompose.from_yaml((repo / "build" / "compose" / "docker-compose.yml").read_text())
     manifests = list((repo / "build" / "kubernetes" / "manifests").glob("*.yaml"))
     assert manifests
+
+
+def test_workflow_builds_and_pushes_a_multi_arch_image(tmp_path):
+    repo, _ = init_repo(tmp_path)
+    flow = yaml.safe_load((repo / ".github" / "workflows" / "ailab.yml").read_text())
+    image = flow["jobs"]["image"]
+    assert image["needs"] == "check" and "hashFiles('Dockerfile')" in image["if"]
+    build = next(s for s in image["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["platforms"] == "linux/amd64,linux/arm64" and build["with"]["push"] is True
+    install = next(s for s in flow["jobs"]["check"]["steps"] if s.get("name") == "Install ailab")
+    assert "local-ai-lab==" in install["run"]

@@ -212,35 +212,46 @@ def apply_limits(body: dict[str, Any], blocks: list[dict[str, Any]]) -> tuple[st
 
 def prompt_usage(body: dict[str, Any], cache: set[str]) -> dict[str, int]:
     """Word counts per block in prompt order (tools, system, messages); the cached prefix ends at the last
-    cache_control block."""
-    items: list[tuple[int, bool, str]] = []
+    cache_control block. Writes are split by lifetime as Anthropic reports them (`cache_creation`): the
+    prefix up to the last `"ttl": "1h"` breakpoint is written for an hour, the rest for five minutes."""
+    items: list[tuple[int, Any, str]] = []
     for t in body.get("tools") or ():
-        items.append(
-            (words(f"{t['name']} {t.get('description', '')}"), bool(t.get("cache_control")), t["name"])
-        )
+        items.append((words(f"{t['name']} {t.get('description', '')}"), t.get("cache_control"), t["name"]))
     system = body.get("system")
     for b in blocks_of(system) if system else ():
-        items.append((words(b["text"]), bool(b.get("cache_control")), b["text"]))
+        items.append((words(b["text"]), b.get("cache_control"), b["text"]))
     for m in body["messages"]:
-        items.append((3, False, m["role"]))
+        items.append((3, None, m["role"]))
         for b in blocks_of(m["content"]):
             items.append(
                 (
                     words(block_text(b)) + (50 if b.get("type") == "image" else 0),
-                    bool(b.get("cache_control")),
+                    b.get("cache_control"),
                     json.dumps(b, sort_keys=True),
                 )
             )
     total = sum(n for n, _, _ in items)
     marks = [i for i, (_, cc, _) in enumerate(items) if cc]
-    usage = {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    hours = [i for i in marks if (items[i][1] or {}).get("ttl") == "1h"]
+    usage: dict[str, Any] = {
+        "input_tokens": total,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    creation = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
     if marks:
         prefix = items[: marks[-1] + 1]
         tokens = sum(n for n, _, _ in prefix)
         key = hashlib.sha256("\x00".join(k for _, _, k in prefix).encode()).hexdigest()
-        usage["cache_read_input_tokens" if key in cache else "cache_creation_input_tokens"] = tokens
+        if key in cache:
+            usage["cache_read_input_tokens"] = tokens
+        else:
+            usage["cache_creation_input_tokens"] = tokens
+            hour = sum(n for n, _, _ in items[: hours[-1] + 1]) if hours else 0
+            creation = {"ephemeral_5m_input_tokens": tokens - hour, "ephemeral_1h_input_tokens": hour}
         usage["input_tokens"] = total - tokens
         cache.add(key)
+    usage["cache_creation"] = creation
     return usage
 
 

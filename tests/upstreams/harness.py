@@ -27,6 +27,8 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0  # sleep before answering (timeouts)
     cut_after: int | None = None  # streams: send this many events, then drop the connection
+    end_after: int | None = None  # streams: send this many events, then end the body (no finish, no [DONE])
+    event_delay: float = 0.0  # streams: pause before each event after the first
 
 
 @dataclass
@@ -40,6 +42,9 @@ class Upstream:
     faults: deque[Fault] = field(default_factory=deque)
     responses: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Streams the client side (the gateway) closed before the last event, and events sent in all.
+    streams_closed_early: int = 0
+    events_sent: int = 0
 
     def fail_next(self, n: int = 1, **fault: Any) -> None:
         with self.lock:

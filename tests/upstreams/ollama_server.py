@@ -119,7 +119,17 @@ def make_app(up: Upstream) -> Starlette:
             message["tool_calls"] = calls
         if thinking:
             message["thinking"] = thinking
-        return JSONResponse({"model": body["model"], "created_at": _now(), "message": message, **final})
+        out = {"model": body["model"], "created_at": _now(), "message": message, **final}
+        if body.get("logprobs"):
+            # Ollama >= 0.12: one entry per token, top_logprobs only when asked for
+            out["logprobs"] = [_logprob(w, body.get("top_logprobs")) for w in text.split()]
+        return JSONResponse(out)
+
+    def _logprob(token: str, top: int | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"token": token, "logprob": -0.25, "bytes": list(token.encode())}
+        if top:
+            entry["top_logprobs"] = [{"token": token, "logprob": -0.25, "bytes": list(token.encode())}]
+        return entry
 
     async def _stream(
         model: str,

@@ -1,13 +1,19 @@
 """A fake OpenAI API (chat completions incl. SSE streaming and tools, embeddings, models).
 
 Deterministic: the reply is `echo: <last message text>`; prompt tokens are the words of all messages plus
-3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields.
+3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields, with
+its details: a first message of 1,024 tokens or more is cached after its first sight (in steps of 128, as
+OpenAI's prompt caching does), reasoning models (o-series, gpt-5) think 8 tokens, an `input_audio` part
+counts 20 audio tokens and `modalities: ["text", "audio"]` answers with 4 audio tokens per reply word.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import json
+import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.upstreams.harness import StreamCut, Upstream, apply_fault
+from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 
 def openai_error(status: int, message: str = "upstream failure") -> dict[str, Any]:
@@ -36,6 +42,41 @@ def count_prompt(messages: list[dict[str, Any]]) -> int:
     return sum(len(message_text(m).split()) + 3 for m in messages)
 
 
+REASONING = ("o1", "o3", "o4", "gpt-5")
+
+
+def chat_usage(body: dict[str, Any], text: str | None, tool_calls: Any, cache: set[str]) -> dict[str, Any]:
+    messages = body["messages"]
+    audio_in = 20 * sum(
+        1
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+        if isinstance(p, dict) and p.get("type") == "input_audio"
+    )
+    prompt = count_prompt(messages) + audio_in
+    first = count_prompt(messages[:1])
+    key = hashlib.sha256(json.dumps(messages[:1], sort_keys=True).encode()).hexdigest()
+    cached = first // 128 * 128 if first >= 1024 and key in cache else 0
+    if first >= 1024:
+        cache.add(key)
+    reasoning = 8 if str(body["model"]).startswith(REASONING) else 0
+    audio_out = 4 * len((text or "").split()) if "audio" in (body.get("modalities") or ()) else 0
+    completion = len((text or "").split()) + (5 if tool_calls else 0) + reasoning + audio_out
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": audio_in},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": audio_out,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
 def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | None]:
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
@@ -50,6 +91,8 @@ def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | 
 
 
 def make_app(up: Upstream) -> Starlette:
+    prompt_cache: set[str] = set()
+
     def unauthorized(request: Request) -> Response | None:
         # Azure OpenAI sends `api-key`; everything else a Bearer token.
         azure = request.url.path.startswith("/openai/deployments/")
@@ -68,19 +111,13 @@ def make_app(up: Upstream) -> Starlette:
             return resp
         body = entry["body"]
         text, tool_calls = reply_for(body)
-        usage = {
-            "prompt_tokens": count_prompt(body["messages"]),
-            "completion_tokens": len((text or "").split()) + (5 if tool_calls else 0),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        usage = chat_usage(body, text, tool_calls, prompt_cache)
         if body.get("stream"):
-            cut = fault.cut_after if fault else None
             return StreamingResponse(
-                _stream(body, text, tool_calls, usage, cut), media_type="text/event-stream"
+                _stream(body, text, tool_calls, usage, fault or Fault()), media_type="text/event-stream"
             )
         n = int(body.get("n") or 1)
-        message: dict[str, Any] = {"role": "assistant", "content": text}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         if tool_calls:
             message["tool_calls"] = tool_calls
         finish = "tool_calls" if tool_calls else "stop"
@@ -92,7 +129,12 @@ def make_app(up: Upstream) -> Starlette:
                 "model": body["model"],
                 "system_fingerprint": "fp_fake",
                 "choices": [
-                    {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+                    {
+                        "index": i,
+                        "message": message,
+                        "finish_reason": finish,
+                        "logprobs": _logprobs(body, text),
+                    }
                     for i in range(n)
                 ],
                 "usage": usage,
@@ -100,8 +142,22 @@ def make_app(up: Upstream) -> Starlette:
         )
 
     async def _stream(
-        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], cut: int | None
+        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], fault: Fault
     ) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for event in _events(body, text, tool_calls, usage, fault):
+                yield event
+            finished = True
+        finally:
+            if not finished:  # cancelled or closed: the gateway hung up before the end
+                with up.lock:
+                    up.streams_closed_early += 1
+
+    async def _events(
+        body: dict[str, Any], text: str | None, tool_calls: Any, usage: dict[str, Any], fault: Fault
+    ) -> AsyncIterator[bytes]:
+        cut = fault.cut_after
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {
             "id": "chatcmpl-fake",
@@ -143,6 +199,12 @@ def make_app(up: Upstream) -> Starlette:
         for sent, choice in enumerate(events):
             if cut is not None and sent >= cut:
                 raise StreamCut()
+            if fault.end_after is not None and sent >= fault.end_after:
+                return
+            if sent and fault.event_delay:
+                await asyncio.sleep(fault.event_delay)
+            with up.lock:
+                up.events_sent += 1
             chunk = {**base, "choices": [choice]}
             if include:
                 chunk["usage"] = None
@@ -159,8 +221,9 @@ def make_app(up: Upstream) -> Starlette:
             return resp
         body = entry["body"]
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        b64 = body.get("encoding_format") == "base64"
         data = [
-            {"object": "embedding", "index": i, "embedding": fake_vector(str(t))}
+            {"object": "embedding", "index": i, "embedding": fake_vector(str(t), b64=b64)}
             for i, t in enumerate(inputs)
         ]
         tokens = sum(len(str(t).split()) for t in inputs)
@@ -192,6 +255,21 @@ def make_app(up: Upstream) -> Starlette:
     )
 
 
-def fake_vector(text: str, dim: int = 8) -> list[float]:
+def fake_vector(text: str, dim: int = 8, b64: bool = False) -> Any:
     digest = hashlib.sha256(text.encode()).digest()
-    return [round((b - 128) / 128, 4) for b in digest[:dim]]
+    vector = [round((b - 128) / 128, 4) for b in digest[:dim]]
+    if b64:  # OpenAI's base64 format: little-endian float32
+        return base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
+    return vector
+
+
+def _logprobs(body: dict[str, Any], text: str | None) -> dict[str, Any] | None:
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+
+    def entry(token: str) -> dict[str, Any]:
+        return {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+
+    content = [{**entry(w), "top_logprobs": [entry(w)] * top} for w in (text or "").split()]
+    return {"content": content, "refusal": None}

@@ -23,13 +23,24 @@ def check(
     data_dir: DataDirOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too (exit 1)")] = False,
 ) -> None:
-    """Load ailab.yaml as `ailab up` would: errors exit 2 naming the key; with --strict, warnings exit 1."""
+    """Load ailab.yaml as `ailab up` would: errors exit 2 naming the key; with --strict, warnings exit 1.
+
+    Warnings include model entries the lab would skip (a provider without an adapter, a `*` wildcard)."""
+    from ailab.gateway.deployments import build_deployments
+    from ailab.gateway.providers.registry import default_registry
+
     loaded = load_or_exit(config, data_dir)
     where = loaded.path or "defaults (no ailab.yaml)"
-    if loaded.warnings and strict:
-        typer.echo(f"{where}: {len(loaded.warnings)} warning(s) (--strict)", err=True)
+    skipped: list[str] = []
+    build_deployments(loaded.config, default_registry(), warn=skipped.append)
+    for message in skipped:
+        typer.echo(f"warning: {where}: {message}", err=True)
+    problems = len(loaded.warnings) + len(skipped)
+    if problems and strict:
+        typer.echo(f"{where}: {problems} warning(s) (--strict)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{where}: OK ({len(loaded.config.model_list)} model entries)")
+    served = len(loaded.config.model_list) - len(skipped)
+    typer.echo(f"{where}: OK ({served} of {len(loaded.config.model_list)} model entries served)")
 
 
 @ci_app.command("init")
@@ -43,7 +54,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing workflow")] = False,
 ) -> None:
     """Write .github/workflows/ailab.yml: validate the config, render Compose/Kubernetes, run doctor."""
-    from ailab import __version__
+    from ailab import DIST_NAME, __version__
     from ailab.stack.state import load_state
 
     loaded = load_or_exit(config, data_dir)
@@ -57,7 +68,7 @@ def init(
         version=__version__,
         config=str(cfg) if cfg else "ailab.yaml",
         components=" ".join(load_state(loaded.data_dir).installed),
-        install=install or f"ailab=={__version__}",
+        install=install or f"{DIST_NAME}=={__version__}",
         doctor_checks=OFFLINE_CHECKS,
     )
     target.parent.mkdir(parents=True, exist_ok=True)

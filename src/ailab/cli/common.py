@@ -21,11 +21,12 @@ DataDirOpt = Annotated[
 ]
 
 
-def load_or_exit(config: Path | None, data_dir: Path | None):  # type: ignore[no-untyped-def]
+def load_or_exit(config: Path | None, data_dir: Path | None, read_only: bool = False):  # type: ignore[no-untyped-def]
+    """`read_only`: the command never calls a provider, so unset credentials in the config do not matter."""
     from ailab.config import ConfigError, load_config
 
     try:
-        loaded = load_config(config, data_dir)
+        loaded = load_config(config, data_dir, keep_unset_refs=read_only)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

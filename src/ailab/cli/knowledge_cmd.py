@@ -23,11 +23,13 @@ KOpt = Annotated[int, typer.Option("-k", help="number of results")]
 ConfOpt = Annotated[Path | None, typer.Option("--config", envvar="AILAB_CONFIG", help="ailab.yaml")]
 
 
-def _run(config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]]) -> Any:
+def _run(
+    config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]], read_only: bool = False
+) -> Any:
     from ailab.knowledge.local import open_lab
     from ailab.knowledge.service import KnowledgeError
 
-    loaded = load_or_exit(config, data_dir)
+    loaded = load_or_exit(config, data_dir, read_only=read_only)
 
     async def main() -> Any:
         async with open_lab(loaded) as (_, svc):
@@ -90,7 +92,7 @@ def collections(
             return []
         return [svc.describe(c) for c in svc.catalog.collections()]
 
-    rows = _run(config, data_dir, work)
+    rows = _run(config, data_dir, work, read_only=not (create or delete))
     cols = ["name", "store", "embedding_model", "dimension", "documents", "chunks", "project_id"]
 
     def table() -> str:
@@ -111,14 +113,26 @@ def ingest(
         bool, typer.Option(help="remove documents whose files are gone from these folders")
     ] = False,
     workers: Annotated[int | None, typer.Option(help="parser processes (0: one thread)")] = None,
+    follow_links: Annotated[
+        bool, typer.Option(help="follow symbolic links that lead out of the paths given")
+    ] = False,
+    include_hidden: Annotated[bool, typer.Option(help="read hidden files and folders too")] = False,
+    extensionless: Annotated[
+        bool, typer.Option(help="read files without an extension as text (when they sniff as text)")
+    ] = False,
     project: Annotated[
         str | None, typer.Option(help="project (name or id) the collection belongs to; default: lab-wide")
     ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced)."""
+    """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced).
+
+    Not read unless asked: links out of the paths given, hidden files and folders, files without an
+    extension (README, LICENSE, Makefile … excepted); never read: key and credential files. Each skipped
+    file is listed with the reason."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from ailab.knowledge.finder import FindOptions
     from ailab.knowledge.service import KnowledgeError
 
     project_id = _project_id(config, data_dir, project)
@@ -142,6 +156,7 @@ def ingest(
                 paths,
                 prune=prune,
                 workers=workers,
+                find=FindOptions(follow_links, include_hidden, extensionless),
                 progress=lambda d, t: bar.update(task, completed=d, total=t),
             )
         return report.as_dict()
@@ -151,10 +166,11 @@ def ingest(
     def text() -> str:
         lines = [
             f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
-            f"removed {report['removed']}, failed {len(report['failed'])}; {report['chunks']} chunks "
-            f"in {report['seconds']:.1f} s"
+            f"removed {report['removed']}, failed {len(report['failed'])}, "
+            f"skipped {len(report['skipped'])}; {report['chunks']} chunks in {report['seconds']:.1f} s"
         ]
         lines += [f"  failed: {f['source']}: {f['reason']}" for f in report["failed"]]
+        lines += [f"  skipped: {f['source']}: {f['reason']}" for f in report["skipped"]]
         return "\n".join(lines)
 
     _emit(fmt, report, text)

@@ -11,6 +11,7 @@ from ailab.cli import (
     ci_cmd,
     doctor_cmd,
     knowledge_cmd,
+    knowledge_eval_cmd,
     models_cmd,
     secrets_cmd,
     stack_cmd,
@@ -40,6 +41,7 @@ app.command("ingest")(knowledge_cmd.ingest)
 app.command("search")(knowledge_cmd.search)
 app.command("ask")(knowledge_cmd.ask)
 app.add_typer(knowledge_cmd.knowledge_app, name="knowledge")
+knowledge_eval_cmd.register(knowledge_cmd.knowledge_app)
 stack_cmd.register(app)
 app.command("backup")(backup_cmd.backup)
 app.command("restore")(backup_cmd.restore)

@@ -21,7 +21,7 @@ def models(
     from ailab.gateway.deployments import build_deployments
     from ailab.gateway.providers.registry import default_registry
 
-    loaded = load_or_exit(config, data_dir)
+    loaded = load_or_exit(config, data_dir, read_only=True)
     try:
         groups = build_deployments(loaded.config, default_registry(), warn=_warn)
     except ConfigError as exc:

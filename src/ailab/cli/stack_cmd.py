@@ -166,16 +166,18 @@ def _render(
     out: Path | None,
     config: Path | None,
     data_dir: Path | None,
+    replicas: int = 1,
 ) -> tuple[Path, Rendered]:
     from ailab.stack.catalog import UnknownComponent, expand
+    from ailab.stack.helm import ScaleError
     from ailab.stack.project import render_to
     from ailab.stack.public import PublicAccessError
 
     loaded = load_or_exit(config, data_dir)
     target = out or (loaded.data_dir / "stack" / kind)
     try:
-        rendered = render_to(loaded, kind, expand(names) if names else None, target)
-    except (UnknownComponent, PublicAccessError) as exc:
+        rendered = render_to(loaded, kind, expand(names) if names else None, target, replicas)
+    except (UnknownComponent, PublicAccessError, ScaleError) as exc:
         raise _fail(str(exc)) from None
     return target, rendered
 
@@ -192,10 +194,16 @@ def render_compose(
 
 @export_app.command("kubernetes")
 def export_kubernetes(
-    names: OptNamesArg = None, out: OutOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
+    names: OptNamesArg = None,
+    out: OutOpt = None,
+    replicas: Annotated[
+        int, typer.Option(help="gateway replicas (more than 1 needs postgres and redis in the stack)")
+    ] = 1,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Plain manifests (kubectl apply -k manifests/) and a Helm chart (chart/), from the same objects."""
-    target, rendered = _render("kubernetes", names, out, config, data_dir)
+    target, rendered = _render("kubernetes", names, out, config, data_dir, replicas)
     _report(rendered, target, "Kubernetes manifests and a Helm chart")
     typer.echo(
         f"apply with: kubectl apply -k {target / 'manifests'}  (or: helm install ailab {target / 'chart'})"

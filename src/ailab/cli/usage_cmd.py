@@ -53,7 +53,7 @@ def usage(
         start = parse_since(since)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
-    loaded = load_or_exit(config, data_dir)
+    loaded = load_or_exit(config, data_dir, read_only=True)
     engine = open_database(loaded)
     try:
         where = _scope(loaded, engine, key, project, user)

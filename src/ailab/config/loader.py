@@ -48,11 +48,15 @@ def resolve_data_dir(flag: str | Path | None) -> Path:
     return Path(flag or os.environ.get("AILAB_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
-def load_config(config: str | Path | None = None, data_dir: str | Path | None = None) -> LoadedConfig:
+def load_config(
+    config: str | Path | None = None, data_dir: str | Path | None = None, keep_unset_refs: bool = False
+) -> LoadedConfig:
+    """`keep_unset_refs`: an `os.environ/NAME` whose variable is unset stays as written instead of failing;
+    for commands that only read the lab's data (usage, models, collections) and never call a provider."""
     path = resolve_config_path(config)
     raw = _read_yaml(path) if path else {}
     where = str(path) if path else "<defaults>"
-    raw = _resolve_env_refs(raw, where, ())
+    raw = _resolve_env_refs(raw, where, (), keep_unset_refs)
     _lift_litellm_compat(raw)
     _apply_env_overrides(raw)
     try:
@@ -80,13 +84,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolve_env_refs(value: Any, where: str, path: tuple[str | int, ...]) -> Any:
+def _resolve_env_refs(value: Any, where: str, path: tuple[str | int, ...], keep_unset: bool = False) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_env_refs(v, where, (*path, k)) for k, v in value.items()}
+        return {k: _resolve_env_refs(v, where, (*path, k), keep_unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env_refs(v, where, (*path, i)) for i, v in enumerate(value)]
+        return [_resolve_env_refs(v, where, (*path, i), keep_unset) for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith(ENV_REF):
         name = value[len(ENV_REF) :]
+        if name not in os.environ and keep_unset:
+            return value
         if name not in os.environ:
             raise ConfigError(f"{where}: {_dotted(path)}: environment variable {name} is not set")
         return os.environ[name]
@@ -122,12 +128,37 @@ def _apply_env_overrides(raw: dict[str, Any]) -> None:
         general["master_key"] = os.environ["AILAB_MASTER_KEY"]
     if os.environ.get("AILAB_DATABASE_URL"):
         general["database_url"] = os.environ["AILAB_DATABASE_URL"]
+    _apply_store_overrides(raw, general)
     server = raw.setdefault("ailab", {}) or {}
     raw["ailab"] = server
     for key in ("host", "port", "workers"):
         env = os.environ.get(f"AILAB_{key.upper()}")
         if env:
             server[key] = env
+    if os.environ.get("AILAB_LIMITS_REDIS_URL"):  # also how `ailab up --workers N` shares its embedded Redis
+        limits = raw.setdefault("limits", {}) or {}
+        raw["limits"] = limits
+        limits.update(backend="redis", redis_url=os.environ["AILAB_LIMITS_REDIS_URL"])
+
+
+def _apply_store_overrides(raw: dict[str, Any], general: dict[str, Any]) -> None:
+    """Container deployments choose the shared stores by environment (docs/deploy.md):
+    AILAB_LEDGER=sqlite|postgres, AILAB_LIMITS_BACKEND=memory|redis, AILAB_REDIS_URL."""
+    ledger = os.environ.get("AILAB_LEDGER")
+    if ledger == "sqlite":
+        general.pop("database_url", None)  # the data dir's SQLite file
+    elif ledger == "postgres" and not general.get("database_url"):
+        raise ConfigError("AILAB_LEDGER=postgres: set AILAB_DATABASE_URL (postgresql+psycopg://…)")
+    elif ledger not in (None, "", "sqlite", "postgres"):
+        raise ConfigError(f"AILAB_LEDGER={ledger!r}: choose sqlite or postgres")
+    current = raw.get("limits")
+    limits: dict[str, Any] = current if isinstance(current, dict) else {}
+    if os.environ.get("AILAB_LIMITS_BACKEND"):
+        limits["backend"] = os.environ["AILAB_LIMITS_BACKEND"]
+    if os.environ.get("AILAB_REDIS_URL"):
+        limits["redis_url"] = os.environ["AILAB_REDIS_URL"]
+    if limits:
+        raw["limits"] = limits
 
 
 def unknown_keys(model: BaseModel, prefix: str = "") -> list[str]:

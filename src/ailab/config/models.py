@@ -24,7 +24,7 @@ class LiteLLMParams(_Open):
     organization: str | None = None
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
-    weight: float | None = Field(default=None, gt=0)
+    weight: float | None = Field(default=None, ge=0)  # 0: drained (LiteLLM's way), gets no traffic
     timeout: float | None = Field(default=None, gt=0)
     stream_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
@@ -45,6 +45,10 @@ class ModelInfo(_Open):
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
     cache_creation_input_token_cost: float | None = Field(default=None, ge=0)
+    # LiteLLM's names: Anthropic's 1-hour cache writes, and audio tokens (default: the plain rates above)
+    cache_creation_input_token_cost_above_1hr: float | None = Field(default=None, ge=0)
+    input_cost_per_audio_token: float | None = Field(default=None, ge=0)
+    output_cost_per_audio_token: float | None = Field(default=None, ge=0)
     # Self-hosted costing: a GPU-hour price, or power draw times an energy price; apportioned by request time.
     cost_per_hour: float | None = Field(default=None, ge=0)
     watts: float | None = Field(default=None, ge=0)
@@ -90,10 +94,17 @@ class ServerSettings(_Open):
     ledger_batch_size: int = Field(default=20_000, ge=1)  # most rows a transaction takes from the queue
     ledger_flush_interval: float = Field(default=0.25, gt=0)
     ledger_queue_size: int = Field(default=100_000, ge=1)
+    # One line per request to a journal file in the data dir, so a hard crash loses no answered request.
+    ledger_journal: bool = True
     # /metrics without a key: "auto" allows it only while the lab listens on loopback.
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
     ollama_url: str = "http://127.0.0.1:11434"
+    # Slow clients (see docs/configuration.md): seconds to send the request line and headers, to stay
+    # silent while sending a body, and to keep an idle connection open between requests.
+    header_timeout: float = Field(default=5.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks); none by
     # default, so a client cannot forge its address (login throttling, audit) or claim HTTPS.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -160,6 +171,12 @@ class KnowledgeSettings(BaseModel):
     chunk_tokens: int = Field(default=200, ge=16, le=2048)
     overlap: int = Field(default=32, ge=0, le=512)
     top_k: int = Field(default=5, ge=1, le=100)
+    max_upload_mb: float = Field(default=200.0, gt=0)  # one multipart upload, all its files together
+    max_file_mb: float = Field(default=50.0, gt=0)  # one document (uploaded or ingested from disk)
+    # Parsing runs in worker processes; a document over these limits fails alone, with the reason.
+    parse_workers: int = Field(default=1, ge=1, le=64)
+    parse_timeout: float = Field(default=60.0, gt=0)  # seconds per document
+    parse_memory_mb: int = Field(default=1024, ge=64)  # a worker's resident memory while parsing
 
 
 class BackupSettings(_Open):

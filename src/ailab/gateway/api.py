@@ -4,7 +4,9 @@ validation, the router, the response; the usage event goes to the ledger queue w
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -14,8 +16,8 @@ from typing import Any
 from ailab.access.auth import Authenticator
 from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
-from ailab.gateway.asgi import Receive, Scope, Send, header, read_json, send_error, send_json
-from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
+from ailab.gateway.asgi import Message, Receive, Scope, Send, header, read_json, send_error, send_json
+from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
 from ailab.gateway.limits import Budgeter
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
 from ailab.gateway.streaming import relay_stream
@@ -26,6 +28,7 @@ from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from ailab.observability.metrics import Metrics
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+log = logging.getLogger("ailab.gateway")
 
 
 @dataclass
@@ -57,7 +60,7 @@ class GatewayAPI:
         self.created = created
         self.budgeter = budgeter
         self.in_flight = 0  # read into the gauge at scrape time: no metric write per request
-        chat, emb, models = self.chat_completions, self.embeddings, self.list_models
+        chat, emb, models = (guarded(h) for h in (self.chat_completions, self.embeddings, self.list_models))
         self.routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
             self.routes[("POST", f"{prefix}/chat/completions")] = chat
@@ -75,7 +78,7 @@ class GatewayAPI:
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            principal = self._principal(scope)
+            principal = self._authenticate(scope)
         except GatewayError as err:
             await send_error(send, err)
             return
@@ -97,15 +100,18 @@ class GatewayAPI:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, endpoint: int) -> None:
         request_id = os.urandom(12).hex()
         t0 = time.perf_counter()
+        principal: Principal | None = None
+        group = ""
         try:
-            principal = self._principal(scope)
+            principal = self._authenticate(scope, check=False)
+            self._may_use_models(principal)  # after: a 403 is ledgered against the key it names
             body = await read_json(scope, receive, self.max_body)
             validate_chat(body) if endpoint == ENDPOINT_CHAT else validate_embeddings(body)
             group = self._group(body["model"], principal)
+            extra_fallbacks = self._fallbacks(group, body.pop("fallbacks", None), principal)
         except GatewayError as err:
-            await send_error(send, err, request_id)
+            await self._refuse(send, err, request_id, endpoint, principal, group, t0)
             return
-        extra_fallbacks = body.pop("fallbacks", None)
         reservation = None
         if principal.limits and self.budgeter is not None:
             try:
@@ -113,22 +119,60 @@ class GatewayAPI:
                     principal.limits, body, self.router.groups[group], endpoint == ENDPOINT_CHAT
                 )
             except GatewayError as err:
-                await send_error(send, err, request_id)
+                await self._refuse(send, err, request_id, endpoint, principal, group, t0)
                 return
         attempt = Attempt(group)
         outcome = Outcome()
         stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
+        finished: list[UsageEvent] = []
+
+        def finish() -> UsageEvent:
+            if not finished:
+                finished.append(
+                    self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
+                )
+            return finished[0]
+
+        async def send_last(message: Message) -> None:
+            # The usage event is submitted (journaled) before the response's last bytes go out: a client
+            # that holds a whole answer finds its row in the ledger even if the process is killed after.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()
+            await send(message)
+
         self.in_flight += 1
         try:
             if stream:
-                await self._stream(body, attempt, outcome, extra_fallbacks, send, request_id, t0)
+                await self._stream(
+                    body, attempt, outcome, extra_fallbacks, receive, send_last, request_id, t0
+                )
             else:
-                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send, request_id)
+                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send_last, request_id)
+        except BaseException as exc:
+            _crashed(outcome, exc)
+            raise
         finally:
-            self.in_flight -= 1
-            event = self._finish(request_id, endpoint, principal, attempt, outcome, stream, t0, reservation)
+            try:
+                event = finish()
+            finally:
+                self.in_flight -= 1  # after the event: in_flight 0 means every event is submitted
             if reservation is not None and self.budgeter is not None:
-                await self.budgeter.settle(reservation, event.usage, event.cost_pusd)
+                await self.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
+
+    async def _refuse(
+        self,
+        send: Send,
+        err: GatewayError,
+        request_id: str,
+        endpoint: int,
+        principal: Principal | None,
+        group: str,
+        t0: float,
+    ) -> None:
+        """A request refused before any upstream call is a ledger row too: one queued event, no DB wait."""
+        await send_error(send, err, request_id)
+        outcome = Outcome(status=err.status, error_type=err.code or err.type)
+        self._finish(request_id, endpoint, principal, Attempt(group), outcome, False, t0, None)
 
     async def _unary(
         self,
@@ -160,6 +204,7 @@ class GatewayAPI:
         attempt: Attempt,
         outcome: Outcome,
         fallbacks: list[str] | None,
+        receive: Receive,
         send: Send,
         request_id: str,
         t0: float,
@@ -169,7 +214,7 @@ class GatewayAPI:
         except (UpstreamError, NoDeploymentAvailable) as exc:
             await self._fail(send, exc, outcome, request_id)
             return
-        await relay_stream(start, body, outcome, send, request_id, t0)
+        await relay_stream(start, body, outcome, receive, send, request_id, t0)
 
     async def _fail(
         self, send: Send, exc: UpstreamError | NoDeploymentAvailable, outcome: Outcome, request_id: str
@@ -187,35 +232,46 @@ class GatewayAPI:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _principal(self, scope: Scope) -> Principal:
+    def _authenticate(self, scope: Scope, check: bool = True) -> Principal:
         principal = self.auth.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
         if principal is None:
             raise GatewayError(
                 401, "missing or invalid API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
             )
-        if not holds(principal, "models.use"):
-            raise GatewayError(403, decide(principal, "models.use").reason, code="permission_denied")
+        if check:
+            self._may_use_models(principal)
         return principal
 
+    @staticmethod
+    def _may_use_models(principal: Principal) -> None:
+        if not holds(principal, "models.use"):
+            raise GatewayError(403, decide(principal, "models.use").reason, code="permission_denied")
+
     def _group(self, model: str, principal: Principal) -> str:
-        if model in self.router.groups and principal.may_use(model):
-            return model
-        names = [g for g in self.router.groups if principal.may_use(g)]
-        close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        listing = f" Available: {', '.join(names[:20])}." if names and not close else ""
-        raise GatewayError(
-            404,
-            f"model {model!r} is not served by this gateway.{hint}{listing}",
-            param="model",
-            code="model_not_found",
-        )
+        self.check_model(principal, model)
+        return model
+
+    def check_model(self, principal: Principal, model: str) -> None:
+        """Raise OpenAI's 404 model_not_found unless the model is served and the key may use it (the
+        knowledge routes call this too, so both answer alike)."""
+        if model not in self.router.groups or not principal.may_use(model):
+            raise model_not_found(model, [g for g in self.router.groups if principal.may_use(g)])
+
+    def _fallbacks(self, group: str, asked: list[str] | None, principal: Principal) -> list[str]:
+        """Every group the request may reach, each checked against the key's model scope: per-request
+        fallbacks the key may not use are refused like an unknown model; configured ones are skipped."""
+        if asked is None:
+            return [g for g in self.router.fallbacks.get(group, ()) if principal.may_use(g)]
+        for name in asked:
+            if name not in self.router.groups or not principal.may_use(name):
+                raise model_not_found(name, [], param="fallbacks")
+        return asked
 
     def _finish(
         self,
         request_id: str,
         endpoint: int,
-        principal: Principal,
+        principal: Principal | None,
         attempt: Attempt,
         outcome: Outcome,
         stream: bool,
@@ -230,11 +286,12 @@ class GatewayAPI:
             request_id=request_id,
             ts=time.time(),
             endpoint=endpoint,
-            group=attempt.group,
+            group=attempt.group or None,
             deployment=dep,
-            key_id=principal.key_id or principal.id,
-            user_id=principal.user_id,
-            project_id=principal.project_id,
+            # No principal: an unknown or missing key (401), ledgered without one.
+            key_id=(principal.key_id or principal.id) if principal else None,
+            user_id=principal.user_id if principal else None,
+            project_id=principal.project_id if principal else None,
             usage=usage,
             latency_s=latency,
             ttft_s=outcome.ttft,
@@ -242,10 +299,13 @@ class GatewayAPI:
             error_type=outcome.error_type,
             stream=stream,
             retries=attempt.retries,
+            busy_s=attempt.billed_s(),
         )
-        if reservation is not None and self.budgeter is not None:
+        if dep is None:
+            event.cost_pusd, event.priced = 0, True  # no upstream was called: nothing to pay
+        elif reservation is not None and self.budgeter is not None:
             # Budgets settle with the exact cost the ledger records, so the two always agree.
-            event.cost_pusd = self.budgeter.cost(dep, usage, latency, outcome.status >= 400)
+            event.cost_pusd = self.budgeter.cost(dep, usage, event.billed_s, outcome.status >= 400)
             event.priced = True
         self.submit(event)
         return event
@@ -254,8 +314,9 @@ class GatewayAPI:
         dep = attempt.deployment
         provider = dep.provider_label if dep else "-"
         m = self.metrics
-        m.requests.labels(attempt.group, provider, str(outcome.status)).inc()
-        m.request_latency.labels(attempt.group).observe(latency)
+        label = attempt.group or "-"  # never a name the client made up: metric labels stay bounded
+        m.requests.labels(label, provider, str(outcome.status)).inc()
+        m.request_latency.labels(label).observe(latency)
         if dep is not None:
             m.upstream_latency.labels(attempt.group, provider).observe(
                 time.perf_counter() - attempt.upstream_started
@@ -263,3 +324,49 @@ class GatewayAPI:
             self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
         if outcome.ttft is not None:
             m.ttft.labels(attempt.group).observe(outcome.ttft)
+
+
+def model_not_found(model: str, permitted: list[str], param: str = "model") -> GatewayError:
+    """OpenAI's answer for a model that does not exist and for one the key may not use, alike: the key
+    learns nothing about models outside its scope (a hint names only models it may use)."""
+    close = difflib.get_close_matches(model[:200], permitted, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return GatewayError(
+        404,
+        f"The model `{clip(model, 100)}` does not exist or you do not have access to it.{hint}",
+        param=param,
+        code="model_not_found",
+    )
+
+
+def _crashed(outcome: Outcome, exc: BaseException) -> None:
+    """A request that ended by an exception is never ledgered as the default 200."""
+    if outcome.status >= 400:
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        outcome.status, outcome.error_type = 499, "client_disconnected"
+    else:
+        outcome.status, outcome.error_type = 500, "internal_error"
+
+
+def guarded(handler: Handler) -> Handler:
+    """An exception escaping a route is a bug, but the client still gets OpenAI's JSON error shape (never a
+    plain-text 500 or a traceback); the traceback goes to the server log."""
+
+    async def run(scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            if not started:
+                err = GatewayError(500, "internal error in the gateway", code="internal_error")
+                await send_error(send, err)
+
+    return run

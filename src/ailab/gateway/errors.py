@@ -15,6 +15,7 @@ _TYPES = {
     405: "method_not_allowed",
     413: "request_too_large",
     422: "invalid_request_error",
+    500: "server_error",
     429: "rate_limit_error",
     502: "upstream_error",
     503: "service_unavailable",
@@ -31,6 +32,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        type: str | None = None,  # default: from the status
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -38,13 +40,27 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self._type = type
 
     @property
     def type(self) -> str:
-        return _TYPES.get(self.status, "api_error")
+        return self._type or _TYPES.get(self.status, "api_error")
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+QUOTE_LIMIT = 64
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """User input as it may appear in an error message: repr'd and cut, so a 100k-character model name
+    (or any other field) is never echoed whole."""
+    return clip(repr(value), limit)
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def bad_param(param: str, message: str) -> GatewayError:
@@ -52,7 +68,9 @@ def bad_param(param: str, message: str) -> GatewayError:
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds or 1)))}
+    if seconds is None or not math.isfinite(seconds):
+        seconds = 1.0  # never overflow on a value that slipped past the caps
+    return {"Retry-After": str(max(1, math.ceil(min(seconds, 86400.0))))}
 
 
 def from_upstream(exc: UpstreamError) -> GatewayError:
@@ -61,13 +79,23 @@ def from_upstream(exc: UpstreamError) -> GatewayError:
         return GatewayError(504, f"{exc.message}", code="upstream_timeout")
     if exc.status == 429:
         return GatewayError(
-            429, exc.message, code="upstream_rate_limited", headers=retry_after_header(exc.retry_after)
+            429,
+            exc.message,
+            code=exc.code or "upstream_rate_limited",  # e.g. insufficient_quota keeps its meaning
+            param=exc.param,
+            type=exc.type,
+            headers=retry_after_header(exc.retry_after),
         )
     if exc.status in (401, 403):
         # The upstream refused the gateway's credentials: the client's request is not at fault.
         return GatewayError(502, exc.message, code="upstream_auth_failed")
     if exc.status is not None and 400 <= exc.status < 500:
+        # The client's request was refused: keep the upstream's code, param and type (its meaning).
         return GatewayError(
-            exc.status if exc.status in _TYPES else 400, exc.message, code="upstream_rejected"
+            exc.status if exc.status in _TYPES else 400,
+            exc.message,
+            code=exc.code or "upstream_rejected",
+            param=exc.param,
+            type=exc.type,
         )
     return GatewayError(502, exc.message, code="upstream_error")

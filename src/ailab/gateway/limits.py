@@ -48,12 +48,14 @@ class Budgeter:
                 code="limiter_unavailable",
             ) from None
 
-    async def settle(self, reservation: Reservation, usage: Usage, cost_pusd: int | None) -> None:
+    async def settle(
+        self, reservation: Reservation, usage: Usage, cost_pusd: int | None, at: float | None = None
+    ) -> None:
+        """`at`: the ledger row's time, so that the cost counts in the budget period the row lands in."""
+        tokens = usage.prompt_tokens + usage.completion_tokens
         try:
             # Shielded: a request cancelled mid-settle must not leave its reservation half-released.
-            await asyncio.shield(
-                self.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens, cost_pusd)
-            )
+            await asyncio.shield(self.limiter.settle(reservation, tokens, cost_pusd, at))
         except LimiterUnavailable:
             return  # the store's reservation TTL releases it
 
@@ -61,8 +63,11 @@ class Budgeter:
         return self.prices.cost_pusd(dep, usage, latency_s, failed)
 
     def _estimate(self, deployments: list[Deployment], usage: Usage) -> int:
-        # The dearest deployment of the group: the router may pick any of them.
-        costs = [self.prices.cost_pusd(d, usage, 0.0, False) for d in deployments]
+        """The dearest deployment of the group: the router may pick any of them. A time-priced one is
+        estimated at its requests' observed time (a moving average of their whole time there, an upper
+        bound of the share they are billed), or at DEFAULT_REQUEST_S before it has served any. An unpriced
+        one is estimated at 0, which a zero or spent budget still refuses."""
+        costs = [self.prices.cost_pusd(d, usage, d.state.busy.expected_s(), False) for d in deployments]
         return max((c for c in costs if c is not None), default=0)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ailab.config.models import RouterSettings
-from ailab.gateway.providers.base import Provider
+from ailab.gateway.providers.base import MAX_RETRY_AFTER, Provider
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 from ailab.observability.metrics import Metrics
 
@@ -27,7 +27,7 @@ Call = Callable[[Provider], Awaitable[Any]]
 
 class NoDeploymentAvailable(Exception):
     def __init__(self, group: str, retry_after: float) -> None:
-        super().__init__(f"no deployment of model {group!r} is available (all cooling down)")
+        super().__init__(f"no deployment of model {group!r} is available (all cooling down or drained)")
         self.group = group
         self.retry_after = retry_after
 
@@ -38,10 +38,21 @@ class Attempt:
 
     group: str
     deployment: Deployment | None = None
-    retries: int = 0
+    retries: int = 0  # upstream calls after the first (retries and fallbacks), as the ledger records
+    calls: int = 0
     fallbacks: int = 0
     upstream_started: float = 0.0
     errors: list[UpstreamError] = field(default_factory=list)
+    busy: dict[str, float] = field(default_factory=dict)  # deployment id -> share of its busy time, s
+
+    def add_busy(self, dep: Deployment, token: tuple[float, float]) -> None:
+        self.busy[dep.id] = self.busy.get(dep.id, 0.0) + dep.state.busy.stop(token)
+
+    def billed_s(self) -> float:
+        """The serving deployment's busy time shared to this request: what a time-priced deployment bills
+        (Retry-After sleeps and time on other deployments are not in it)."""
+        dep = self.deployment
+        return 0.0 if dep is None else self.busy.get(dep.id, 0.0)
 
 
 @dataclass
@@ -49,6 +60,17 @@ class StreamStart:
     first: StreamItem
     rest: AsyncIterator[StreamItem]
     provider: Provider
+    attempt: Attempt | None = None
+    busy_token: tuple[float, float] | None = None
+
+    def release(self) -> None:
+        """The relay is done with the deployment (call once, when the stream ends)."""
+        dep = self.provider.deployment
+        dep.state.in_flight -= 1
+        if self.attempt is not None and self.busy_token is not None:
+            self.attempt.add_busy(dep, self.busy_token)
+            self.busy_token = None
+            dep.state.busy.observe(time.perf_counter() - self.attempt.upstream_started)
 
 
 class Router:
@@ -73,7 +95,9 @@ class Router:
     async def call(
         self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None
     ) -> Any:
-        chain = [group, *[g for g in (extra_fallbacks or self.fallbacks.get(group, [])) if g in self.groups]]
+        # The caller passes the fallbacks the principal may reach; None means the configured ones.
+        fallbacks = self.fallbacks.get(group, []) if extra_fallbacks is None else extra_fallbacks
+        chain = [group, *[g for g in fallbacks if g in self.groups]]
         last: Exception | None = None
         for i, g in enumerate(chain):
             if i:
@@ -101,10 +125,9 @@ class Router:
                 raise UpstreamError(
                     "upstream closed the stream without data", kind="protocol", status=502
                 ) from None
-            provider.deployment.state.in_flight += (
-                1  # held until the relay finishes (least-busy counts streams)
-            )
-            return StreamStart(first, it, provider)
+            dep = provider.deployment
+            dep.state.in_flight += 1  # held until the relay finishes (least-busy counts streams)
+            return StreamStart(first, it, provider, attempt, dep.state.busy.start())
 
         result: StreamStart = await self.call(group, start, attempt, extra_fallbacks)
         return result
@@ -125,8 +148,15 @@ class Router:
             if budget is None:
                 budget = dep.max_retries if dep.max_retries is not None else self.settings.num_retries
             attempt.deployment = dep
+            if attempt.calls:
+                # Counted when the call is made, not when it is planned: a retry that finds every
+                # deployment cooling down (other requests' failures) made no call and is no retry.
+                attempt.retries += 1
+                self.metrics.retries.labels(group).inc()
+            attempt.calls += 1
             attempt.upstream_started = time.perf_counter()
             dep.state.in_flight += 1
+            busy = dep.state.busy.start()
             try:
                 result = await call(self.providers[dep.id])
             except UpstreamError as exc:
@@ -135,19 +165,21 @@ class Router:
                 if not exc.retryable or n >= budget:
                     raise
                 n += 1
-                attempt.retries += 1
-                self.metrics.retries.labels(group).inc()
                 tried.add(dep.id)
                 await self._backoff(n, exc, same=self._only_choice(group, tried, dep))
                 continue
             finally:
                 dep.state.in_flight -= 1
+                attempt.add_busy(dep, busy)
+            if not isinstance(result, StreamStart):  # a stream is observed when its relay ends
+                dep.state.busy.observe(time.perf_counter() - attempt.upstream_started)
             self._succeeded(dep, attempt.upstream_started)
             return result
 
     def pick(self, group: str, avoid: set[str] | None = None) -> Deployment | None:
         now = time.monotonic()
-        healthy = [d for d in self.groups[group] if d.state.cooldown_until <= now]
+        # weight 0 drains a deployment (LiteLLM's convention): it gets no traffic at all.
+        healthy = [d for d in self.groups[group] if d.state.cooldown_until <= now and d.weight != 0]
         if avoid:
             fresh = [d for d in healthy if d.id not in avoid]
             healthy = fresh or healthy
@@ -171,7 +203,7 @@ class Router:
                 healthy,
                 key=lambda d: (d.state.minute_tokens if d.state.minute == minute else 0, random.random()),
             )
-        weights = [d.weight or d.rpm or d.tpm or 1 for d in healthy]
+        weights = [d.weight if d.weight is not None else d.rpm or d.tpm or 1 for d in healthy]
         return random.choices(healthy, weights=weights)[0]
 
     def _only_choice(self, group: str, tried: set[str], dep: Deployment) -> bool:
@@ -179,8 +211,8 @@ class Router:
         return nxt is None or nxt is dep
 
     async def _backoff(self, n: int, exc: UpstreamError, same: bool) -> None:
-        if not same and exc.retry_after is None:
-            return  # another deployment is available: retry at once
+        if not same:
+            return  # another deployment is available: retry at once (A's Retry-After is A's business)
         delay = self.settings.retry_backoff * (2 ** (n - 1))
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
@@ -209,7 +241,7 @@ class Router:
     def _cool_down(self, dep: Deployment, exc: UpstreamError) -> None:
         if self.settings.cooldown_time <= 0:
             return
-        length = max(self.settings.cooldown_time, exc.retry_after or 0.0)
+        length = max(self.settings.cooldown_time, min(exc.retry_after or 0.0, MAX_RETRY_AFTER))
         dep.state.cooldown_until = time.monotonic() + length
         dep.state.consecutive_fails = 0
         self.metrics.cooldowns.labels(dep.id).inc()

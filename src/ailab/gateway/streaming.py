@@ -2,18 +2,21 @@
 
 The adapters always end with a usage chunk (the gateway needs it for the ledger). The client sees it only if
 it asked (`stream_options.include_usage`), exactly as OpenAI would show it; otherwise usage is stripped.
-A failure after the first byte ends the stream with an OpenAI-style error event and is ledgered as such.
+A failure after the first byte (an upstream error, a cut connection, a body that ends before any choice
+finished) ends the stream with an OpenAI-style error event and no `[DONE]`, and is ledgered as a failure
+with the tokens delivered so far (estimated, and flagged so, when the upstream reported none).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ailab.gateway.asgi import SSE_HEADERS, Send
+from ailab.gateway.asgi import SSE_HEADERS, Receive, Send
 from ailab.gateway.errors import from_upstream
 from ailab.gateway.providers.base import estimate_tokens, messages_text
 from ailab.gateway.providers.openai_compat import streamed_text
@@ -27,21 +30,72 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def relay_stream(
-    start: StreamStart, body: dict[str, Any], outcome: Outcome, send: Send, request_id: str, t0: float
+    start: StreamStart,
+    body: dict[str, Any],
+    outcome: Outcome,
+    receive: Receive,
+    send: Send,
+    request_id: str,
+    t0: float,
 ) -> None:
+    """Relay while watching `receive()` for the client's disconnect: uvicorn's `send()` returns silently once
+    the client is gone, so without the watch the upstream would be read (and billed) to the end."""
+    seen = Seen()
+    watch = DisconnectWatch(receive, seen)
     try:
-        await _relay(start, body, outcome, send, request_id, t0)
+        await _relay(start, body, outcome, send, request_id, t0, seen)
+    except asyncio.CancelledError:
+        if not watch.stop():
+            raise  # a cancellation from elsewhere (shutdown): not ours to swallow
+        await _close(start.rest)  # hang up on the upstream: stop generating what nobody reads
+        _interrupted(outcome, 499, "client_disconnected", body, seen)
+    else:
+        watch.stop()
     finally:
-        start.provider.deployment.state.in_flight -= 1
+        start.release()
+
+
+class DisconnectWatch:
+    """A task waiting on `receive()`; on `http.disconnect` before the last write it cancels the relaying
+    task. `stop()` ends the watch and says whether it fired (and then takes its cancellation back)."""
+
+    def __init__(self, receive: Receive, seen: Seen) -> None:
+        self.receive = receive
+        self.seen = seen
+        self.fired = False
+        self.relay = asyncio.current_task()
+        self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.disconnect":
+                continue
+            # Once the last write has begun, the server reports a disconnect for a finished response too.
+            if not self.seen.finishing and self.relay is not None:
+                self.fired = True
+                self.relay.cancel()
+            return
+
+    def stop(self) -> bool:
+        self.task.cancel()
+        if self.fired and self.relay is not None:
+            self.relay.uncancel()
+        return self.fired
 
 
 async def _relay(
-    start: StreamStart, body: dict[str, Any], outcome: Outcome, send: Send, request_id: str, t0: float
+    start: StreamStart,
+    body: dict[str, Any],
+    outcome: Outcome,
+    send: Send,
+    request_id: str,
+    t0: float,
+    seen: Seen,
 ) -> None:
     include = bool((body.get("stream_options") or {}).get("include_usage"))
     headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    seen = Seen()
     chunk: StreamItem | None = start.first
     it = start.rest
     held = b""  # wire of items whose read has more to come at once: sent with what follows (one write)
@@ -58,6 +112,7 @@ async def _relay(
                     held = b""
             chunk = await anext(it, None)
     except UpstreamError as exc:
+        seen.finishing = True
         await _end_with_error(send, exc, outcome, body, seen, held)
         return
     except OSError:
@@ -67,6 +122,7 @@ async def _relay(
         return
     if outcome.usage is None:
         _interrupted(outcome, 200, None, body, seen)
+    seen.finishing = True
     await send({"type": "http.response.body", "body": held + DONE, "more_body": False})
 
 
@@ -76,6 +132,7 @@ class Seen:
 
     text: list[str] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    finishing: bool = False  # the last write has begun
 
     def completion_text(self) -> str:
         return "".join(self.text) + (streamed_text(self.raw) if self.raw else "")
@@ -118,15 +175,10 @@ async def _end_with_error(
     _interrupted(outcome, err.status, "stream_interrupted", body, seen)
     payload = err.body()
     payload["error"]["code"] = "stream_interrupted"
+    # No [DONE] after the error event: [DONE] means the stream finished, and this one did not.
+    event = held + b"data: " + orjson.dumps(payload) + b"\n\n"
     try:
-        await send(
-            {
-                "type": "http.response.body",
-                "body": held + b"data: " + orjson.dumps(payload) + b"\n\n",
-                "more_body": True,
-            }
-        )
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        await send({"type": "http.response.body", "body": event, "more_body": False})
     except OSError:
         return
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage in OpenAI's semantics: prompt_tokens include cached and cache-write tokens."""
+    """Token usage in OpenAI's semantics: prompt_tokens include cached and cache-write tokens; each detail
+    is a part of its total (cache_write_1h_tokens of cache_write_tokens, input_audio_tokens of
+    prompt_tokens, output_audio_tokens and reasoning_tokens of completion_tokens), priced at its own rate."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -20,6 +23,14 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    cache_write_1h_tokens: int = 0  # Anthropic: written with a 1-hour lifetime (the rest: 5 minutes)
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @property
+    def special(self) -> bool:
+        """Has tokens priced apart from the plain input/output/cache rates."""
+        return bool(self.cache_write_1h_tokens or self.input_audio_tokens or self.output_audio_tokens)
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
@@ -27,12 +38,16 @@ class Usage:
             return None
         details = usage.get("prompt_tokens_details") or {}
         out_details = usage.get("completion_tokens_details") or {}
+        creation = usage.get("cache_creation") or {}
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=int(details.get("cached_tokens") or 0),
             cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
             reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
+            cache_write_1h_tokens=int(creation.get("ephemeral_1h_input_tokens") or 0),
+            input_audio_tokens=int(details.get("audio_tokens") or 0),
+            output_audio_tokens=int(out_details.get("audio_tokens") or 0),
         )
 
     def to_openai(self) -> dict[str, Any]:
@@ -41,12 +56,19 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
-        if self.cached_tokens:
-            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        details = {"cached_tokens": self.cached_tokens, "audio_tokens": self.input_audio_tokens}
+        out_details = {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": self.output_audio_tokens}
+        if any(details.values()):
+            out["prompt_tokens_details"] = {k: v for k, v in details.items() if v}
         if self.cache_write_tokens:
             out["cache_creation_input_tokens"] = self.cache_write_tokens
-        if self.reasoning_tokens:
-            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        if self.cache_write_1h_tokens:  # Anthropic's breakdown of the cache writes by lifetime
+            out["cache_creation"] = {
+                "ephemeral_5m_input_tokens": self.cache_write_tokens - self.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
+            }
+        if any(out_details.values()):
+            out["completion_tokens_details"] = {k: v for k, v in out_details.items() if v}
         return out
 
 
@@ -68,19 +90,79 @@ class UpstreamError(Exception):
     """A failed upstream call. `kind` is http, timeout, connection or protocol."""
 
     def __init__(
-        self, message: str, *, kind: str = "http", status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        kind: str = "http",
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        # The upstream's own error fields (OpenAI shape), passed on to the client for a 4xx.
+        self.code = code
+        self.param = param
+        self.type = type
 
     @property
     def retryable(self) -> bool:
         if self.kind in ("timeout", "connection"):
             return True
         return self.status is not None and (self.status in RETRYABLE_STATUS or self.status >= 500)
+
+
+# Request time assumed before a deployment has served any request (for budget estimates of time-priced ones).
+DEFAULT_REQUEST_S = 60.0
+
+
+class BusyClock:
+    """A deployment's busy time, shared among the requests in flight on it: each request is billed
+    ∫ dt / in_flight(t) over its time there, so the shares of all requests add up to the deployment's busy
+    wall time. O(1) per start/stop event: `share` is that integral since the clock began, and a request's
+    share is its value at stop minus its value at start."""
+
+    __slots__ = ("busy_s", "ewma_s", "in_flight", "last", "share")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.share = 0.0  # ∫ dt / in_flight over busy time, seconds
+        self.busy_s = 0.0  # busy wall time (at least one request in flight), seconds
+        self.last = 0.0
+        self.ewma_s = 0.0  # a request's wall time on the deployment, moving average; 0: none yet
+
+    def _advance(self, now: float) -> None:
+        if self.in_flight:
+            dt = now - self.last
+            self.share += dt / self.in_flight
+            self.busy_s += dt
+        self.last = now
+
+    def start(self) -> tuple[float, float]:
+        """A request starts on the deployment; the token goes back to `stop`."""
+        now = time.perf_counter()
+        self._advance(now)
+        self.in_flight += 1
+        return (self.share, now)
+
+    def stop(self, token: tuple[float, float]) -> float:
+        """The request left the deployment: its share of the busy time, in seconds."""
+        self._advance(time.perf_counter())
+        self.in_flight -= 1
+        return self.share - token[0]
+
+    def observe(self, wall_s: float) -> None:
+        """A request served here took `wall_s` seconds, start to end (streams: to the last chunk)."""
+        self.ewma_s = wall_s if self.ewma_s == 0 else 0.8 * self.ewma_s + 0.2 * wall_s
+
+    def expected_s(self) -> float:
+        """What a request is expected to take here, as an upper bound of its share (for estimates)."""
+        return self.ewma_s or DEFAULT_REQUEST_S
 
 
 @dataclass(eq=False, slots=True)
@@ -96,6 +178,7 @@ class DeploymentState:
     last_ok: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    busy: BusyClock = field(default_factory=BusyClock)
 
 
 @dataclass(eq=False, slots=True)

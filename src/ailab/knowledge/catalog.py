@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ailab.knowledge.filters import FILTER_FIELD, clip
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, project_id TEXT, store TEXT NOT NULL,
@@ -35,7 +37,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, heading, text, t
 """
 # BM25 column weights: a query word in the page title or heading path says more than one in the body.
 BM25_WEIGHTS = (4.0, 2.0, 1.0)
-_FIELD = re.compile(r"^[a-z_]{1,32}$")
 
 
 @dataclass
@@ -385,10 +386,10 @@ class Catalog:
             elif key == "document_id":
                 sql += " AND document_id = ?"
                 args.append(value)
-            elif _FIELD.match(key):
+            elif FILTER_FIELD.match(key):
                 sql += f" AND json_extract(meta, '$.{key}') = ?"
                 args.append(value)
             else:
-                raise ValueError(f"filters: unknown field {key!r}")
+                raise ValueError(f"filters: unknown field {clip(key)}")
         with self.connect() as db:
             return {int(r[0]) for r in db.execute(sql, args)}

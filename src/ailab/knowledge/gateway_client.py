@@ -14,8 +14,10 @@ import orjson
 
 from ailab.access.principal import Principal
 from ailab.gateway.api import Outcome
+from ailab.gateway.errors import GatewayError
 from ailab.gateway.router import Attempt, NoDeploymentAvailable
 from ailab.gateway.types import RawEvents, UpstreamError, Usage
+from ailab.knowledge.filters import clip
 from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 
 if TYPE_CHECKING:
@@ -25,9 +27,10 @@ if TYPE_CHECKING:
 class ModelCallError(RuntimeError):
     """An embedding or chat call failed at the gateway; `status` is the HTTP status to report."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, code: str = "model_error") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class GatewayClient:
@@ -46,7 +49,7 @@ class GatewayClient:
         data = sorted(result.get("data") or [], key=lambda d: d.get("index", 0))
         if len(data) != len(texts):
             raise ModelCallError(
-                f"embedding model {group!r} returned {len(data)} vectors for {len(texts)} texts"
+                f"embedding model {clip(group)} returned {len(data)} vectors for {len(texts)} texts"
             )
         vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -72,7 +75,7 @@ class GatewayClient:
             outcome.status = getattr(exc, "status", None) or 502
             outcome.error_type = getattr(exc, "kind", "no_deployment_available")
             raise ModelCallError(
-                f"model {group!r}: {exc}", 502 if outcome.status < 500 else outcome.status
+                f"model {clip(group)}: {exc}", 502 if outcome.status < 500 else outcome.status
             ) from None
         finally:
             await self._finish(endpoint, principal, attempt, outcome, False, t0, reservation)
@@ -91,7 +94,7 @@ class GatewayClient:
         except (UpstreamError, NoDeploymentAvailable) as exc:
             outcome.status, outcome.error_type = 502, "upstream"
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
-            raise ModelCallError(f"model {group!r}: {exc}") from None
+            raise ModelCallError(f"model {clip(group)}: {exc}") from None
         try:
             item: Any = start.first
             while item is not None:
@@ -103,21 +106,21 @@ class GatewayClient:
                     yield chunk
                 item = await anext(start.rest, None)
         finally:
-            start.provider.deployment.state.in_flight -= 1
+            start.release()
             await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
 
     def _check_group(self, principal: Principal, group: str) -> None:
-        if group not in self.api.router.groups:
-            raise ModelCallError(f"model {group!r} is not served by this lab", 400)
-        if not principal.may_use(group):
-            raise ModelCallError(f"this key may not use model {group!r}", 403)
+        # The same answer as /v1 (404 model_not_found) for a model that is not served and for one the key
+        # may not use.
+        try:
+            self.api.check_model(principal, group)
+        except GatewayError as err:
+            raise ModelCallError(err.message, err.status, err.code or "model_not_found") from None
 
     async def _reserve(self, principal: Principal, group: str, body: dict[str, Any], chat: bool) -> Any:
         budgeter = self.api.budgeter
         if not principal.limits or budgeter is None:
             return None
-        from ailab.gateway.errors import GatewayError
-
         try:
             return await budgeter.reserve(principal.limits, body, self.api.router.groups[group], chat)
         except GatewayError as err:
@@ -138,7 +141,7 @@ class GatewayClient:
             os.urandom(12).hex(), endpoint, principal, attempt, outcome, stream, t0, reservation
         )
         if reservation is not None and self.api.budgeter is not None:
-            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd)
+            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
 
 
 def _chunks(item: Any) -> list[dict[str, Any]]:

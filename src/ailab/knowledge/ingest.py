@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ailab.knowledge.parsers import kind_of
-from ailab.knowledge.worker import Prepared, content_hash, prepare, prepare_path
+from ailab.knowledge.finder import FindOptions, find_files
+from ailab.knowledge.sandbox import InlinePool, JobFailed, ParsePool
+from ailab.knowledge.uploads import Incoming
+from ailab.knowledge.worker import Prepared, prepare_path, warm_up
 
 if TYPE_CHECKING:
     from ailab.access.principal import Principal
@@ -39,6 +39,7 @@ class IngestReport:
     removed: int = 0
     chunks: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # not read, on purpose: {source, reason}
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,28 +50,13 @@ class IngestReport:
             "removed": self.removed,
             "chunks": self.chunks,
             "failed": self.failed,
+            "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
         }
 
 
 def document_id(collection_id: str, source: str) -> str:
     return hashlib.sha256(f"{collection_id}\0{source}".encode()).hexdigest()[:24]
-
-
-def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]]]:
-    """Files under `paths` (folders walked, hidden entries skipped); missing paths are reported."""
-    found: list[Path] = []
-    missing: list[dict[str, str]] = []
-    for p in paths:
-        if p.is_file():
-            found.append(p.resolve())
-        elif p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(root, f).resolve() for f in sorted(files) if not f.startswith("."))
-        else:
-            missing.append({"source": str(p), "reason": "no such file or folder"})
-    return found, missing
 
 
 class Ingestor:
@@ -80,6 +66,7 @@ class Ingestor:
         self.principal = principal
         self.report = IngestReport()
         self.known = {d["source"]: d for d in service.catalog.documents(coll.id)}
+        self.max_bytes = int(service.settings.max_file_mb * 2**20)
 
     async def run_paths(
         self,
@@ -87,18 +74,16 @@ class Ingestor:
         prune: bool = False,
         progress: Progress | None = None,
         workers: int | None = None,
+        find: FindOptions | None = None,
     ) -> IngestReport:
         t0 = time.perf_counter()
-        files, missing = find_files(paths)
-        self.report.failed.extend(missing)
+        found = await asyncio.to_thread(find_files, paths, find)
+        self.report.failed.extend(found.missing)
+        self.report.skipped.extend(found.skipped)
+        files = found.files
         todo: list[tuple[str, float]] = []
         for f in files:
             source = str(f)
-            if kind_of(source) is None:
-                self.report.failed.append(
-                    {"source": source, "reason": f"unsupported file type {f.suffix or '(none)'}"}
-                )
-                continue
             known = self.known.get(source)
             if known is not None and await asyncio.to_thread(_same_content, f, known["content_hash"]):
                 self.report.unchanged += 1
@@ -106,27 +91,49 @@ class Ingestor:
             todo.append((source, f.stat().st_mtime))
         if prune:
             self._prune(paths, {str(f) for f in files})
-        with _executor(len(todo), workers) as pool:
-            loop = asyncio.get_running_loop()
-            cfg = (self.coll.chunk_tokens, self.coll.overlap)
-            jobs = (loop.run_in_executor(pool, prepare_path, s, m, *cfg) for s, m in todo)
+        pool = self._pool(workers)
+        try:
+            jobs = (self._prepare(pool, s, m) for s, m in todo)
             await self._consume(jobs, len(todo), progress)
+        finally:
+            if workers is not None:  # a pool of this run's own
+                pool.close()
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
-    async def run_bytes(self, items: list[tuple[str, bytes]]) -> IngestReport:
+    async def run_files(self, items: list[Incoming]) -> IngestReport:
+        """Ingest uploads spooled to disk (each known by its upload name)."""
         t0 = time.perf_counter()
         jobs: list[Any] = []
-        for name, data in items:
-            known = self.known.get(name)
-            if known is not None and known["content_hash"] == content_hash(data):
+        pool = self.service.parsers()
+        for item in items:
+            known = self.known.get(item.name)
+            if known is not None and known["content_hash"] == item.sha256:
                 self.report.unchanged += 1
                 continue
-            args = (name, name, data, None, self.coll.chunk_tokens, self.coll.overlap)
-            jobs.append(asyncio.to_thread(prepare, *args))
+            jobs.append(self._prepare(pool, str(item.path), None, item.name))
         await self._consume(iter(jobs), len(jobs), None)
         self.report.seconds = time.perf_counter() - t0
         return self.report
+
+    def _pool(self, workers: int | None) -> ParsePool | InlinePool:
+        """The service's parser processes, or for `workers` given: 0, a thread here; N, N processes."""
+        if workers is None:
+            return self.service.parsers()
+        if workers == 0:
+            return InlinePool()
+        return ParsePool(workers, self.service.parse_limits(), warm_up)
+
+    async def _prepare(
+        self, pool: ParsePool | InlinePool, path: str, mtime: float | None, name: str | None = None
+    ) -> Prepared:
+        cfg = (self.coll.chunk_tokens, self.coll.overlap)
+        try:
+            prepared: Prepared = await pool.run(prepare_path, path, mtime, *cfg, name, self.max_bytes)
+        except JobFailed as exc:
+            source = name or path
+            return Prepared(source, source, "", 0, mtime, error=str(exc))
+        return prepared
 
     async def _consume(self, jobs: Iterable[Any], total: int, progress: Progress | None) -> None:
         """Keep IN_FLIGHT parse jobs running, and embed whole documents in batches of ~EMBED_BATCH chunks."""
@@ -228,10 +235,14 @@ def _meta(d: Prepared, c: Any, doc_id: str) -> dict[str, Any]:
 
 
 def _same_content(path: Path, known_hash: str) -> bool:
+    digest = hashlib.sha256()
     try:
-        return content_hash(path.read_bytes()) == known_hash
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1024 * 1024):  # in slices: the file may be of any size
+                digest.update(chunk)
     except OSError:
         return False
+    return digest.hexdigest() == known_hash
 
 
 def _take(it: Any, n: int) -> list[Any]:
@@ -244,12 +255,4 @@ def _take(it: Any, n: int) -> list[Any]:
     return out
 
 
-def _executor(n_files: int, workers: int | None) -> Executor:
-    """A process pool when there is enough work to pay for starting it; else one thread."""
-    if n_files < 32 or workers == 0:
-        return ThreadPoolExecutor(max_workers=1)
-    ctx = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(max_workers=workers or 1, mp_context=ctx)
-
-
-__all__ = ["IngestReport", "Ingestor", "document_id", "find_files"]
+__all__ = ["IngestReport", "Ingestor", "document_id"]

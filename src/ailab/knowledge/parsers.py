@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 MAX_BYTES = 50 * 1024 * 1024
+MAX_INFLATED = 200 * 1024 * 1024  # all the members of a DOCX archive, uncompressed
 
 
 class ParseError(ValueError):
@@ -128,7 +130,9 @@ def parse_code(data: bytes, title: str) -> ParsedDoc:
     return ParsedDoc(title, "code", [Section([], _decode(data))])
 
 
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# No two adjacent parts of a pattern may match the same characters (`\s*#*\s*` after a lazy `.+?` made a
+# 2 KB line take seconds: cubic backtracking); the closing `#`s are stripped without a regex.
+_MD_HEADING = re.compile(r"(#{1,6})[ \t]+(\S.*)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -142,16 +146,26 @@ def parse_markdown(data: bytes, title: str) -> ParsedDoc:
         if _FENCE.match(line):
             in_fence = not in_fence
         m = None if in_fence else _MD_HEADING.match(line)
-        if m is None:
+        text = _heading_text(m.group(2)) if m is not None else ""
+        if m is None or not text:
             lines.append(line)
             continue
         sections.append(Section(list(path), "\n".join(lines)))
         lines = []
-        level, text = len(m.group(1)), m.group(2).strip()
+        level = len(m.group(1))
         first_heading = first_heading or text
         path = [*path[: level - 1], text]
     sections.append(Section(list(path), "\n".join(lines)))
     return ParsedDoc(first_heading or title, "markdown", [s for s in sections if s.text.strip()])
+
+
+def _heading_text(raw: str) -> str:
+    """A heading's text without its optional closing sequence (`## Title ##`; `C#` keeps its `#`)."""
+    text = raw.rstrip()
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        text = bare.rstrip()
+    return text
 
 
 def parse_pdf(data: bytes, title: str) -> ParsedDoc:
@@ -171,13 +185,14 @@ def parse_pdf(data: bytes, title: str) -> ParsedDoc:
 
 
 def parse_docx(data: bytes, title: str) -> ParsedDoc:
-    import zipfile
-
     import docx
 
     try:
+        _check_inflated(zipfile.ZipFile(io.BytesIO(data)), "DOCX")
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        if isinstance(exc, ParseError):
+            raise
         raise ParseError(f"unreadable DOCX: {type(exc).__name__}") from None
     sections: list[Section] = []
     path: list[str] = []
@@ -200,6 +215,17 @@ def parse_docx(data: bytes, title: str) -> ParsedDoc:
     return ParsedDoc(
         core_title or (path[0] if path else title), "docx", [s for s in sections if s.text.strip()]
     )
+
+
+def _check_inflated(archive: zipfile.ZipFile, kind: str) -> None:
+    """Refuse a zip (DOCX) that would inflate beyond MAX_INFLATED: a zip bomb fails alone, with the reason.
+    The declared sizes are binding: zipfile stops inflating a member at its declared size."""
+    total = sum(info.file_size for info in archive.infolist())
+    if total > MAX_INFLATED:
+        raise ParseError(
+            f"{kind} inflates to {total / 2**20:.0f} MiB, over the limit of {MAX_INFLATED // 2**20} MiB "
+            "(a compressed archive this large is refused as a possible zip bomb)"
+        )
 
 
 def parse_csv(data: bytes, title: str) -> ParsedDoc:

@@ -73,7 +73,7 @@ async def ask(
     try:
         result = await svc.gateway.chat(principal, group, {"messages": build_messages(question, hits)})
     except ModelCallError as exc:
-        raise KnowledgeError(str(exc), exc.status, "model_error") from None
+        raise KnowledgeError(str(exc), exc.status, exc.code) from None
     answer = ((result.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     return {
         "answer": answer,
@@ -117,6 +117,8 @@ async def ask_stream(
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
+    if not all(isinstance(m, dict) for m in messages):
+        raise KnowledgeError("messages: each message must be an object with a role and content")
     for m in reversed(messages):
         if m.get("role") == "user":
             c = m.get("content")
@@ -134,6 +136,10 @@ async def chat_completion(
     messages = list(body.get("messages") or [])
     question = last_user_text(messages)
     opts = body.get("knowledge") or {}
+    if not isinstance(opts, dict):
+        raise KnowledgeError('knowledge: must be an object such as {"k": 5, "filters": {…}}')
+    if opts.get("k") is not None and (not isinstance(opts["k"], int) or not 1 <= opts["k"] <= 100):
+        raise KnowledgeError("knowledge.k: must be an integer from 1 to 100")
     hits = await svc.search(principal, colls, question, opts.get("k"), opts.get("filters"))
     grounded = build_messages(question, hits, [m for m in messages[:-1] if m.get("role") != "system"])
     group = default_chat_model(svc, body.get("model"))
@@ -144,7 +150,7 @@ async def chat_completion(
     try:
         reply = await svc.gateway.chat(principal, group, payload)
     except ModelCallError as exc:
-        raise KnowledgeError(str(exc), exc.status, "model_error") from None
+        raise KnowledgeError(str(exc), exc.status, exc.code) from None
     answer = ((reply.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     return {**reply, "citations": citations(answer, hits)}, None
 

@@ -22,11 +22,15 @@ from ailab.access.principal import Principal
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
+from ailab.knowledge.filters import FilterError, check_filters
+from ailab.knowledge.finder import FindOptions
 from ailab.knowledge.fusion import RankedDocument, fuse_documents, pick_chunks, rrf
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.knowledge.ingest import Ingestor, IngestReport, Progress
 from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
+from ailab.knowledge.sandbox import Limits, ParsePool
 from ailab.knowledge.stores import StoreError, VectorStore, open_store
+from ailab.knowledge.worker import warm_up
 from ailab.observability.metrics import KnowledgeMetrics
 
 if TYPE_CHECKING:
@@ -88,6 +92,7 @@ class KnowledgeService:
         self.reranker: Reranker | None = None  # an optional hook: (query, hits) → reordered hits
         self._stores: dict[str, VectorStore] = {}
         self._lock = threading.Lock()
+        self._parsers: ParsePool | None = None
 
     @classmethod
     def of(cls, state: LabState) -> KnowledgeService:
@@ -104,8 +109,22 @@ class KnowledgeService:
         service: KnowledgeService = state.knowledge
         return service
 
+    def parsers(self) -> ParsePool:
+        """The worker processes that parse documents (started on first use, shared by every ingest)."""
+        with self._lock:
+            if self._parsers is None:
+                self._parsers = ParsePool(self.settings.parse_workers, self.parse_limits(), warm_up)
+            return self._parsers
+
+    def parse_limits(self) -> Limits:
+        s = self.settings
+        return Limits(seconds=s.parse_timeout, memory_mb=s.parse_memory_mb)
+
     def close(self) -> None:
         with self._lock:
+            if self._parsers is not None:
+                self._parsers.close()
+                self._parsers = None
             for store in self._stores.values():
                 store.close()
             self._stores.clear()
@@ -207,13 +226,22 @@ class KnowledgeService:
         prune: bool = False,
         progress: Progress | None = None,
         workers: int | None = None,
+        find: FindOptions | None = None,
     ) -> IngestReport:
-        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers)
+        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers, find)
+
+    async def ingest_files(
+        self, principal: Principal, coll: Collection, items: list[uploads.Incoming]
+    ) -> IngestReport:
+        """Ingest uploads spooled to disk; the caller keeps or removes the files."""
+        return await Ingestor(self, coll, principal).run_files(items)
 
     async def ingest_bytes(
         self, principal: Principal, coll: Collection, items: list[tuple[str, bytes]]
     ) -> IngestReport:
-        return await Ingestor(self, coll, principal).run_bytes(items)
+        with uploads.incoming_dir(self.root) as folder:
+            spooled = [uploads.spool(folder, i, name, data) for i, (name, data) in enumerate(items)]
+            return await self.ingest_files(principal, coll, spooled)
 
     def migrate(self, coll: Collection, to_store: str) -> int:
         """Copy a collection's vectors to another store (no re-embedding), switch it over, drop the old."""
@@ -242,7 +270,7 @@ class KnowledgeService:
         try:
             vectors = await self.gateway.embed(principal, model, texts)
         except ModelCallError as exc:
-            raise KnowledgeError(str(exc), exc.status, "model_error") from None
+            raise KnowledgeError(str(exc), exc.status, exc.code) from None
         self.metrics.embed_latency.labels(model).observe(time.perf_counter() - t0)
         return vectors
 
@@ -278,6 +306,10 @@ class KnowledgeService:
             raise KnowledgeError("mode: choose hybrid, dense or sparse")
         if group not in ("document", "chunk"):
             raise KnowledgeError("group: choose document or chunk")
+        try:
+            filters = check_filters(filters)
+        except FilterError as exc:
+            raise KnowledgeError(str(exc)) from None
         k = k or self.settings.top_k
         ranked: list[list[RankedDocument]] = []
         for coll in colls:

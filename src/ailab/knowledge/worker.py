@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ailab.knowledge.chunking import Chunk, approx_tokens, chunk_document
-from ailab.knowledge.parsers import ParseError, parse
+from ailab.knowledge.parsers import MAX_BYTES, ParseError, parse
 
 _count: Any = None
+COUNT_BATCH = 512
+_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
 
 
 def _counter() -> Any:
@@ -20,10 +24,23 @@ def _counter() -> Any:
             from ailab.knowledge.embedder import EmbedderUnavailable, load_tokenizer
 
             tok = load_tokenizer(max_tokens=100_000)
-            _count = lambda texts: [len(e.ids) - 2 for e in tok.encode_batch(texts)]  # noqa: E731
+
+            def count(texts: list[str]) -> list[int]:
+                # In slices, keeping only the lengths: a million encodings at once took over 1 GB.
+                out: list[int] = []
+                for at in range(0, len(texts), COUNT_BATCH):
+                    out.extend(len(e.ids) - 2 for e in tok.encode_batch(texts[at : at + COUNT_BATCH]))
+                return out
+
+            _count = count
         except (EmbedderUnavailable, ImportError):
             _count = approx_tokens
     return _count
+
+
+def warm_up() -> None:
+    """Load what parsing needs (the tokenizer) before a worker's first job, outside its time limit."""
+    _counter()
 
 
 @dataclass
@@ -47,6 +64,9 @@ def prepare(
     source: str, name: str, data: bytes, mtime: float | None, max_tokens: int, overlap: int
 ) -> Prepared:
     out = Prepared(source, name, content_hash(data), len(data), mtime)
+    if _PRIVATE_KEY.search(data):
+        out.error = "contains a private key (-----BEGIN … PRIVATE KEY-----): never ingested"
+        return out
     try:
         doc = parse(name, data)
         out.title, out.kind = doc.title, doc.kind
@@ -61,9 +81,23 @@ def prepare(
     return out
 
 
-def prepare_path(source: str, mtime: float | None, max_tokens: int, overlap: int) -> Prepared:
+def prepare_path(
+    path: str,
+    mtime: float | None,
+    max_tokens: int,
+    overlap: int,
+    name: str | None = None,
+    limit: int = MAX_BYTES,
+) -> Prepared:
+    """Read and prepare the file at `path`, known as `name` (default: its path); over `limit` bytes, it fails
+    before it is read."""
+    source = name or path
     try:
-        with open(source, "rb") as fh:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                reason = f"file larger than the limit of {limit / 2**20:g} MiB per document"
+                return Prepared(source, source, "", size, mtime, error=reason)
             data = fh.read()
     except OSError as exc:
         return Prepared(source, source, "", 0, mtime, error=f"cannot read: {exc.strerror}")

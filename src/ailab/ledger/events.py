@@ -12,7 +12,7 @@ class UsageEvent:
     request_id: str
     ts: float  # wall clock, seconds
     endpoint: int  # schema.ENDPOINT_*
-    group: str
+    group: str | None  # None: refused before a model group was known
     deployment: Deployment | None
     key_id: str | None
     user_id: str | None
@@ -26,3 +26,10 @@ class UsageEvent:
     retries: int = 0
     priced: bool = False  # True when the hot path already priced it (budgets); cost_pusd is then final
     cost_pusd: int | None = None
+    # The serving deployment's busy time shared to this request (what cost_per_hour and watts bill);
+    # None: the whole latency (events not made by the router).
+    busy_s: float | None = None
+
+    @property
+    def billed_s(self) -> float:
+        return self.latency_s if self.busy_s is None else self.busy_s

@@ -35,6 +35,7 @@ COLUMNS = (
     "cost_pusd",
     "flags",
     "retries",
+    "cache_write_1h_tokens",
 )
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
@@ -126,9 +127,15 @@ class Batch:
         self._build()
 
     def daily(self) -> Daily:
-        return {
-            (d, *self._rollup_of[i]): acc for d, per_set in self._sums.items() for i, acc in per_set.items()
-        }
+        # Two DimSets can share rollup columns (equal deployments built twice, a cache cleared mid-batch):
+        # their sums add up.
+        out: Daily = {}
+        for d, per_set in self._sums.items():
+            for i, acc in per_set.items():
+                key = (d, *self._rollup_of[i])
+                found = out.get(key)
+                out[key] = acc if found is None else [a + b for a, b in zip(found, acc, strict=True)]
+        return out
 
     def _build(self) -> None:
         """One pass per event: a dimension-set lookup, the price, the row tuple, the rollup sums. One long
@@ -150,7 +157,7 @@ class Batch:
                 cost = ev.cost_pusd
             else:
                 try:
-                    cost = pricer(u, ev.latency_s, status >= 400)
+                    cost = pricer(u, ev.billed_s, status >= 400)
                 except (ArithmeticError, ValueError, TypeError):
                     self.on_pricing_error(ev)
                     cost = None
@@ -180,6 +187,7 @@ class Batch:
                     null if cost is None else cost,
                     (STREAM if ev.stream else 0) | (ESTIMATED if u.estimated else 0),
                     ev.retries,
+                    u.cache_write_1h_tokens,
                 )
             )
             add_cost(cost)

@@ -5,7 +5,19 @@ key, user, project, error type) interned once in `ledger_dims`. Cost is an exact
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, SmallInteger, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    inspect,
+    text,
+)
 
 from ailab.db.migrations import Migration
 
@@ -45,6 +57,8 @@ requests = Table(
     Column("cost_pusd", BigInteger),
     Column("flags", SmallInteger, nullable=False),  # bit 0 stream, bit 1 estimated tokens
     Column("retries", SmallInteger, nullable=False),
+    # Of cache_write_tokens, those written with a 1-hour lifetime (Anthropic), priced apart (ledger_0004).
+    Column("cache_write_1h_tokens", Integer, nullable=False, server_default=text("0")),
     Index("ix_ledger_requests_ts", "ts_ms"),
 )
 
@@ -91,6 +105,10 @@ def _create_0001(conn: Connection) -> None:
 def _create_0002(conn: Connection) -> None:
     """The daily rollup, backfilled from the rows already in the ledger."""
     metadata.create_all(conn, tables=[daily])
+    _backfill_daily(conn)
+
+
+def _backfill_daily(conn: Connection) -> None:
     dims = ", ".join(f"COALESCE({d}, 0)" for d in DAILY_DIMS)
     conn.exec_driver_sql(
         f"INSERT INTO ledger_daily (day, {', '.join(DAILY_DIMS)}, {', '.join(DAILY_SUMS)}) "
@@ -101,7 +119,34 @@ def _create_0002(conn: Connection) -> None:
     )
 
 
+def _unique_request_id_0003(conn: Connection) -> None:
+    """A request id is one row: replaying journals and spill files after a crash skips ids already there.
+    Duplicates that an earlier version could leave (spill files imported twice) go first, and the rollup is
+    then rebuilt from the rows that remain."""
+    gone = conn.exec_driver_sql(
+        "DELETE FROM ledger_requests WHERE id NOT IN "
+        "(SELECT MIN(id) FROM ledger_requests GROUP BY request_id)"
+    ).rowcount
+    if gone:
+        conn.exec_driver_sql("DELETE FROM ledger_daily")
+        _backfill_daily(conn)
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_ledger_requests_request_id ON ledger_requests (request_id)"
+    )
+
+
+def _add_0004(conn: Connection) -> None:
+    """The 1-hour cache writes column; rows written before it have none (0). A database created by this
+    version's ledger_0001 has it already."""
+    if "cache_write_1h_tokens" not in {c["name"] for c in inspect(conn).get_columns("ledger_requests")}:
+        conn.exec_driver_sql(
+            "ALTER TABLE ledger_requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0"
+        )
+
+
 MIGRATIONS = [
     Migration("ledger_0001_requests_and_dims", _create_0001),
     Migration("ledger_0002_daily_rollup", _create_0002),
+    Migration("ledger_0003_unique_request_id", _unique_request_id_0003),
+    Migration("ledger_0004_cache_write_1h_tokens", _add_0004),
 ]

@@ -1,9 +1,12 @@
 """The batched ledger writer: a background thread that owns all database writes of usage events.
 
-The hot path only appends to a deque (no lock, no I/O). The thread prices events, interns dimension strings,
-and inserts in batches. On stop it drains everything; a batch the database refuses is retried, and if the
-database stays down at shutdown the rows are spilled to a JSONL file that the next start re-imports — the
-ledger never silently loses a row (the `dropped` counter exists to prove it stays 0).
+The hot path appends to a deque and, unless the journal is off, writes the event as one line to this
+process's journal file (one `write()`, see `ailab.ledger.journal`), so that a hard crash loses no answered
+request. The thread prices events, interns dimension strings, and inserts in batches; a journal segment is
+removed once all its rows are committed. On stop it drains everything; a batch the database refuses is
+retried, and if the database stays down at shutdown the rows are spilled to a JSONL file that the next start
+re-imports (with dead processes' journals, `ailab.ledger.recovery`) — the ledger never silently loses a row
+(the `dropped` counter exists to prove it stays 0).
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
+from ailab.ledger.journal import Journal, Segment, journal_dir
 from ailab.ledger.pricing import PriceBook
+from ailab.ledger.records import event_columns, event_dims, journal_line, spill_record
+from ailab.ledger.recovery import existing_ids, recover
 from ailab.ledger.rows import (
-    COLUMNS,
     Batch,
     DimSet,
     dimset_key,
-    insert_rows,
     make_dimset,
     null_marker,
     write_batch,
@@ -39,7 +43,7 @@ from ailab.ledger.rows import (
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
+__all__ = ["LedgerWriter", "event_columns", "event_dims", "intern_dim", "spill_record"]
 MAX_DIMSETS = 100_000  # cached key/user/project/group/deployment/error combinations
 
 
@@ -59,6 +63,7 @@ class LedgerWriter:
         on_written: Callable[[list[tuple[UsageEvent, int | None]]], None] | None = None,
         on_lost: Callable[[str, int], None] | None = None,
         max_queue: int = 100_000,
+        journal: bool = True,
     ) -> None:
         self.engine = engine
         self.prices = prices
@@ -72,6 +77,12 @@ class LedgerWriter:
         self.written = 0
         self.dropped = 0
         self.spilled = 0
+        self.journal = Journal(journal_dir(spill_dir)) if journal else None
+        self.write_error: str | None = None  # why the last write failed, until one succeeds (health)
+        self._submitted = 0  # events submitted / events written or spilled, in queue order
+        self._done = 0
+        self._segments: deque[tuple[Segment, int]] = deque()  # finished segments, by events submitted
+        self._keep_journal = False  # rows were lost to disk trouble: journals stay for the next start
         self._dims: dict[tuple[str, str], int] = {}
         self._dimsets: dict[tuple[Any, ...], DimSet] = {}
         self._null = null_marker(engine.dialect.name)
@@ -83,7 +94,21 @@ class LedgerWriter:
     # -- hot path --------------------------------------------------------------------------------------
 
     def submit(self, event: UsageEvent) -> None:
-        self.queue.append(event)  # deque.append is atomic; the writer thread polls
+        journal = self.journal
+        if journal is None:
+            self.queue.append(event)  # deque.append is atomic; the writer thread polls
+            return
+        if not event.priced:  # priced once, here: the journal line carries the row's final cost
+            event.cost_pusd = self._cost(event)
+            event.priced = True
+        try:
+            finished = journal.append(journal_line(event, event.cost_pusd))
+        except OSError:
+            finished = None  # reported by the journal (health, log); the row is still written from memory
+        self.queue.append(event)
+        self._submitted += 1
+        if finished is not None:
+            self._segments.append((finished, self._submitted))
 
     @property
     def depth(self) -> int:
@@ -91,8 +116,14 @@ class LedgerWriter:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
+    @property
+    def problem(self) -> str | None:
+        """Why rows are not reaching the ledger right now (database or journal trouble), or None."""
+        journal = self.journal.error if self.journal is not None else None
+        return self.write_error or journal
+
     def start(self) -> None:
-        self._import_spills()
+        recover(self.spill_dir, self._dim, self._transaction)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -102,7 +133,12 @@ class LedgerWriter:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self.queue:
-            self._spill(self._drain(len(self.queue)))
+            self._settled(self._drain(len(self.queue)), self._spill)
+        if self.journal is not None:
+            last = self.journal.detach()
+            if last is not None:
+                self._segments.append((last, self._submitted))
+            self._retire()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything submitted so far is written (tests and CLI use this)."""
@@ -123,7 +159,7 @@ class LedgerWriter:
                 continue
             self._busy = True
             try:
-                self._write_with_retry(self._drain(self.batch_size))
+                self._settled(self._drain(self.batch_size), self._write_with_retry)
             finally:
                 self._busy = False
             if len(self.queue) < self.batch_size and not self._stop.is_set():
@@ -140,24 +176,57 @@ class LedgerWriter:
             out.extend(pop() for _ in range(min(n, len(self.queue))))
         return out
 
-    def _write_with_retry(self, events: list[UsageEvent]) -> None:
+    def _settled(self, events: list[UsageEvent], write: Callable[[list[UsageEvent]], bool]) -> None:
+        """Write (or spill) a batch taken from the queue, then remove the journal segments it completes."""
+        if not write(events):
+            self._keep_journal = True
+        self._done += len(events)
+        self._retire()
+
+    def _retire(self) -> None:
+        while self._segments and self._segments[0][1] <= self._done:
+            segment, _ = self._segments.popleft()
+            segment.release() if self._keep_journal else segment.retire()
+
+    def _write_with_retry(self, events: list[UsageEvent]) -> bool:
+        """True once the rows are in the database or a spill file; False if they could not be kept."""
         delay = 0.1
+        deduplicated = False
         while True:
             try:
                 self._write(events)
-                return
+                if self.write_error is not None:
+                    log.warning("ledger writes succeed again")
+                    self.write_error = None
+                return True
             except SQLAlchemyError as exc:
-                log.warning("ledger write failed (%s); retrying", type(exc).__name__)
+                if isinstance(exc, IntegrityError) and not deduplicated:
+                    # A request id already in the ledger: drop those rows, not the batch.
+                    deduplicated = True
+                    with suppress(SQLAlchemyError):
+                        events = self._unknown_ids(events)
+                        continue
+                self.write_error = describe_db_error(exc)
+                log.warning("ledger write failed (%s); retrying", self.write_error)
                 if self._stop.is_set() or len(self.queue) >= self.max_queue:
                     # Shutting down, or the backlog is at its bound: keep the rows on disk, not in memory.
-                    self._spill(events)
-                    return
+                    return self._spill(events)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception:  # a bug must not stop the writer thread: keep the rows on disk, go on
+            except Exception as exc:  # a bug must not stop the writer thread: keep the rows on disk, go on
+                self.write_error = f"unexpected {type(exc).__name__}"
                 log.exception("ledger write failed unexpectedly; %d rows spilled to disk", len(events))
-                self._spill(events)
-                return
+                return self._spill(events)
+
+    def _unknown_ids(self, events: list[UsageEvent]) -> list[UsageEvent]:
+        with self._transaction() as conn:
+            known = existing_ids(conn, [ev.request_id for ev in events])
+        fresh: dict[str, UsageEvent] = {}
+        for ev in events:
+            if ev.request_id not in known:
+                fresh.setdefault(ev.request_id, ev)
+        log.warning("%d ledger rows skipped: their request ids are in the ledger", len(events) - len(fresh))
+        return list(fresh.values())
 
     def _write(self, events: list[UsageEvent]) -> None:
         batch = Batch(events, self._dimsets, self._dimset, self._pricing_failed, self._null)
@@ -182,7 +251,7 @@ class LedgerWriter:
         if ev.priced:
             return ev.cost_pusd
         try:
-            return self.prices.cost_pusd(ev.deployment, ev.usage, ev.latency_s, ev.status >= 400)
+            return self.prices.cost_pusd(ev.deployment, ev.usage, ev.billed_s, ev.status >= 400)
         except (ArithmeticError, ValueError, TypeError):
             self._pricing_failed(ev)
             return None
@@ -215,41 +284,31 @@ class LedgerWriter:
 
     # -- spill files: the last resort when the database is unavailable at shutdown ----------------------
 
-    def _spill(self, events: list[UsageEvent]) -> None:
+    def _spill(self, events: list[UsageEvent]) -> bool:
         if not events:
-            return
+            return True
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             path = self.spill_dir / f"ledger-spill-{time.time_ns()}.jsonl"
-            with path.open("wb") as f:
+            # Written under another name, then renamed: another worker starting now imports whole files only.
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as f:
                 for ev in events:
                     f.write(orjson.dumps(spill_record(ev, self._cost(ev))) + b"\n")
+            tmp.replace(path)
             self.spilled += len(events)
             self._report("spilled", len(events))
             log.warning("database unavailable: %d ledger rows spilled to %s", len(events), path)
+            return True
         except OSError:
             self.dropped += len(events)
             self._report("dropped", len(events))
             log.exception("could not spill %d ledger rows", len(events))
+            return False
 
     def _report(self, kind: str, n: int) -> None:
         if self.on_lost is not None:
             self.on_lost(kind, n)
-
-    def _import_spills(self) -> None:
-        for path in sorted(self.spill_dir.glob("ledger-spill-*.jsonl")):
-            records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-            rows = [self._spilled_row(r) for r in records]
-            with self._transaction() as conn:
-                insert_rows(conn, rows)
-            path.unlink()
-            log.info("re-imported %d spilled ledger rows from %s", len(records), path.name)
-
-    def _spilled_row(self, rec: dict[str, Any]) -> tuple[Any, ...]:
-        row = dict(rec["row"])
-        for kind, value in rec["dims"].items():
-            row[f"{kind}_dim"] = self._dim(kind, value)
-        return tuple(row.get(c) for c in COLUMNS)
 
 
 def intern_dim(conn: Connection, kind: str, value: str) -> int:
@@ -263,41 +322,8 @@ def intern_dim(conn: Connection, kind: str, value: str) -> int:
     return int(found)
 
 
-def spill_record(ev: UsageEvent, cost: int | None) -> dict[str, Any]:
-    """An event as plain data, priced, ready to insert on the next start."""
-    return {"dims": event_dims(ev), "row": event_columns(ev, cost)}
-
-
-def event_dims(ev: UsageEvent) -> dict[str, str | None]:
-    dep = ev.deployment
-    return {
-        "key": ev.key_id,
-        "user": ev.user_id,
-        "project": ev.project_id,
-        "group": ev.group,
-        "deployment": dep.id if dep else None,
-        "provider": dep.provider_label if dep else None,
-        "error": ev.error_type,
-    }
-
-
-def event_columns(ev: UsageEvent, cost: int | None) -> Row:
-    """The row's own columns (everything but the interned dimensions)."""
-    u = ev.usage
-    flags = (schema.FLAG_STREAM if ev.stream else 0) | (schema.FLAG_ESTIMATED if u.estimated else 0)
-    return {
-        "request_id": ev.request_id,
-        "ts_ms": int(ev.ts * 1000),
-        "endpoint": ev.endpoint,
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "cached_tokens": u.cached_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "reasoning_tokens": u.reasoning_tokens,
-        "latency_ms": round(ev.latency_s * 1000),
-        "ttft_ms": None if ev.ttft_s is None else round(ev.ttft_s * 1000),
-        "status": ev.status,
-        "cost_pusd": cost,
-        "flags": flags,
-        "retries": ev.retries,
-    }
+def describe_db_error(exc: SQLAlchemyError) -> str:
+    """The driver's own first line (e.g. "database or disk is full"): no SQL, no parameters, no URL."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0][:200]
+    return f"database write failed: {type(orig).__name__}: {first}" if first else type(orig).__name__

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from ailab.limits.periods import DURATIONS, period_noun
 
+log = logging.getLogger(__name__)
+
 WINDOW_S = 60.0  # rpm/tpm windows are rolling 60-second windows
+# A reservation's lifetime without a refresh: the heartbeat extends those of live requests every third of
+# it, so only a crashed process's reservations ever expire.
 DEFAULT_RESERVATION_TTL_S = 600.0
 # Retry-After for a lifetime budget, which never resets: a year says "do not retry" and overflows nothing.
 LIFETIME_RETRY_AFTER_S = 365 * 86400.0
@@ -104,11 +111,29 @@ class Reservation:
 
 @runtime_checkable
 class Limiter(Protocol):
+    # Called (once, by the acquire that notices) when the store lost its state: reseeds spend from the ledger.
+    on_state_lost: Callable[[], Awaitable[None]] | None
+
     async def acquire(self, scopes: Sequence[Scope], est_tokens: int, est_cost_pusd: int) -> Reservation: ...
 
-    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None: ...
+    async def settle(
+        self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
+    ) -> None:
+        """Replace the estimate with the real usage; the cost counts in the budget period containing `at`
+        (the ledger row's time; default now), which need not be the one the request started in."""
 
-    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None: ...
+    async def refresh(self) -> None:
+        """Extend the reservations of requests still in flight (the heartbeat does this on its own)."""
+
+    async def seed_spend(self, scope: Scope, spent_pusd: int) -> None:
+        """Set the current period's spend unless the store already has one (it is fresher than the ledger)."""
+
+    async def lost_state(self) -> bool:
+        """True when the store has no state to trust (a Redis that restarted empty)."""
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        """Overwrite the current period's spend of each scope, and mark the store as holding state again
+        (Redis: only if it still lost its state; the first process to restore wins)."""
 
     async def spent(self, scope: Scope) -> int: ...
 
@@ -189,7 +214,9 @@ def budget_exceeded(
     else:
         retry_after = max(0.0, end - now)
         resets = f"resets in {human_duration(retry_after)}"
-    if spent >= limit:
+    if limit == 0:
+        msg = f"{scope.label} may not spend anything: its budget is {usd(0)}"
+    elif spent >= limit:
         msg = f"budget of {scope.label} exhausted: {usd(spent)} of {usd(limit)} spent {when} ({resets})"
     else:
         in_flight = f", {usd(reserved)} reserved by requests in progress" if reserved else ""
@@ -198,3 +225,32 @@ def budget_exceeded(
             f"{in_flight}, this request may cost up to {usd(est_cost)} ({resets})"
         )
     return LimitExceeded(scope, "budget", retry_after, msg)
+
+
+class Heartbeat:
+    """Runs `beat` every `interval` seconds while started, on the event loop that started it."""
+
+    def __init__(self, beat: Callable[[], Awaitable[None]], interval: float) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._beat()
+            except LimiterUnavailable as err:  # the store is down: try again at the next beat
+                log.warning("could not extend reservations: %s", err)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

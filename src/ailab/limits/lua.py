@@ -2,17 +2,23 @@
 acquire() (or settle()) across all scopes happens as one step: two gateway processes can never both take
 the last unit of a budget.
 
-Layout: six KEYS per scope, in this order:
+Layout: six KEYS per scope, then one last key: the store's epoch (see below). Per scope, in this order:
   1 rpm  zset  request id -> timestamp (rolling 60 s window)
   2 tpm  zset  request id -> timestamp
   3 tpmv hash  request id -> tokens, plus '_sum' (running total, so checks need not scan the window)
-  4 spend string: settled spend in pico-USD of the period
-  5 res  zset  request id -> expiry of its reservation (or of its "settled" marker)
+  4 spend string: settled spend in pico-USD of the period (ACQUIRE: the current one; SETTLE: the period the
+               request's ledger row lands in)
+  5 res  zset  request id -> expiry of its reservation (or of its "settled" marker); of no period
   6 resv hash  request id -> reserved pico-USD, or '-' once settled; plus '_sum'
 
 Money and tokens are added with INCRBY/HINCRBY on decimal strings (exact int64 in Redis): Lua numbers are
 doubles and print large values as '1.2e+17', which Redis would reject. Only the comparisons use doubles,
 exact up to 2^53 pUSD (~$9,007 per scope) and off by a few pUSD beyond - irrelevant for a limit check.
+
+The epoch key is written when budgets are seeded from the ledger. Redis restarted without persistence (or
+evicted keys) when it is missing: spend counters then hold nothing, so ACQUIRE admits no budgeted request
+until the spend has been reseeded from the ledger (RESTORE), and SETTLE adds no spend to a lost counter
+(the request's ledger row is counted by the reseed instead).
 """
 
 from __future__ import annotations
@@ -60,7 +66,14 @@ ACQUIRE = (
 local now, cutoff, rid = ARGV[1], ARGV[2], ARGV[3]
 local est_tok, est_cost, res_exp = ARGV[4], ARGV[5], ARGV[6]
 local rttl, wttl = ARGV[7], ARGV[8]
-local n = #KEYS / 6
+local n = (#KEYS - 1) / 6
+
+-- A budget is only checked against spend that survived: no epoch, no state (see the module docstring).
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  for i = 1, n do
+    if ARGV[8 + (i - 1) * 3 + 3] ~= '' then return {'0', 'lost'} end
+  end
+end
 
 -- A retried acquire (reply lost, client retried) must not count the request twice.
 if n > 0 then
@@ -97,7 +110,8 @@ for i = 1, n do
     prune(KEYS[k + 5], KEYS[k + 6], now)
     local spent = redis.call('GET', KEYS[k + 4]) or '0'
     local reserved = redis.call('HGET', KEYS[k + 6], '_sum') or '0'
-    if num(spent) + num(reserved) + num(est_cost) > num(budget) then
+    -- At least one pico-USD must be left: a spent (or zero) budget admits nothing, even at estimate 0.
+    if num(spent) + num(reserved) + math.max(num(est_cost), 1) > num(budget) then
       return {tostring(i), 'budget', spent, reserved}
     end
   end
@@ -158,7 +172,8 @@ SETTLE = (
     + r"""
 local now, cutoff, rid = ARGV[1], ARGV[2], ARGV[3]
 local tokens, cost, wttl, rttl, marker_exp = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local n = #KEYS / 6
+local n = (#KEYS - 1) / 6
+local intact = redis.call('EXISTS', KEYS[#KEYS]) == 1
 
 for i = 1, n do
   local k, b = (i - 1) * 6, 8 + (i - 1) * 2
@@ -185,11 +200,43 @@ for i = 1, n do
       redis.call('ZADD', KEYS[k + 5], marker_exp, rid)
       redis.call('EXPIRE', KEYS[k + 5], rttl)
       redis.call('EXPIRE', KEYS[k + 6], rttl)
-      redis.call('INCRBY', KEYS[k + 4], cost)
-      if exp ~= '0' then redis.call('EXPIREAT', KEYS[k + 4], exp) end
+      if intact then
+        redis.call('INCRBY', KEYS[k + 4], cost)
+        if exp ~= '0' then redis.call('EXPIREAT', KEYS[k + 4], exp) end
+      end
     end
   end
 end
 return {}
 """
 )
+
+# KEYS: spend keys, then the epoch key. ARGV: the epoch's value, then per spend key its value and EXPIREAT
+# ('0' = never). Overwrites: it is the ledger's word on a store that lost its state (or never had one). Only
+# the first process to restore does: the others find the epoch back and keep the spend counted since.
+RESTORE = r"""
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {} end
+for i = 1, #KEYS - 1 do
+  redis.call('SET', KEYS[i], ARGV[2 * i])
+  local exp = ARGV[2 * i + 1]
+  if exp ~= '0' then redis.call('EXPIREAT', KEYS[i], exp) end
+end
+redis.call('SET', KEYS[#KEYS], ARGV[1])
+return {}
+"""
+
+# KEYS: per reservation and budgeted scope, its res zset and resv hash. ARGV: new expiry, keys TTL, then one
+# request id per pair. Extends reservations still open (not settled, not expired) of requests in flight.
+EXTEND = r"""
+local exp, rttl = ARGV[1], ARGV[2]
+for i = 1, #KEYS / 2 do
+  local z, h, rid = KEYS[2 * i - 1], KEYS[2 * i], ARGV[i + 2]
+  local held = redis.call('HGET', h, rid)
+  if held and held ~= '-' then
+    redis.call('ZADD', z, 'XX', exp, rid)
+    redis.call('EXPIRE', z, rttl)
+    redis.call('EXPIRE', h, rttl)
+  end
+end
+return {}
+"""

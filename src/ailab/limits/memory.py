@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ailab.limits.base import (
     DEFAULT_RESERVATION_TTL_S,
     WINDOW_S,
+    Heartbeat,
     Reservation,
     Scope,
     active_scopes,
@@ -67,47 +68,63 @@ class _Window:
 
 
 class _Budget:
-    """Spend and open reservations of one scope in one period (`key`, e.g. 'd20240131')."""
+    """Settled spend of one scope in one period (`key`, e.g. 'd20240131')."""
 
-    __slots__ = ("key", "reserved", "reserved_total", "spent")
+    __slots__ = ("key", "spent")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.spent: int | None = None  # None: no value for this period yet, so seed_spend() may set one
-        # reservation id -> (amount, expires at); insertion order is expiry order (one TTL, monotonic clock)
-        self.reserved: dict[str, tuple[int, float]] = {}
-        self.reserved_total = 0
+
+
+class _Reserved:
+    """Open reservations of one scope. They belong to no period: a request that spans midnight is held
+    against the new day, where its cost will count (see settle)."""
+
+    __slots__ = ("by_id", "total")
+
+    def __init__(self) -> None:
+        # reservation id -> (amount, expires at); insertion order is expiry order (one TTL, and a refresh
+        # moves the entry to the end)
+        self.by_id: dict[str, tuple[int, float]] = {}
+        self.total = 0
 
     def prune(self, now: float) -> None:
-        # A reservation nobody settled (a bug, a cancelled task) must not hold the budget forever.
-        reserved = self.reserved
-        while reserved:
-            rid = next(iter(reserved))
-            amount, expires = reserved[rid]
+        # Only a reservation whose request is gone (its process crashed) stops being refreshed and expires.
+        by_id = self.by_id
+        while by_id:
+            rid = next(iter(by_id))
+            amount, expires = by_id[rid]
             if expires > now:
                 break
-            del reserved[rid]
-            self.reserved_total -= amount
+            del by_id[rid]
+            self.total -= amount
+
+    def extend(self, rid: str, expires: float) -> None:
+        held = self.by_id.pop(rid, None)
+        if held is not None:
+            self.by_id[rid] = (held[0], expires)
 
 
 class _State:
-    __slots__ = ("budget", "requests", "tokens")
+    __slots__ = ("budget", "requests", "reserved", "tokens")
 
     def __init__(self) -> None:
         self.requests: deque[float] = deque()
         self.tokens = _Window()
         self.budget: _Budget | None = None
+        self.reserved = _Reserved()
 
 
 class _Part:
     """What one acquire() recorded on one scope."""
 
-    __slots__ = ("budget_key", "entry", "state")
+    __slots__ = ("entry", "scope", "state")
 
-    def __init__(self, state: _State, entry: _Entry | None, budget_key: str | None) -> None:
+    def __init__(self, scope: Scope, state: _State, entry: _Entry | None) -> None:
+        self.scope = scope
         self.state = state
         self.entry = entry
-        self.budget_key = budget_key
 
 
 class _MemReservation(Reservation):
@@ -130,6 +147,9 @@ class MemoryLimiter:
         self._states: dict[tuple[str, str], _State] = {}
         self._periods = PeriodCache()
         self._ids = itertools.count(1)
+        self.on_state_lost: Callable[[], Awaitable[None]] | None = None  # never called: see lost_state
+        self._open: dict[str, _MemReservation] = {}  # budget reservations not settled yet
+        self._heartbeat = Heartbeat(self.refresh, reservation_ttl / 3)
 
     def _state(self, scope: Scope) -> _State:
         key = (scope.kind, scope.id)
@@ -150,10 +170,13 @@ class MemoryLimiter:
         # Budget first: when both fail, "budget exhausted, resets in 5h" is the answer worth giving.
         if scope.max_budget_pusd is not None:
             budget, end = self._budget(state, scope, now)
-            budget.prune(now)
+            reserved = state.reserved
+            reserved.prune(now)
             spent = budget.spent or 0
-            if spent + budget.reserved_total + est_cost > scope.max_budget_pusd:
-                raise budget_exceeded(scope, spent, budget.reserved_total, est_cost, now, end)
+            # At least one pico-USD must be left: a spent (or zero) budget admits nothing, even a request
+            # whose estimate is 0.
+            if spent + reserved.total + max(est_cost, 1) > scope.max_budget_pusd:
+                raise budget_exceeded(scope, spent, reserved.total, est_cost, now, end)
         cutoff = now - WINDOW_S
         if scope.rpm is not None:
             requests = state.requests
@@ -186,22 +209,25 @@ class MemoryLimiter:
             if scope.rpm is not None:
                 state.requests.append(now)
             entry = state.tokens.add(now, est_tokens) if scope.tpm is not None else None
-            budget_key = None
-            if scope.max_budget_pusd is not None and state.budget is not None:
-                budget = state.budget
-                budget.reserved[rid] = (est_cost_pusd, now + self._ttl)
-                budget.reserved_total += est_cost_pusd
-                budget_key = budget.key
-            parts.append(_Part(state, entry, budget_key))
+            if scope.max_budget_pusd is not None:
+                state.reserved.by_id[rid] = (est_cost_pusd, now + self._ttl)
+                state.reserved.total += est_cost_pusd
+                self._open[rid] = res
+            parts.append(_Part(scope, state, entry))
         res.parts = tuple(parts)
+        if rid in self._open:
+            self._heartbeat.start()
         return res
 
-    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None:
+    async def settle(
+        self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
+    ) -> None:
         if not isinstance(res, _MemReservation) or res.owner is not self:
             raise ValueError(f"{res!r} was not made by this MemoryLimiter")
         if not res.claim_settle():
             return
         now = self._clock()
+        self._open.pop(res.id, None)
         cost = cost_pusd or 0  # unknown price: count nothing, but still release the reservation
         for part in res.parts:
             state = part.state
@@ -214,13 +240,22 @@ class MemoryLimiter:
                 elif tokens:
                     # The request outlived the window: its real tokens count from now rather than never.
                     state.tokens.add(now, tokens)
-            budget = state.budget
-            # A reservation of a period that has ended was dropped with that period; its spend belongs to it.
-            if part.budget_key is not None and budget is not None and budget.key == part.budget_key:
-                held = budget.reserved.pop(res.id, None)
+            if part.scope.max_budget_pusd is not None:
+                held = state.reserved.by_id.pop(res.id, None)
                 if held is not None:
-                    budget.reserved_total -= held[0]
+                    state.reserved.total -= held[0]
+                # The cost counts in the period its ledger row lands in (`at`), which for a request that
+                # spans midnight is the new day, not the one it started in.
+                budget, _ = self._budget(state, part.scope, now if at is None else at)
                 budget.spent = (budget.spent or 0) + cost
+
+    async def refresh(self) -> None:
+        """Extend the reservations of the requests still in flight (the heartbeat calls this)."""
+        expires = self._clock() + self._ttl
+        for res in list(self._open.values()):
+            for part in res.parts:
+                if part.scope.max_budget_pusd is not None:
+                    part.state.reserved.extend(res.id, expires)
 
     async def seed_spend(self, scope: Scope, spent_pusd: int) -> None:
         if spent_pusd < 0:
@@ -231,6 +266,15 @@ class MemoryLimiter:
         if budget.spent is None:
             budget.spent = spent_pusd
 
+    async def lost_state(self) -> bool:
+        return False  # the counters live and die with this process, which seeds them at start
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        now = self._clock()
+        for scope, spent in spends:
+            if scope.max_budget_pusd is not None:
+                self._budget(self._state(scope), scope, now)[0].spent = spent
+
     async def spent(self, scope: Scope) -> int:
         if scope.max_budget_pusd is None:
             return 0
@@ -238,4 +282,6 @@ class MemoryLimiter:
         return budget.spent or 0
 
     async def close(self) -> None:
+        await self._heartbeat.stop()
         self._states.clear()
+        self._open.clear()

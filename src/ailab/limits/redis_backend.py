@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from ailab.limits import lua
 from ailab.limits.base import (
     DEFAULT_RESERVATION_TTL_S,
     WINDOW_S,
+    Heartbeat,
     LimiterUnavailable,
     Reservation,
     Scope,
@@ -59,7 +61,7 @@ class _RedisReservation(Reservation):
     ) -> None:
         super().__init__(*base)
         self.owner = owner
-        self.keys = keys  # six per scope, of the periods current at acquire time
+        self.keys = keys  # six per scope; the spend keys of the period current at acquire time
         self.plan = plan  # per scope: tpm reserved ('1'/'0'), spend key EXPIREAT ('-' no budget, '0' never)
 
 
@@ -97,6 +99,15 @@ class RedisLimiter:
         self._redis: Redis = Redis.from_pool(pool)
         self._acquire_lua = self._redis.register_script(lua.ACQUIRE)
         self._settle_lua = self._redis.register_script(lua.SETTLE)
+        self._restore_lua = self._redis.register_script(lua.RESTORE)
+        self._extend_lua = self._redis.register_script(lua.EXTEND)
+        self._open: dict[str, _RedisReservation] = {}  # budget reservations not settled yet
+        self._heartbeat = Heartbeat(self.refresh, reservation_ttl / 3)
+        self._epoch = f"{prefix}epoch"
+        # Reseeds every budget's spend from the ledger (server.budgets); without one, a store that lost its
+        # state starts again from zero.
+        self.on_state_lost: Callable[[], Awaitable[None]] | None = None
+        self._recovering = asyncio.Lock()
 
     def _unavailable(self, err: BaseException) -> NoReturn:
         detail = str(err)
@@ -113,8 +124,9 @@ class RedisLimiter:
             base + "tpm",
             base + "tpmv",
             f"{base}spend:{period}",
-            f"{base}res:{period}",
-            f"{base}resv:{period}",
+            # In-flight reservations belong to no period: one that spans midnight is held against the new day.
+            base + "res",
+            base + "resv",
         ]
 
     def _spend_expireat(self, scope: Scope, now: float) -> str:
@@ -148,10 +160,67 @@ class RedisLimiter:
             ]
         if not active:
             return res
-        failed = await self._eval(self._acquire_lua, res.keys, args)
+        keys = [*res.keys, self._epoch]
+        failed = await self._eval(self._acquire_lua, keys, args)
+        if failed and failed[1] == "lost":
+            await self._recover()
+            failed = await self._eval(self._acquire_lua, keys, args)
+            if failed and failed[1] == "lost":
+                self._unavailable(RedisError("budget spend was lost and could not be restored"))
         if failed:
             self._raise_exceeded(failed, active, now, est_tokens, est_cost_pusd)
+        if any(s.max_budget_pusd is not None for s in active):
+            self._open[res.id] = res
+            self._heartbeat.start()
         return res
+
+    async def refresh(self) -> None:
+        """Extend the reservations of the requests still in flight, 200 per script call."""
+        pairs = [
+            (res.id, res.keys[i + 4 : i + 6])
+            for res in list(self._open.values())
+            for i in range(0, len(res.keys), 6)
+            if res.plan[i // 6 * 2 + 1] != "-"
+        ]
+        expiry = repr(self._clock() + self._ttl)
+        rttl = str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)
+        for start in range(0, len(pairs), 200):
+            chunk = pairs[start : start + 200]
+            keys = [k for _, ks in chunk for k in ks]
+            await self._eval(self._extend_lua, keys, [expiry, rttl, *(rid for rid, _ in chunk)])
+
+    async def _recover(self) -> None:
+        """The store lost its state (restart, eviction): reseed spend once, while every request with a budget
+        waits; those that waited find the epoch back and go on."""
+        async with self._recovering:
+            if not await self.lost_state():
+                return
+            if self.on_state_lost is not None:
+                await self.on_state_lost()
+            else:
+                await self.restore_spend([])
+
+    async def lost_state(self) -> bool:
+        """True when the store holds no epoch: it restarted empty (or never was seeded)."""
+        try:
+            return not await self._redis.exists(self._epoch)
+        except (RedisError, OSError) as err:
+            self._unavailable(err)
+
+    async def restore_spend(self, spends: Sequence[tuple[Scope, int]]) -> None:
+        """Overwrite the current period's spend of each scope and write the epoch, in one script, unless
+        another process did so first (the epoch is back)."""
+        now = self._clock()
+        keys: list[str] = []
+        args = [os.urandom(8).hex()]
+        for scope, spent in spends:
+            if scope.max_budget_pusd is None:
+                continue
+            if spent < 0:
+                raise ValueError(f"restored spend of {scope.label} must be >= 0, not {spent}")
+            keys.append(self._spend_key(scope, now))
+            args += [str(spent), self._spend_expireat(scope, now)]
+        await self._eval(self._restore_lua, [*keys, self._epoch], args)
 
     def _raise_exceeded(
         self, failed: list[str], active: tuple[Scope, ...], now: float, est_tokens: int, est_cost: int
@@ -161,22 +230,35 @@ class RedisLimiter:
         if kind == "budget":
             end = self._periods.get(scope.budget_duration, now)[1]
             raise budget_exceeded(scope, int(a), int(b), est_cost, now, end)
-        retry = max(0.0, float(b) + WINDOW_S - now) if b else WINDOW_S
+        # Clamped: another process's entry may be scored after this request's `now` (taken before the wait
+        # for a connection), and no window entry lives longer than the window.
+        retry = min(WINDOW_S, max(0.0, float(b) + WINDOW_S - now)) if b else WINDOW_S
         if kind == "rpm":
             raise rpm_exceeded(scope, retry)
         raise tpm_exceeded(scope, int(float(a)), est_tokens, retry)
 
-    async def settle(self, res: Reservation, tokens: int, cost_pusd: int | None) -> None:
+    async def settle(
+        self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
+    ) -> None:
         if not isinstance(res, _RedisReservation) or res.owner is not self:
             raise ValueError(f"{res!r} was not made by this RedisLimiter")
         if not res.scopes or not res.claim_settle():
             return
         now = self._clock()
+        when = now if at is None else at
+        keys, plan = list(res.keys), list(res.plan)
+        for i, scope in enumerate(res.scopes):
+            if plan[2 * i + 1] != "-":  # the cost counts in the period its ledger row lands in
+                keys[6 * i + 3] = self._spend_key(scope, when)
+                plan[2 * i + 1] = self._spend_expireat(scope, when)
         args = [repr(now), repr(now - WINDOW_S), res.id, str(max(0, tokens)), str(max(0, cost_pusd or 0))]
         args += [str(WINDOW_KEY_TTL_S), str(math.ceil(self._ttl) + WINDOW_KEY_TTL_S)]
-        args += [repr(now + SETTLED_MARKER_S), *res.plan]
+        args += [repr(now + SETTLED_MARKER_S), *plan]
+        # No longer extended, settled or not: a settle that failed is retried by its caller or left to the
+        # reservation's TTL.
+        self._open.pop(res.id, None)
         try:
-            await self._eval(self._settle_lua, res.keys, args)
+            await self._eval(self._settle_lua, [*keys, self._epoch], args)
         except LimiterUnavailable:
             # Retrying is safe even if the script did run: it remembers settled ids for a minute.
             res.unclaim_settle()
@@ -212,6 +294,8 @@ class RedisLimiter:
         return int(value or 0)
 
     async def close(self) -> None:
+        await self._heartbeat.stop()
+        self._open.clear()
         await self._redis.aclose()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from ailab.ops.runfile import RunInfo, runfile_path
+from ailab.ops.runfile import RunInfo, lab_locked, runfile_path
 from ailab.stack.native.supervisor import pid_alive
 
 
@@ -48,14 +48,16 @@ def start_lab(argv: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def stop_lab(info: RunInfo, data_dir: Path, timeout: float = 40.0) -> bool:
-    """SIGTERM, then wait until the lab has drained (its run file is gone or the process is dead)."""
+    """SIGTERM, then wait until the lab has drained (its run file is gone and the data dir's lock free, or
+    the process is dead)."""
     try:
         os.kill(info.pid, signal.SIGTERM)
     except ProcessLookupError:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not runfile_path(data_dir).exists() or not pid_alive(info.pid):
+        gone = not runfile_path(data_dir).exists() and not lab_locked(data_dir)
+        if gone or not pid_alive(info.pid):
             return True
         time.sleep(0.1)
     os.kill(info.pid, signal.SIGKILL)

@@ -121,7 +121,8 @@ def _embedded(root: Path, st: Staging) -> None:
         return
     for coll in sorted(p for p in root.iterdir() if p.is_dir()):
         with _flocked(coll / "lock"):
-            for name in ("meta.json", "ids.i64", "vectors.f32"):
+            index = sorted(p.name for p in coll.glob("ann-*.hnsw"))  # the ANN index (rebuilt if absent)
+            for name in ("meta.json", "ids.i64", "vectors.f32", *index):
                 if (coll / name).is_file():
                     st.add_file(f"data/knowledge/embedded/{coll.name}/{name}", coll / name, "embedded")
 

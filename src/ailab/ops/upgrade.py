@@ -1,6 +1,6 @@
 """`ailab upgrade`: backup → apply the pending migrations as one transaction → health gate → roll back.
 
-Run it after installing the new version (`pip install -U ailab`), with the lab serving or stopped:
+Run it after installing the new version (`pip install -U local-ai-lab`), with the lab serving or stopped:
 - a migration that fails rolls the whole group back (one transaction; SQLite runs DDL inside it too), so the
   schema is unchanged and a running lab was never stopped: it keeps serving the old version;
 - once the migrations are in, a running lab is restarted with its own command line and must pass the gate
@@ -152,7 +152,7 @@ def _roll_back(
     previous = report.previous_version or "the previous version"
     report.detail = (
         f"the new version did not pass the health gate: {report.gate}. The data dir was restored from "
-        f"{report.backup}; reinstall {previous} (pip install 'ailab=={previous}') and start the lab"
+        f"{report.backup}; reinstall {previous} (pip install 'local-ai-lab=={previous}') and start the lab"
         if report.previous_version and report.previous_version != __version__
         else f"the new version did not pass the health gate: {report.gate}. The data dir was restored "
         f"from {report.backup}; see {loaded.data_dir / 'run' / 'lab.log'}"

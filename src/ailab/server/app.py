@@ -11,7 +11,7 @@ from typing import Any
 
 from ailab.config.loader import LoadedConfig, load_config
 from ailab.gateway.asgi import Receive, Scope, Send, send_error
-from ailab.gateway.errors import GatewayError
+from ailab.gateway.errors import GatewayError, clip
 from ailab.server import health
 from ailab.server.state import LabState
 
@@ -20,6 +20,9 @@ log = logging.getLogger("ailab")
 
 class LabApp:
     def __init__(self, loaded: LoadedConfig) -> None:
+        from ailab.server.slowclients import configure
+
+        configure(loaded.config.ailab)  # this process's slow-client timeouts (each worker builds its app)
         self.state = LabState(loaded)
         self.web: Any = None  # built once the state has started (its routers need the started pillars)
 
@@ -54,11 +57,15 @@ class LabApp:
         if allowed:
             methods = ", ".join(allowed)
             return GatewayError(
-                405, f"{scope['method']} is not allowed here; use {methods}", headers={"Allow": methods}
+                405,
+                f"{clip(scope['method'], 16)} is not allowed here; use {methods}",
+                headers={"Allow": methods},
             )
         if scope["path"].startswith("/v1/") and not scope["path"].startswith("/v1/knowledge/"):
             return GatewayError(
-                404, f"unknown endpoint {scope['method']} {scope['path']}", code="unknown_endpoint"
+                404,
+                f"unknown endpoint {clip(scope['method'], 16)} {clip(scope['path'], 100)}",
+                code="unknown_endpoint",
             )
         return None
 
@@ -84,10 +91,16 @@ class LabApp:
 def build_web(state: LabState) -> Any:
     """Everything off the hot path: the admin API (FastAPI, with OpenAPI), health and metrics."""
     from ailab.server.admin.app import build_admin_app
+    from ailab.server.bodylimit import BodyLimit, BodyLimits
 
     web = build_admin_app(state)
     web.router.routes.extend(health.routes(state))
-    return web
+    cfg = state.loaded.config
+    limits = BodyLimits(
+        json=int(cfg.general_settings.max_request_size_mb * 2**20),
+        upload=int(cfg.knowledge.max_upload_mb * 2**20),
+    )
+    return BodyLimit(web, limits)
 
 
 def create_app(loaded: LoadedConfig | None = None, **load_args: Any) -> LabApp:

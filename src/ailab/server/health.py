@@ -20,11 +20,15 @@ def routes(state: LabState) -> list[Route]:
 
     async def ready(_: Request) -> Response:
         db_ok, db_error = _db_check(state)
+        ledger = _ledger_check(state)
         body = {
-            "status": "ok" if db_ok else "unavailable",
+            "status": ("ok" if ledger == "ok" else "degraded") if db_ok else "unavailable",
             "database": "ok" if db_ok else db_error,
+            "ledger": ledger,
             "deployments": _deployments(state),
         }
+        # A degraded ledger still serves (rows wait in memory, the journal, or spill files): ready, and
+        # says why, rather than take every replica out of rotation over a full disk.
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
     async def metrics(request: Request) -> Response:
@@ -96,6 +100,17 @@ def _db_check(state: LabState) -> tuple[bool, str]:
     except Exception as exc:  # any driver error means "not ready"; report its class, never the URL
         return False, f"unreachable ({type(exc).__name__})"
     return True, ""
+
+
+def _ledger_check(state: LabState) -> str:
+    """ "ok", or "degraded: <why>" while ledger rows do not reach the database (or the journal)."""
+    writer = state.ledger
+    if writer is None:
+        return "not started"
+    problem = writer.problem
+    if problem is None:
+        return "ok"
+    return f"degraded: {problem}; {writer.depth} rows waiting"
 
 
 def _deployments(state: LabState) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
-from ailab.server.budgets import seed_budgets
+from ailab.server.budgets import reseed_when_lost, seed_budgets
 
 log = logging.getLogger("ailab")
 
@@ -104,6 +104,7 @@ class LabState:
             on_written=self._on_written,
             on_lost=self._on_lost,
             max_queue=cfg.ailab.ledger_queue_size,
+            journal=cfg.ailab.ledger_journal,
         )
         self.ledger.start()
         self.session = aiohttp.ClientSession(
@@ -127,6 +128,8 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
+        ledger = self.ledger
+        reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
         self.tasks.append(
             asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))
@@ -214,15 +217,14 @@ class LabState:
         unpriced: dict[str, int] = {}
         tokens: dict[tuple[str, str], int] = {}
         for ev, cost in batch:
+            group = ev.group or "-"  # refused before a model group was known
             # Token counters are summed per written batch, off the hot path (they trail by a flush interval).
-            tokens[(ev.group, "prompt")] = tokens.get((ev.group, "prompt"), 0) + ev.usage.prompt_tokens
-            tokens[(ev.group, "completion")] = (
-                tokens.get((ev.group, "completion"), 0) + ev.usage.completion_tokens
-            )
+            tokens[(group, "prompt")] = tokens.get((group, "prompt"), 0) + ev.usage.prompt_tokens
+            tokens[(group, "completion")] = tokens.get((group, "completion"), 0) + ev.usage.completion_tokens
             if cost is None:
-                unpriced[ev.group] = unpriced.get(ev.group, 0) + 1
+                unpriced[group] = unpriced.get(group, 0) + 1
             elif cost:
-                key = (ev.group, ev.deployment.provider_label if ev.deployment else "-")
+                key = (group, ev.deployment.provider_label if ev.deployment else "-")
                 costs[key] = costs.get(key, 0) + cost
         for (group, direction), n in tokens.items():
             if n:

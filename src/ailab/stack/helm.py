@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from ailab import __version__
-from ailab.stack.kubernetes import SECRET_NAME, all_objects
+from ailab.stack.kubernetes import SECRET_NAME, all_objects, derived_secrets
 from ailab.stack.model import RenderContext
 from ailab.stack.render import Tree, dump_all
 
@@ -28,18 +28,38 @@ def _mark(path: str, quote: bool = True) -> str:
     return f"{_MARK}{path}|{'quote' if quote else 'raw'}@@"
 
 
+def _mark_json(path: str) -> str:
+    return f"{_MARK}{path}|json@@"
+
+
+# The lab's env values that the chart's `lab:` values choose (checked against the replica count).
+_LAB_ENV = {"AILAB_LEDGER": "lab.ledger", "AILAB_LIMITS_BACKEND": "lab.limits"}
+
+
 def _templated(obj: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A copy of `obj` with its parametrised leaves replaced by markers; fills `values` with defaults."""
     t = copy.deepcopy(obj)
     name = t["metadata"]["labels"]["app.kubernetes.io/name"]
-    comp_values = values["components"].setdefault(values_key(name), {})
+    comp_values = values["components"].setdefault(values_key(name), {"enabled": True})
     key = f"components.{values_key(name)}"
-    if t["kind"] == "Deployment":
+    if t["kind"] in ("Deployment", "StatefulSet"):
         container = t["spec"]["template"]["spec"]["containers"][0]
         comp_values["image"] = container["image"]
         comp_values["replicas"] = t["spec"]["replicas"]
         container["image"] = _mark(f"{key}.image")
         t["spec"]["replicas"] = _mark(f"{key}.replicas", quote=False)
+        if t["kind"] == "StatefulSet":
+            comp_values["resources"] = container["resources"]
+            container["resources"] = _mark_json(f"{key}.resources")
+            for claim in t["spec"]["volumeClaimTemplates"]:
+                volume = claim["metadata"]["name"].replace("-", "_")
+                comp_values.setdefault("storage", {})[volume] = claim["spec"]["resources"]["requests"][
+                    "storage"
+                ]
+                claim["spec"]["resources"]["requests"]["storage"] = _mark(f"{key}.storage.{volume}")
+        for entry in container.get("env", []):
+            if entry["name"] in _LAB_ENV:
+                entry["value"] = _mark(_LAB_ENV[entry["name"]])
         _mark_secret_refs(t)
     elif t["kind"] == "PersistentVolumeClaim":
         volume = t["metadata"]["name"][len(name) + 1 :].replace("-", "_")
@@ -68,23 +88,56 @@ def _to_template(text: str) -> str:
 
     def action(m: re.Match[str]) -> str:
         path, mode = m.group(1), m.group(2)
+        if mode == "json":
+            return f"{{{{ toJson .Values.{path} }}}}"
         return f"{{{{ .Values.{path}{' | quote' if mode == 'quote' else ''} }}}}"
 
     # Literal braces (Grafana legends, say) are escaped first, in one pass, so Helm leaves them alone.
     text = re.sub(r"\{\{|\}\}", lambda m: '{{ "' + m.group() + '" }}', text)
-    return re.sub(r"['\"]?" + _MARK + r"([A-Za-z0-9_.]+)\|(quote|raw)@@['\"]?", action, text)
+    return re.sub(r"['\"]?" + _MARK + r"([A-Za-z0-9_.]+)\|(quote|raw|json)@@['\"]?", action, text)
 
 
-def render_kubernetes(ctx: RenderContext, secrets: dict[str, str], gpu: str = "cpu") -> Tree:
+class ScaleError(ValueError):
+    """A replica count the selected stores cannot support; the message says what to add."""
+
+
+def check_replicas(ctx: RenderContext, replicas: int) -> None:
+    if replicas < 1:
+        raise ScaleError("--replicas must be at least 1")
+    if replicas > 1 and not (ctx.has("postgres") and ctx.has("redis")):
+        raise ScaleError(
+            f"{replicas} gateway replicas need shared stores: the ledger on PostgreSQL and limits on Redis "
+            "(install postgres and redis, or point AILAB_DATABASE_URL/AILAB_REDIS_URL at external ones)"
+        )
+
+
+def render_kubernetes(
+    ctx: RenderContext, secrets: dict[str, str], gpu: str = "cpu", replicas: int = 1
+) -> Tree:
+    from ailab.stack.chart import lab_values, scaling_template
+
+    check_replicas(ctx, replicas)
     tree = Tree()
     per_component = all_objects(ctx, gpu)
-    values: dict[str, Any] = {"secretName": SECRET_NAME, "components": {}}
+    if "ailab" in per_component:
+        for obj in per_component["ailab"]:
+            if obj["kind"] == "StatefulSet":
+                obj["spec"]["replicas"] = replicas
+    values: dict[str, Any] = {"secretName": SECRET_NAME, "components": {}, **lab_values()}
     for name, objs in per_component.items():
         tree.add(f"manifests/{name}.yaml", dump_all(objs))
         templated = [_templated(o, values) for o in objs]
-        tree.add(f"chart/templates/{name}.yaml", _to_template(dump_all(templated)))
+        body = _to_template(dump_all(templated))
+        key = values_key(name)
+        tree.add(
+            f"chart/templates/{name}.yaml",
+            f"{{{{- if .Values.components.{key}.enabled }}}}\n{body}{{{{- end }}}}\n",
+        )
+    if "ailab" in per_component:
+        tree.add("chart/templates/ailab-scaling.yaml", scaling_template(ctx))
+    all_secrets = {**secrets, **derived_secrets(ctx, secrets)}
     tree.add("manifests/kustomization.yaml", yaml.safe_dump(_kustomization(sorted(per_component))))
-    tree.add("manifests/secrets.env", "".join(f"{k}={v}\n" for k, v in sorted(secrets.items())), 0o600)
+    tree.add("manifests/secrets.env", "".join(f"{k}={v}\n" for k, v in sorted(all_secrets.items())), 0o600)
     tree.add("chart/values.yaml", yaml.safe_dump(values, sort_keys=True))
     chart = {
         "apiVersion": "v2",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ailab.stack.model import Component, ConfigFile, EnvValue, Join, RenderContext, SecretRef
+from ailab.stack.model import Component, ConfigFile, EnvValue, Join, RenderContext, SecretRef, Volume
 from ailab.stack.render import config_files, image_for
 from ailab.stack.wiring import resolve, secret_keys
 
@@ -20,18 +20,36 @@ def labels(comp: Component) -> dict[str, str]:
     return {"app.kubernetes.io/name": comp.name, "app.kubernetes.io/part-of": "ailab"}
 
 
-def _secret_env(name: str, key: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
+def _secret_env(name: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": SECRET_NAME, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def derived_secrets(ctx: RenderContext, secrets: dict[str, str]) -> dict[str, str]:
+    """Values of the `Scale.secret_env` variables (URLs with their passwords), for the Secret."""
+    out: dict[str, str] = {}
+    for comp in ctx.components.values():
+        for name in comp.scale.secret_env if comp.scale else ():
+            value = comp.env.get(name)
+            if value is not None:
+                out[name] = resolve(value, ctx, lambda key: secrets.get(key, ""))
+    return out
 
 
 def _env(comp: Component, ctx: RenderContext) -> list[dict[str, Any]]:
     """Secrets by reference; values that embed a secret use Kubernetes' `$(VAR)` expansion of a
     variable defined earlier in the same container."""
     env: list[dict[str, Any]] = []
-    embedded = sorted({k for v in comp.env.values() if isinstance(v, Join) for k in secret_keys(v)})
+    own = set(comp.scale.secret_env) if comp.scale else set()
+    embedded = sorted(
+        {k for n, v in comp.env.items() if isinstance(v, Join) and n not in own for k in secret_keys(v)}
+    )
     env += [_secret_env(SECRET_VAR_PREFIX + key, key) for key in embedded]
     for name, value in comp.env.items():
-        env.append(_env_entry(name, value, ctx))
+        # Optional: with an external store (or sqlite/memory) the Secret may leave a URL out.
+        env.append(_secret_env(name, name, optional=True) if name in own else _env_entry(name, value, ctx))
     return env
 
 
@@ -66,7 +84,8 @@ def _mounts(comp: Component, files: list[ConfigFile]) -> tuple[list[dict[str, An
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     for v in comp.volumes:
-        volumes.append({"name": v.name, "persistentVolumeClaim": {"claimName": f"{comp.name}-{v.name}"}})
+        if comp.scale is None:  # a StatefulSet's volumes come from its claim templates
+            volumes.append({"name": v.name, "persistentVolumeClaim": {"claimName": f"{comp.name}-{v.name}"}})
         mounts.append({"name": v.name, "mountPath": v.target})
     if any(f.secret_key is None for f in files):
         volumes.append({"name": "config", "configMap": {"name": f"{comp.name}-config"}})
@@ -96,6 +115,10 @@ def _container(comp: Component, ctx: RenderContext, gpu: str, mounts: list[dict[
     if (probe := _probe(comp)) is not None:
         container["readinessProbe"] = probe
         container["livenessProbe"] = {**probe, "failureThreshold": 8}
+        if comp.health is not None and comp.health.live_path and "httpGet" in probe:
+            container["livenessProbe"]["httpGet"] = {**probe["httpGet"], "path": comp.health.live_path}
+    if comp.scale is not None:
+        container["resources"] = {"requests": dict(comp.scale.requests), "limits": dict(comp.scale.limits)}
     variant = comp.gpu_variants.get(gpu)
     if variant is not None and (variant.nvidia or variant.devices):
         resource = "nvidia.com/gpu" if variant.nvidia else "amd.com/gpu"
@@ -103,18 +126,44 @@ def _container(comp: Component, ctx: RenderContext, gpu: str, mounts: list[dict[
     return container
 
 
-def objects(comp: Component, ctx: RenderContext, gpu: str = "cpu") -> list[dict[str, Any]]:
-    """The component's Kubernetes objects: PVCs, ConfigMap, Deployment, Service."""
-    files = config_files(comp, ctx)
-    out: list[dict[str, Any]] = [
+def _pvc(comp: Component, volume: Volume, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "labels": labels(comp)},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": volume.size}}},
+    }
+
+
+def _workload(comp: Component, pod: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment; a StatefulSet for replicated components, each replica with its own data volume."""
+    spec: dict[str, Any] = {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": comp.name}},
+        "template": {"metadata": {"labels": labels(comp)}, "spec": pod},
+    }
+    meta = {"name": comp.name, "labels": labels(comp)}
+    if comp.scale is None:
+        # One writer per volume: never two pods on the same data during a rollout.
+        spec["strategy"] = {"type": "Recreate" if comp.volumes else "RollingUpdate"}
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
+    spec.update(
         {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": f"{comp.name}-{v.name}", "labels": labels(comp)},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": v.size}}},
+            "serviceName": comp.name,
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "volumeClaimTemplates": [_pvc(comp, v, v.name) for v in comp.volumes],
         }
-        for v in comp.volumes
-    ]
+    )
+    # The image's user (Dockerfile); fsGroup makes the volume writable for it.
+    pod["securityContext"] = {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
+
+
+def objects(comp: Component, ctx: RenderContext, gpu: str = "cpu") -> list[dict[str, Any]]:
+    """The component's Kubernetes objects: PVCs, ConfigMap, Deployment (or StatefulSet), Service."""
+    files = config_files(comp, ctx)
+    out = [] if comp.scale else [_pvc(comp, v, f"{comp.name}-{v.name}") for v in comp.volumes]
     data = {_config_key(f): f.content for f in files if f.secret_key is None}
     if data:
         meta = {"name": f"{comp.name}-config", "labels": labels(comp)}
@@ -123,20 +172,7 @@ def objects(comp: Component, ctx: RenderContext, gpu: str = "cpu") -> list[dict[
     pod: dict[str, Any] = {"containers": [_container(comp, ctx, gpu, mounts)]}
     if volumes:
         pod["volumes"] = volumes
-    out.append(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": comp.name, "labels": labels(comp)},
-            "spec": {
-                "replicas": 1,
-                # One writer per volume: never two pods on the same data during a rollout.
-                "strategy": {"type": "Recreate" if comp.volumes else "RollingUpdate"},
-                "selector": {"matchLabels": {"app.kubernetes.io/name": comp.name}},
-                "template": {"metadata": {"labels": labels(comp)}, "spec": pod},
-            },
-        }
-    )
+    out.append(_workload(comp, pod))
     if comp.ports:
         ports = [
             {"name": p.name, "port": p.number, "targetPort": p.name, "protocol": p.protocol}

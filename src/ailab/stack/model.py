@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Auth = Literal["lab", "own", "none"]
 Gpu = Literal["none", "optional", "required"]
@@ -79,6 +79,18 @@ class Health:
     path: str | None = None  # HTTP GET path; None means a TCP check
     command: tuple[str, ...] = ()  # compose healthcheck test (inside the image); empty: none in compose
     start_period_s: int = 20
+    live_path: str | None = None  # Kubernetes liveness (process alive), when it differs from readiness
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A component that runs as several replicas on Kubernetes (a StatefulSet: one data volume each)."""
+
+    requests: dict[str, str] = field(default_factory=dict)  # container resources, e.g. {"cpu": "250m"}
+    limits: dict[str, str] = field(default_factory=dict)
+    # Env vars whose values (URLs that embed a password) go into the Secret under their own names, so an
+    # external service can be configured by putting its URL there instead.
+    secret_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,7 @@ class NativeContext:
     port: int
     ports: dict[str, int]  # component -> host port, for wiring on 127.0.0.1
     running_as_root: bool
+    host: str = "127.0.0.1"  # the bind address (the lab honours `ailab up --host`; others stay on loopback)
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,7 @@ class Component:
     postgres_databases: tuple[str, ...] = ()  # created by the postgres component's init script
     user: str | None = None
     privileged_mounts: tuple[tuple[str, str], ...] = ()  # (host path, container path), read-only
+    scale: Scale | None = None
 
     @property
     def image_ref(self) -> str:
@@ -188,6 +202,9 @@ class RenderContext:
     native_ports: dict[str, int] = field(default_factory=dict)
     budget_usd: float = 100.0  # the 30-day spend the budget alert measures against
     routes: tuple[PublicRoute, ...] = ()
+    # The user's ailab.yaml with its credentials already moved out (stack/labconfig.py), for the lab's
+    # container config; empty renders the lab on defaults.
+    lab_config: dict[str, Any] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return name in self.components

@@ -90,7 +90,7 @@ async def test_chat_basic_and_headers(up: Upstream, session: aiohttp.ClientSessi
     assert out["object"] == "chat.completion"
     assert out["id"] == "msg_01FakeAnthropic" and out["model"] == MODEL
     choice = out["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "echo: hello there world"}
+    assert choice["message"] == {"role": "assistant", "content": "echo: hello there world", "refusal": None}
     assert choice["finish_reason"] == "stop"
     # 3 words + 3 per message in; 4 words out; no cache fields when nothing was cached.
     assert out["usage"] == {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}

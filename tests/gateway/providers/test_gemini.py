@@ -104,8 +104,9 @@ async def test_chat_maps_response_usage_and_system(up: Upstream, session: aiohtt
     assert out["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "echo: hello world"},
+            "message": {"role": "assistant", "content": "echo: hello world", "refusal": None},
             "finish_reason": "stop",
+            "logprobs": None,
         }
     ]
     # prompt = (2+3) + system (3+3) = 11, half cached; candidates 3 + thoughts 7 are all output.
@@ -205,7 +206,12 @@ async def test_thinking_maps_and_returns_reasoning(up: Upstream, session: aiohtt
     out = await p.chat({"messages": user("hi"), "thinking": {"type": "enabled", "budget_tokens": 1000}})
     assert sent(up)["generationConfig"]["thinkingConfig"] == {"includeThoughts": True, "thinkingBudget": 1000}
     msg = out["choices"][0]["message"]
-    assert msg == {"role": "assistant", "content": "echo: hi", "reasoning_content": "Thinking it over."}
+    assert msg == {
+        "role": "assistant",
+        "content": "echo: hi",
+        "refusal": None,
+        "reasoning_content": "Thinking it over.",
+    }
 
     await p.chat({"messages": user("hi"), "reasoning_effort": "low"})
     assert sent(up)["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 1024}}
@@ -330,8 +336,9 @@ async def test_finish_reasons_and_blocks(up: Upstream, session: aiohttp.ClientSe
     out = await p.chat({"messages": user("please BLOCKME")})
     assert out["choices"][0] == {
         "index": 0,
-        "message": {"role": "assistant", "content": None},
+        "message": {"role": "assistant", "content": None, "refusal": None},
         "finish_reason": "content_filter",
+        "logprobs": None,
     }
 
     out = await p.chat({"messages": user("BLOCKPROMPT now")})
@@ -355,7 +362,7 @@ def test_unsupported_params_raise_400_before_any_request() -> None:
         ({"tools": [{"type": "custom", "custom": {}}]}, "tool type 'custom'"),
         ({"response_format": {"type": "xml"}}, "response_format"),
         ({"tool_choice": "sometimes", "tools": TOOLS}, "tool_choice"),
-        ({"reasoning_effort": "max"}, "reasoning_effort"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ]
     for extra, needle in cases:
         with pytest.raises(UpstreamError) as exc:
@@ -383,12 +390,12 @@ async def test_stream_text_chunks_and_final_usage(up: Upstream, session: aiohttp
     assert req["query"] == {"alt": "sse"}
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == "chatcmpl-fakeResp123" for c in chunks)
     assert chunks[0]["choices"] == [
-        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}
     ]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "echo: hello big world"
     assert [c["choices"][0]["delta"]["content"] for c in chunks[1:5]] == ["echo:", " hello", " big", " world"]
-    assert chunks[-2]["choices"] == [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+    assert chunks[-2]["choices"] == [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}]
     # Exactly one usage chunk, last; it is the final cumulative usageMetadata, not a sum of the events'.
     assert [c for c in chunks if "usage" in c] == [chunks[-1]]
     assert chunks[-1]["choices"] == []
@@ -417,7 +424,7 @@ async def test_stream_tool_call_and_thoughts(up: Upstream, session: aiohttp.Clie
             }
         ]
     }
-    assert deltas[3] == {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    assert deltas[3] == {"index": 0, "delta": {}, "finish_reason": "tool_calls", "logprobs": None}
     assert len(deltas) == 4
     assert chunks[-1]["usage"]["completion_tokens"] == 5 + 7
 

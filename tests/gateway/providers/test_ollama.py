@@ -90,7 +90,7 @@ async def test_chat_basic(up: Upstream, session: aiohttp.ClientSession) -> None:
     assert out["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "echo: hello there"},
+            "message": {"role": "assistant", "content": "echo: hello there", "refusal": None},
             "finish_reason": "stop",
             "logprobs": None,
         }
@@ -471,7 +471,12 @@ async def test_thinking_maps_to_reasoning_content(up: Upstream, session: aiohttp
     p = provider(up, session, model="qwen3:8b")
     out = await p.chat({"messages": user("x y"), "reasoning_effort": "low"})
     msg = out["choices"][0]["message"]
-    assert msg == {"role": "assistant", "content": "echo: x y", "reasoning_content": "the user wants an echo"}
+    assert msg == {
+        "role": "assistant",
+        "content": "echo: x y",
+        "refusal": None,
+        "reasoning_content": "the user wants an echo",
+    }
     assert out["usage"]["completion_tokens"] == 3 + 2 + 5  # thinking is part of eval_count
 
     chunks = await collect(p, {"messages": user("x y z"), "reasoning_effort": "low"})

@@ -30,6 +30,24 @@ def test_spill_files_warn_until_the_next_start_reimports_them(lab_config):
     assert run_check(loaded, "ledger").status == "pass"
 
 
+def test_a_killed_labs_journal_warns_until_the_next_start_replays_it(lab_config):
+    from tests.ledger.test_writer import event
+
+    loaded = lab_config()
+    engine = open_database(loaded)
+    dead = LedgerWriter(engine, PriceBook(), loaded.data_dir)  # never started: its rows only in the journal
+    dead.submit(event(None))
+    assert run_check(loaded, "ledger").status == "pass"  # its process still holds the segment
+    dead.journal.detach().release()  # what the kernel does when the process is killed
+    result = run_check(loaded, "ledger")
+    assert result.status == "warn" and "1 usage journal segment(s)" in result.saw
+    writer = LedgerWriter(engine, PriceBook(), loaded.data_dir)
+    writer.start()
+    writer.stop()
+    engine.dispose()
+    assert run_check(loaded, "ledger").status == "pass"
+
+
 def test_a_damaged_spill_file_fails(lab_config):
     loaded = lab_config()
     loaded.data_dir.mkdir(parents=True)

@@ -68,7 +68,7 @@ class AnthropicProvider(Provider):
         payload = {**to_anthropic(body, self.deployment.model), "stream": True}
         state = _StreamState(json_mode=json_mode(body), model=self.deployment.model)
         async for data in self.sse_data(self.url(), payload, self.headers()):
-            event = loads_event(data, self.name)
+            event = loads_event(data, self.label)
             kind = event.get("type")
             if kind == "error":
                 raise self.event_error(event)
@@ -78,7 +78,7 @@ class AnthropicProvider(Provider):
                 return
             for delta in state.handle(event):
                 yield state.chunk(delta)
-        raise UpstreamError(f"{self.name} upstream stream ended before message_stop", kind="connection")
+        raise UpstreamError(f"{self.label} upstream stream ended before message_stop", kind="connection")
 
     def event_error(self, event: dict[str, Any]) -> UpstreamError:
         """An error sent inside a 200 response (mid-stream): status from Anthropic's error type."""
@@ -87,7 +87,8 @@ class AnthropicProvider(Provider):
         kind = str(err.get("type") or "api_error")
         message = self.redact(str(err.get("message") or kind))[:500]
         status = ERROR_STATUS.get(kind, 500)
-        return UpstreamError(f"{self.name} upstream stream error {status} ({kind}): {message}", status=status)
+        what = f"{self.label} upstream stream error {status} ({kind})"
+        return UpstreamError(f"{what}: {message}", status=status)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class _StreamState:
     id: str = "msg_unknown"
     model: str = ""
     created: int = field(default_factory=now_ts)
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
     blocks: dict[int, tuple[str, int]] = field(default_factory=dict)  # block index -> (kind, tool index)
     tools: int = 0
@@ -131,6 +132,8 @@ class _StreamState:
             value = raw.get(key)
             if isinstance(value, int):
                 self.usage[key] = max(self.usage.get(key, 0), value)
+        if isinstance(raw.get("cache_creation"), dict):  # the writes by lifetime (5 minutes, 1 hour)
+            self.usage["cache_creation"] = raw["cache_creation"]
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         kind = str(block.get("type") or "")

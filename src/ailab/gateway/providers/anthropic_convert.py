@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from ailab.gateway.errors import quote
 from ailab.gateway.providers.base import estimate_tokens, messages_text, now_ts
 from ailab.gateway.types import UpstreamError, Usage
 
@@ -24,7 +25,7 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 # Anthropic-native request fields a caller may pass straight through.
 PASSTHROUGH = ("top_k", "thinking", "service_tier")
 
@@ -86,7 +87,7 @@ def _map_thinking(body: dict[str, Any], payload: dict[str, Any]) -> None:
     if effort is None or "thinking" in payload or effort == "none":
         return
     if effort not in THINKING_BUDGETS:
-        raise bad_request(f"parameter `reasoning_effort` has an unknown value {effort!r}")
+        raise bad_request(f"parameter `reasoning_effort` has an unknown value {quote(effort)}")
     payload["thinking"] = {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}
 
 
@@ -105,7 +106,7 @@ def _map_tools(body: dict[str, Any], payload: dict[str, Any]) -> None:
 def _tool(tool: Any) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
         kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
-        raise bad_request(f"parameter `tools`: tool type {kind!r} is not supported")
+        raise bad_request(f"parameter `tools`: tool type {quote(kind)} is not supported")
     fn = tool.get("function") or {}
     out: dict[str, Any] = {
         "name": fn.get("name"),
@@ -124,7 +125,7 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
     if isinstance(choice, str):
         mapped = {"auto": "auto", "required": "any", "none": "none"}.get(choice)
         if mapped is None:
-            raise bad_request(f"parameter `tool_choice` has an unknown value {choice!r}")
+            raise bad_request(f"parameter `tool_choice` has an unknown value {quote(choice)}")
         return {"type": mapped}
     name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
     if not name:
@@ -142,7 +143,7 @@ def _map_response_format(body: dict[str, Any], payload: dict[str, Any]) -> None:
     elif kind == "json_object":
         schema = {"type": "object", "additionalProperties": True}
     else:
-        raise bad_request(f"parameter `response_format` type {kind!r} is not supported")
+        raise bad_request(f"parameter `response_format` type {quote(kind)} is not supported")
     if "tools" in payload:
         raise bad_request("parameter `response_format` cannot be combined with `tools`")
     payload["tools"] = [{"name": JSON_TOOL, "description": "Respond with JSON.", "input_schema": schema}]
@@ -170,7 +171,7 @@ def convert_messages(messages: list[Any]) -> tuple[str | list[dict[str, Any]] | 
         elif role == "tool":
             role_out, blocks = "user", [tool_result(m)]
         else:
-            raise bad_request(f"message role {role!r} is not supported")
+            raise bad_request(f"message role {quote(role)} is not supported")
         if not blocks:
             continue  # Anthropic rejects empty turns
         if out and out[-1]["role"] == role_out:
@@ -224,7 +225,7 @@ def _part(part: Any) -> dict[str, Any] | None:
     elif kind == "file":
         block = _document(part.get("file") or {})
     else:
-        raise bad_request(f"content part type {kind!r} is not supported")
+        raise bad_request(f"content part type {quote(kind)} is not supported")
     if block is not None and part.get("cache_control"):
         block["cache_control"] = part["cache_control"]
     return block
@@ -266,7 +267,8 @@ def assistant_blocks(m: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             args = orjson.loads(raw) if isinstance(raw, str) else raw
         except orjson.JSONDecodeError:
-            raise bad_request(f"tool_calls[{call.get('id')}].function.arguments is not valid JSON") from None
+            at = quote(call.get("id"))
+            raise bad_request(f"tool_calls[{at}].function.arguments is not valid JSON") from None
         blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
     return blocks
 
@@ -292,11 +294,14 @@ def usage_from(raw: dict[str, Any]) -> Usage:
     """Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt_tokens include both."""
     read = int(raw.get("cache_read_input_tokens") or 0)
     write = int(raw.get("cache_creation_input_tokens") or 0)
+    creation = raw.get("cache_creation")
+    hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else None
     return Usage(
         prompt_tokens=int(raw.get("input_tokens") or 0) + read + write,
         completion_tokens=int(raw.get("output_tokens") or 0),
         cached_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=min(write, hour) if isinstance(hour, int) and hour > 0 else 0,
     )
 
 
@@ -330,7 +335,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
                     "function": {"name": block.get("name"), "arguments": args},
                 }
             )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
     if calls:
         message["tool_calls"] = calls
     if thinking:

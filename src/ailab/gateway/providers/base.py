@@ -13,6 +13,7 @@ An adapter translates OpenAI chat/embeddings requests to its wire format and bac
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from ailab.gateway.errors import clip
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 
 MAX_ERROR_BODY = 64 * 1024
+MAX_RETRY_AFTER = 300.0  # seconds: the longest back-off or cooldown an upstream's Retry-After can ask for
 
 
 class Provider:
@@ -35,17 +38,22 @@ class Provider:
         self.session = session
         base = deployment.api_base or self.default_api_base
         if not base:
-            raise ValueError(f"deployment {deployment.id}: provider {self.name!r} needs api_base")
+            raise ValueError(f"deployment {deployment.id}: provider {self.label!r} needs api_base")
         self.api_base = base.rstrip("/")
 
+    @property
+    def label(self) -> str:
+        """The provider as the user configured it (`hosted_vllm`, `groq` …): what error messages name."""
+        return self.deployment.provider_label or self.name
+
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        raise UpstreamError(f"{self.name} does not support chat completions", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support chat completions", kind="http", status=400)
 
     def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[StreamItem]:
-        raise UpstreamError(f"{self.name} does not support streaming", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support streaming", kind="http", status=400)
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
-        raise UpstreamError(f"{self.name} does not support embeddings", kind="http", status=400)
+        raise UpstreamError(f"{self.label} does not support embeddings", kind="http", status=400)
 
     # -- shared HTTP plumbing -------------------------------------------------------------------------
 
@@ -71,11 +79,11 @@ class Provider:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(
-                f"{self.name} upstream sent invalid JSON", kind="protocol", status=502
+                f"{self.label} upstream sent invalid JSON", kind="protocol", status=502
             ) from None
         if not isinstance(data, dict):
             raise UpstreamError(
-                f"{self.name} upstream sent a non-object JSON body", kind="protocol", status=502
+                f"{self.label} upstream sent a non-object JSON body", kind="protocol", status=502
             )
         return data
 
@@ -114,18 +122,19 @@ class Provider:
         try:
             yield
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(f"{self.name} upstream timed out", kind="timeout") from None
+            raise UpstreamError(f"{self.label} upstream timed out", kind="timeout") from None
         except aiohttp.ClientPayloadError:
-            raise UpstreamError(f"{self.name} upstream stream was cut", kind="connection") from None
+            raise UpstreamError(f"{self.label} upstream stream was cut", kind="connection") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"{self.name} upstream unreachable: {type(exc).__name__}", kind="connection"
+                f"{self.label} upstream unreachable: {type(exc).__name__}", kind="connection"
             ) from None
 
     async def sse_batches(
         self, url: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> AsyncIterator[list[bytes]]:
-        """The `data:` payloads of each network read, ending at `[DONE]`."""
+        """The `data:` payloads of each network read, ending at `[DONE]`. A body that ends without `[DONE]`
+        ends with one empty batch, so the caller can tell a finished stream from a cut one."""
         async for batch in self.stream_batches(url, payload, headers):
             out: list[bytes] = []
             for line in batch:
@@ -139,6 +148,7 @@ class Provider:
                 out.append(data)
             if out:
                 yield out
+        yield []
 
     async def sse_data(
         self, url: str, payload: dict[str, Any], headers: dict[str, str]
@@ -155,8 +165,12 @@ class Provider:
     def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
         message = self.redact(_error_message(raw) or f"HTTP {status}")
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        fields = {k: self.redact(clip(v, 100)) for k, v in error_fields(raw).items()}
         return UpstreamError(
-            f"{self.name} upstream error {status}: {message}", status=status, retry_after=retry_after
+            f"{self.label} upstream error {status}: {message}",
+            status=status,
+            retry_after=retry_after,
+            **fields,
         )
 
     def redact(self, text: str) -> str:
@@ -205,18 +219,38 @@ def _error_message(raw: bytes) -> str:
     return ""
 
 
+def error_fields(raw: bytes) -> dict[str, str]:
+    """The string `code`, `param` and `type` of an OpenAI- (or Anthropic-) shaped error body."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return {}
+    return {k: err[k] for k in ("code", "param", "type") if isinstance(err.get(k), str) and err[k]}
+
+
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), capped: `inf`, `1e308` or a date in
+    the year 9999 must neither overflow nor cool a deployment down for ever; `nan` is no value."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return cap_retry_after(seconds)
+
+
+def cap_retry_after(seconds: float) -> float | None:
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, now_ts, usage_chunk
+from ailab.gateway.providers.base import (
+    Provider,
+    cap_retry_after,
+    estimate_tokens,
+    loads_event,
+    now_ts,
+    usage_chunk,
+)
 from ailab.gateway.providers.gemini_convert import (
     finish_reason,
     split_parts,
@@ -53,7 +60,7 @@ class GeminiProvider(Provider):
         async for data in self.sse_data(
             self.url("streamGenerateContent") + "?alt=sse", payload, self.headers()
         ):
-            event = loads_event(data, self.name)
+            event = loads_event(data, self.label)
             if "error" in event:
                 raise self._error_from(event, None, "stream error")
             for chunk in state.feed(event):
@@ -73,7 +80,7 @@ class GeminiProvider(Provider):
         embeddings = data.get("embeddings")
         if not isinstance(embeddings, list) or len(embeddings) != len(texts):
             raise UpstreamError(
-                f"{self.name} upstream sent a malformed embeddings body", kind="protocol", status=502
+                f"{self.label} upstream sent a malformed embeddings body", kind="protocol", status=502
             )
         as_b64 = body.get("encoding_format") == "base64"
         items = [
@@ -105,7 +112,7 @@ class GeminiProvider(Provider):
         """Google's `{"error": {code, message, status, details}}`; RetryInfo carries the 429 back-off."""
         err = obj.get("error")
         if not isinstance(err, dict):
-            return UpstreamError(f"{self.name} upstream {what}", status=status or 502)
+            return UpstreamError(f"{self.label} upstream {what}", status=status or 502)
         code = err.get("code")
         status = status or (code if isinstance(code, int) and code >= 400 else 500)
         label = f" ({err['status']})" if err.get("status") else ""
@@ -113,7 +120,7 @@ class GeminiProvider(Provider):
         if retry_after is None:
             retry_after = _retry_delay(err.get("details"))
         return UpstreamError(
-            f"{self.name} upstream {what}{label}: {message}", status=status, retry_after=retry_after
+            f"{self.label} upstream {what}{label}: {message}", status=status, retry_after=retry_after
         )
 
 
@@ -137,7 +144,7 @@ class StreamState:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,7 +200,7 @@ def _retry_delay(details: Any) -> float | None:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             delay = str(detail.get("retryDelay") or "").removesuffix("s")  # protobuf Duration: "37s", "1.5s"
             try:
-                return max(0.0, float(delay))
+                return cap_retry_after(float(delay))
             except ValueError:
                 return None
     return None

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ailab.gateway.errors import quote
 from ailab.gateway.providers.base import estimate_tokens, messages_text
 from ailab.gateway.types import UpstreamError, Usage
 
@@ -32,7 +33,9 @@ SCHEMA_KEYS = frozenset({
     "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
     "propertyOrdering", "default", "items", "minimum", "maximum",
 })  # fmt: skip
-THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096}
+THINKING_BUDGETS = {
+    "none": 0, "minimal": 512, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 24576,
+}  # fmt: skip
 NATIVE_TOOL_KEYS = frozenset(
     {"googleSearch", "google_search", "codeExecution", "code_execution", "urlContext", "url_context"}
 )
@@ -95,7 +98,7 @@ def _map_response_format(fmt: Any, config: dict[str, Any]) -> None:
         return
     kind = fmt.get("type")
     if kind not in ("json_object", "json_schema"):
-        raise bad_request(f"parameter `response_format` type {kind!r} is not supported")
+        raise bad_request(f"parameter `response_format` type {quote(kind)} is not supported")
     config["responseMimeType"] = "application/json"
     schema = (fmt.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
     if isinstance(schema, dict):
@@ -115,9 +118,10 @@ def _thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     if effort is None:
         return None
     if effort not in THINKING_BUDGETS:
-        raise bad_request(f"parameter `reasoning_effort` has an unknown value {effort!r}")
+        raise bad_request(f"parameter `reasoning_effort` has an unknown value {quote(effort)}")
     if model.startswith("gemini-3"):  # Gemini 3 takes levels; older thinking models take token budgets
-        return {"thinkingLevel": "minimal" if effort == "none" else effort}
+        level = {"none": "minimal", "xhigh": "high", "max": "high"}.get(effort, effort)
+        return {"thinkingLevel": level}
     return {"thinkingBudget": THINKING_BUDGETS[effort]}
 
 
@@ -159,7 +163,7 @@ def _map_tools(body: dict[str, Any], payload: dict[str, Any]) -> None:
 def _declaration(tool: Any) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
         kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
-        raise bad_request(f"parameter `tools`: tool type {kind!r} is not supported")
+        raise bad_request(f"parameter `tools`: tool type {quote(kind)} is not supported")
     fn = tool.get("function") or {}
     if not fn.get("name"):
         raise bad_request("parameter `tools`: every function needs a name")
@@ -179,7 +183,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     if isinstance(choice, str):
         mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice)
         if mode is None:
-            raise bad_request(f"parameter `tool_choice` has an unknown value {choice!r}")
+            raise bad_request(f"parameter `tool_choice` has an unknown value {quote(choice)}")
         return {"mode": mode}
     name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
     if not name:
@@ -209,7 +213,7 @@ def convert_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[di
         elif role == "tool":
             role_out, parts = "user", [_tool_response(m, names)]
         else:
-            raise bad_request(f"message role {role!r} is not supported")
+            raise bad_request(f"message role {quote(role)} is not supported")
         if not parts:
             continue  # Gemini rejects a content with no parts
         if contents and contents[-1]["role"] == role_out:
@@ -252,7 +256,7 @@ def _part(part: Any) -> dict[str, Any] | None:
     if kind == "file":
         file = part.get("file") or {}
         return _media(file.get("file_data") or file.get("file_id"), file.get("format"), None, "file")
-    raise bad_request(f"content part type {kind!r} is not supported")
+    raise bad_request(f"content part type {quote(kind)} is not supported")
 
 
 def _media(url: Any, fmt: Any, default_mime: str | None, where: str) -> dict[str, Any]:
@@ -280,9 +284,11 @@ def _assistant_parts(m: dict[str, Any], names: dict[str, str]) -> list[dict[str,
         try:
             args = orjson.loads(raw) if isinstance(raw, str) else raw
         except orjson.JSONDecodeError:
-            raise bad_request(f"tool_calls[{call.get('id')}].function.arguments is not valid JSON") from None
+            at = quote(call.get("id"))
+            raise bad_request(f"tool_calls[{at}].function.arguments is not valid JSON") from None
         if not isinstance(args, dict):
-            raise bad_request(f"tool_calls[{call.get('id')}].function.arguments must be a JSON object")
+            at = quote(call.get("id"))
+            raise bad_request(f"tool_calls[{at}].function.arguments must be a JSON object")
         call_id = str(call.get("id") or "")
         names[call_id] = str(fn.get("name") or "")
         part: dict[str, Any] = {"functionCall": {"name": fn.get("name"), "args": args}}
@@ -296,7 +302,8 @@ def _assistant_parts(m: dict[str, Any], names: dict[str, str]) -> list[dict[str,
 def _tool_response(m: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     name = names.get(str(m.get("tool_call_id") or "")) or m.get("name")
     if not name:
-        raise bad_request(f"tool message {m.get('tool_call_id')!r} answers no earlier assistant tool call")
+        call_id = quote(m.get("tool_call_id"))
+        raise bad_request(f"tool message {call_id} answers no earlier assistant tool call")
     content = m.get("content")
     text = content if isinstance(content, str) else messages_text([m])
     return {"functionResponse": {"name": name, "response": {"output": text}}}
@@ -368,7 +375,7 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
     output: list[str] = []
     for pos, cand in enumerate(data.get("candidates") or ()):
         text, thoughts, calls = split_parts((cand.get("content") or {}).get("parts"))
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
         if calls:
             message["tool_calls"] = calls
         if thoughts:
@@ -376,11 +383,11 @@ def to_openai(data: dict[str, Any], body: dict[str, Any], model: str, created: i
         reason = finish_reason(cand.get("finishReason"), bool(calls))
         index = cand.get("index")
         index = index if isinstance(index, int) else pos
-        choices.append({"index": index, "message": message, "finish_reason": reason})
+        choices.append({"index": index, "message": message, "finish_reason": reason, "logprobs": None})
         output.extend([text, *(c["function"]["arguments"] for c in calls)])
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason): no candidates at all
-        message = {"role": "assistant", "content": None}
-        choices.append({"index": 0, "message": message, "finish_reason": "content_filter"})
+        message = {"role": "assistant", "content": None, "refusal": None}
+        choices.append({"index": 0, "message": message, "finish_reason": "content_filter", "logprobs": None})
     return {
         "id": f"chatcmpl-{data.get('responseId') or created}",
         "object": "chat.completion",

@@ -44,7 +44,11 @@ class OllamaProvider(Provider):
         msg = data.get("message") or {}
         text = str(msg.get("content") or "")
         calls = conv.tool_calls_out(msg.get("tool_calls"))
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not calls else None,
+            "refusal": None,
+        }
         if calls:
             message["tool_calls"] = calls
         if msg.get("thinking"):
@@ -69,7 +73,7 @@ class OllamaProvider(Provider):
         payload = conv.chat_payload(body, self.deployment.model, stream=True)
         state = _StreamState(_completion_id(), now_ts(), self.deployment.model)
         async for line in self.stream_lines(f"{self.api_base}/api/chat", payload, self.headers()):
-            event = loads_event(line, self.name)
+            event = loads_event(line, self.label)
             if "error" in event:
                 raise self._body_error(event["error"])
             if not state.started:
@@ -82,14 +86,14 @@ class OllamaProvider(Provider):
                 yield state.usage_chunk(event, self._prompt_estimate(body))
                 return
         # The body ended cleanly but without the `done` record that carries finish reason and usage.
-        raise UpstreamError(f"{self.name} upstream stream ended before done", kind="connection")
+        raise UpstreamError(f"{self.label} upstream stream ended before done", kind="connection")
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = conv.embed_payload(body, self.deployment.model)
         data = await self.post_json(f"{self.api_base}/api/embed", payload, self.headers())
         vectors = data.get("embeddings")
         if not isinstance(vectors, list):
-            raise UpstreamError(f"{self.name} upstream sent no embeddings", kind="protocol", status=502)
+            raise UpstreamError(f"{self.label} upstream sent no embeddings", kind="protocol", status=502)
         fmt = body.get("encoding_format")
         items = [
             {"object": "embedding", "index": i, "embedding": conv.encode_vector(v, fmt)}
@@ -116,7 +120,7 @@ class OllamaProvider(Provider):
     def _body_error(self, error: Any) -> UpstreamError:
         # Errors inside a 200 reply are the server failing mid-way (runner crash, OOM): treat like a 500.
         message = self.redact(str(error))[:300]
-        return UpstreamError(f"{self.name} upstream error: {message}", kind="http", status=500)
+        return UpstreamError(f"{self.label} upstream error: {message}", kind="http", status=500)
 
 
 class _StreamState:

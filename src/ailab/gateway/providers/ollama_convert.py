@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ailab.gateway.errors import quote
 from ailab.gateway.types import UpstreamError, Usage
 
 # Ollama runtime options a LiteLLM user may pass as top-level extra params; forwarded into `options`.
@@ -119,7 +120,7 @@ def response_format(fmt: Any) -> str | dict[str, Any] | None:
         if not isinstance(schema, dict):
             raise bad_request("response_format.json_schema.schema must be a JSON schema object")
         return schema
-    raise bad_request(f"response_format type {fmt['type']!r} is not supported")
+    raise bad_request(f"response_format type {quote(fmt['type'])} is not supported")
 
 
 def convert_tools(tools: Any, choice: Any) -> list[dict[str, Any]]:
@@ -136,7 +137,7 @@ def convert_tools(tools: Any, choice: Any) -> list[dict[str, Any]]:
         name = (choice.get("function") or {}).get("name")
         out = [t for t in out if t["function"].get("name") == name]
         if not out:
-            raise bad_request(f"tool_choice names {name!r}, which is not in tools")
+            raise bad_request(f"tool_choice names {quote(name)}, which is not in tools")
     return out
 
 
@@ -158,7 +159,7 @@ def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 msg["tool_name"] = name
             out.append(msg)
         else:
-            raise bad_request(f"messages[{i}].role {role!r} is not supported")
+            raise bad_request(f"messages[{i}].role {quote(role)} is not supported")
     return out
 
 
@@ -169,7 +170,7 @@ def text_of(content: Any, where: str) -> str:
     for j, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text":
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise bad_request(f"{where}.content[{j}]: part type {kind!r} is not supported here")
+            raise bad_request(f"{where}.content[{j}]: part type {quote(kind)} is not supported here")
         parts.append(str(part.get("text") or ""))
     return "\n".join(parts)
 
@@ -186,7 +187,7 @@ def user_message(content: Any, i: int) -> dict[str, Any]:
         elif kind == "image_url":
             images.append(image_data(part.get("image_url"), f"messages[{i}].content[{j}].image_url"))
         else:
-            raise bad_request(f"messages[{i}].content[{j}]: part type {kind!r} is not supported")
+            raise bad_request(f"messages[{i}].content[{j}]: part type {quote(kind)} is not supported")
     msg: dict[str, Any] = {"role": "user", "content": "\n".join(texts)}
     if images:
         msg["images"] = images
@@ -281,7 +282,16 @@ def logprobs_out(items: Any) -> dict[str, Any] | None:
     """Ollama's logprobs entries already use OpenAI's field names ({token, logprob, bytes, top_logprobs})."""
     if not isinstance(items, list):
         return None
-    return {"content": items}
+    return {"content": [_logprob(x) for x in items if isinstance(x, dict)], "refusal": None}
+
+
+def _logprob(item: dict[str, Any]) -> dict[str, Any]:
+    # OpenAI's ChatCompletionTokenLogprob requires bytes (nullable) and top_logprobs (an array).
+    top = item.get("top_logprobs")
+    out = {**item, "bytes": item.get("bytes"), "top_logprobs": top if isinstance(top, list) else []}
+    if isinstance(top, list):
+        out["top_logprobs"] = [{**t, "bytes": t.get("bytes")} for t in top if isinstance(t, dict)]
+    return out
 
 
 # -- embeddings -------------------------------------------------------------------------------------------
@@ -304,7 +314,7 @@ def embed_payload(body: dict[str, Any], model: str) -> dict[str, Any]:
             payload[key] = body[key]
     fmt = body.get("encoding_format")
     if fmt not in (None, "float", "base64"):
-        raise bad_request(f"encoding_format {fmt!r} is not supported")
+        raise bad_request(f"encoding_format {quote(fmt)} is not supported")
     return payload
 
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text
+from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text, now_ts
 from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 
@@ -31,6 +31,12 @@ class OpenAIProvider(Provider):
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.deployment.model}
         data = await self.post_json(self.url("chat/completions"), payload, self.headers())
+        for choice in data.get("choices") or ():
+            # Fields OpenAI's schema requires (nullable) that some compatible servers leave out.
+            if isinstance(choice, dict):
+                choice.setdefault("logprobs", None)
+                if isinstance(choice.get("message"), dict):
+                    choice["message"].setdefault("refusal", None)
         if not isinstance(data.get("usage"), dict):
             data["usage"] = _estimate_chat(body, data)
         return data
@@ -40,9 +46,13 @@ class OpenAIProvider(Provider):
         opts["include_usage"] = True
         payload = {**body, "model": self.deployment.model, "stream": True, "stream_options": opts}
         client_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        saw_usage = False
+        saw_usage = finished = False
         raw: list[bytes] = []
         async for batch in self.sse_batches(self.url("chat/completions"), payload, self.headers()):
+            if not batch and not (finished or _finished(raw)):
+                # The body ended without [DONE] before any choice finished: the stream was cut, not done.
+                what = f"{self.label} upstream stream ended before a finish_reason"
+                raise UpstreamError(what, kind="connection", status=502)
             wire = bytearray()
             pending: list[bytes] = []
             for data in batch:
@@ -52,6 +62,9 @@ class OpenAIProvider(Provider):
                     chunk = self._parsed(data)
                     if isinstance(chunk.get("usage"), dict):
                         saw_usage = True
+                    finished = finished or any(
+                        isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
+                    )
                     if wire:
                         yield RawEvents(bytes(wire), pending, more=True)
                         wire, pending = bytearray(), []
@@ -70,16 +83,17 @@ class OpenAIProvider(Provider):
                 estimated=True,
             )
             yield {
+                **_stream_ids(raw, self.deployment.model),
                 "object": "chat.completion.chunk",
                 "choices": [],
                 "usage": {**usage.to_openai(), "estimated": True},
             }
 
     def _parsed(self, data: bytes) -> dict[str, Any]:
-        chunk = loads_event(data, self.name)
+        chunk = loads_event(data, self.label)
         if "error" in chunk and "choices" not in chunk:
             raise UpstreamError(
-                f"{self.name} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
+                f"{self.label} upstream stream error: {self.redact(str(chunk['error']))[:300]}"
             )
         return chunk
 
@@ -134,6 +148,33 @@ def strip_null_usage(data: bytes) -> bytes:
         if pattern in data:
             return data.replace(pattern, b"")
     return data
+
+
+def _stream_ids(payloads: list[bytes], model: str) -> dict[str, Any]:
+    """The id, created and model of a stream's chunks, for the usage chunk the gateway adds itself."""
+    for data in reversed(payloads):
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict) and "id" in chunk:
+            return {k: chunk.get(k) for k in ("id", "created", "model")}
+    return {"id": "chatcmpl-estimated", "created": now_ts(), "model": model}
+
+
+def _finished(payloads: list[bytes]) -> bool:
+    """Whether a choice of these raw events finished (parsed only when the body ended without [DONE])."""
+    for data in reversed(payloads):
+        if b"finish_reason" not in data:
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices or ()):
+            return True
+    return False
 
 
 def streamed_text(payloads: list[bytes]) -> str:

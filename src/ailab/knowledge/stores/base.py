@@ -40,7 +40,7 @@ StoreFactory = Callable[[Path, dict[str, Any]], VectorStore]
 def _embedded(root: Path, opts: dict[str, Any]) -> VectorStore:
     from ailab.knowledge.stores.embedded import EmbeddedStore
 
-    return EmbeddedStore(root / "embedded")
+    return EmbeddedStore(root / "embedded", opts)
 
 
 def _qdrant(root: Path, opts: dict[str, Any]) -> VectorStore:

@@ -38,6 +38,21 @@ def read_spills(data_dir: Path) -> tuple[int, int, list[str]]:
     return len(files), rows, problems
 
 
+def dead_journals(data_dir: Path) -> int:
+    """Journal segments no live process holds: left by a lab that was killed, replayed at its next start."""
+    import os
+
+    from ailab.ledger.journal import SEGMENT_GLOB, journal_dir, try_lock
+
+    n = 0
+    for path in journal_dir(data_dir).glob(SEGMENT_GLOB):
+        fd = try_lock(path)
+        if fd is not None:
+            os.close(fd)
+            n += 1
+    return n
+
+
 @check("ledger", "No ledger rows lost or waiting on disk", "ledger-dropping-rows")
 def ledger_check(ctx: DoctorContext) -> Outcome:
     files, rows, problems = read_spills(ctx.data_dir)
@@ -63,6 +78,12 @@ def ledger_check(ctx: DoctorContext) -> Outcome:
         return warn(
             f"{rows} ledger row(s) in {files} spill file(s) in {ctx.data_dir} wait to be re-imported{live}",
             "make sure the database answers, then restart the lab (`ailab up` re-imports spill files)",
+        )
+    journals = dead_journals(ctx.data_dir) if samples is None else 0
+    if journals:
+        return warn(
+            f"{journals} usage journal segment(s) of a lab that was killed wait in {ctx.data_dir}",
+            "start the lab: `ailab up` replays them into the ledger (rows already there are skipped)",
         )
     if spilled:
         return warn(

@@ -5,7 +5,7 @@ Errors use the same shape as the /v1 API: {"error": {"message", "type", "param",
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,28 +16,70 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ailab import __version__
 from ailab.access.records import Conflict, NotFound
 from ailab.gateway.errors import GatewayError
-from ailab.server.admin import audit, auth, keys, knowledge, people, secrets, usage
+from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, usage
 from ailab.server.admin.deps import ApiError
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
+
+MAX_MESSAGE = 500
+MAX_PARAM = 100
 
 
 def build_admin_app(state: LabState) -> FastAPI:
     app = FastAPI(
         title="Local AI Lab",
         version=__version__,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc come from the console, with vendored assets (no CDN)
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    for module in (auth, people, keys, usage, audit, secrets, knowledge):
+    for module in (auth, people, keys, usage, audit, secrets, knowledge, knowledge_eval):
         app.include_router(module.router(state))
     for extra in state.admin_routers:
         app.include_router(extra(state))
     _error_handlers(app)
+    _console(app, state)
+    _hoist_defs(app)
     app.add_middleware(IdentityChangesTakeEffect, state=state)
     return app
+
+
+def _hoist_defs(app: FastAPI) -> None:
+    """Schemas given in `openapi_extra` (pydantic's model_json_schema()) carry `$defs` with refs to
+    `#/$defs/X`, which point nowhere in an OpenAPI document: move them to components/schemas."""
+    build = app.openapi
+
+    def spec() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            out = build()
+            schemas = out.setdefault("components", {}).setdefault("schemas", {})
+            _hoist(out, schemas)
+            app.openapi_schema = out
+        return app.openapi_schema
+
+    app.openapi = spec  # type: ignore[method-assign]
+
+
+def _hoist(node: Any, schemas: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in node.values():
+            _hoist(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist(value, schemas)
+
+
+def _console(app: FastAPI, state: LabState) -> None:
+    from ailab.console import build_console, docs_routes
+
+    app.router.routes.extend(docs_routes(app.openapi_url or "/openapi.json", app.title))
+    app.mount("/console", build_console(state))
 
 
 class IdentityChangesTakeEffect:
@@ -72,6 +114,10 @@ def _error(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if len(message) > MAX_MESSAGE:  # a message quoting user input never echoes all of it
+        message = f"{message[:MAX_MESSAGE]}…"
+    if param is not None and len(param) > MAX_PARAM:
+        param = f"{param[:MAX_PARAM]}…"
     body = GatewayError(status, message, code=code, param=param).body()
     return JSONResponse(body, status_code=status, headers=headers)
 

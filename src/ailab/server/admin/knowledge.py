@@ -16,13 +16,12 @@ from pydantic import BaseModel, Field
 from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
 from ailab.server.admin.deps import ApiError, allow, require
+from ailab.server.admin.upload_form import DocumentsBody, read_upload
 
 if TYPE_CHECKING:
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.service import KnowledgeService
     from ailab.server.state import LabState
-
-MAX_UPLOAD = 50 * 1024 * 1024
 
 
 class CollectionCreate(BaseModel):
@@ -50,15 +49,6 @@ class AskBody(BaseModel):
     k: int = Field(default=5, ge=1, le=50)
     filters: dict[str, Any] | None = None
     stream: bool = False
-
-
-class TextDocument(BaseModel):
-    name: str = Field(min_length=1, max_length=500)
-    text: str
-
-
-class DocumentsBody(BaseModel):
-    documents: list[TextDocument] = Field(min_length=1, max_length=1000)
 
 
 UPLOAD_SPEC = {
@@ -119,7 +109,9 @@ def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collecti
 
 
 def router(state: LabState) -> APIRouter:
-    r = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+    # Like /v1, a JSON body needs no Content-Type header (the session cookie is SameSite=strict, so a
+    # cross-site form cannot ride on it).
+    r = APIRouter(prefix="/v1/knowledge", tags=["knowledge"], strict_content_type=False)
     _collection_routes(r, state)
     _document_routes(r, state)
     _query_routes(r, state)
@@ -193,11 +185,19 @@ def _document_routes(r: APIRouter, state: LabState) -> None:
         openapi_extra={"x-permission": "knowledge.manage", **UPLOAD_SPEC},
     )
     async def upload_documents(name: str, request: Request, p: Principal = manage) -> dict[str, Any]:
+        import asyncio
+
+        from ailab.knowledge.uploads import incoming_dir, keep_uploads
+
         c = coll(name, p, "knowledge.manage")
-        items = await _read_upload(request)
-        with _mapped():
-            report = await svc().ingest_bytes(p, c, items)
-        await _keep_originals(svc(), c, items, {f["source"] for f in report.failed})
+        s = svc()
+        with incoming_dir(s.root) as folder:
+            items = await read_upload(request, folder)
+            with _mapped():
+                report = await s.ingest_files(p, c, items)
+            # Uploaded files are kept (knowledge/uploads/<collection>/<sha256>/<name>) so backups hold them.
+            failed = {f["source"] for f in report.failed}
+            await asyncio.to_thread(keep_uploads, s.root, c.name, items, failed)
         return report.as_dict()
 
     @r.delete(
@@ -262,33 +262,3 @@ def _query_routes(r: APIRouter, state: LabState) -> None:
         with _mapped():
             reply, stream = await rag.chat_completion(svc(), p, colls, body)
         return _sse(stream, done=True) if stream is not None else reply
-
-
-async def _keep_originals(
-    svc: KnowledgeService, c: Collection, items: list[tuple[str, bytes]], failed: set[str]
-) -> None:
-    """Uploaded files are kept (knowledge/uploads/<collection>/<sha256>/<name>) so backups hold them."""
-    import asyncio
-
-    from ailab.knowledge.uploads import save_uploads
-
-    await asyncio.to_thread(save_uploads, svc.root, c.name, items, failed)
-
-
-async def _read_upload(request: Request) -> list[tuple[str, bytes]]:
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1000, max_part_size=MAX_UPLOAD)
-        items: list[tuple[str, bytes]] = []
-        for value in [*form.getlist("files"), *form.getlist("file")]:
-            if isinstance(value, str):
-                continue
-            items.append((value.filename or "upload", await value.read()))
-        if not items:
-            raise ApiError(400, "files: attach at least one file (form field 'files')", "invalid_value")
-        return items
-    try:
-        body = DocumentsBody.model_validate_json(await request.body())
-    except ValueError as exc:
-        raise ApiError(400, f"documents: {str(exc)[:300]}", "invalid_value") from None
-    return [(d.name, d.text.encode()) for d in body.documents]

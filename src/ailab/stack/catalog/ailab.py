@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
 
 from ailab import __version__
-from ailab.stack.catalog._common import curl_health
 from ailab.stack.model import (
     Backup,
     Component,
     ConfigFile,
+    Health,
     HostPort,
     Join,
     MetricsEndpoint,
@@ -20,6 +21,7 @@ from ailab.stack.model import (
     Port,
     Ref,
     RenderContext,
+    Scale,
     SecretRef,
     SecretSpec,
     Volume,
@@ -27,23 +29,49 @@ from ailab.stack.model import (
 
 
 def _argv(ctx: NativeContext) -> list[str]:
-    return ["-m", "ailab", "up", "--host", "127.0.0.1", "--port", str(ctx.port)]
+    return ["-m", "ailab", "up", "--host", ctx.host, "--port", str(ctx.port)]
 
 
 def _config(ctx: RenderContext) -> list[ConfigFile]:
-    """ailab.yaml for a container: secrets stay in the environment (`os.environ/` references)."""
-    server: dict[str, Any] = {"host": "0.0.0.0", "port": 8765, "discover_ollama": ctx.has("ollama")}
+    """The user's ailab.yaml (already credential-free, see stack/labconfig.py) wired to the stack."""
+    config: dict[str, Any] = copy.deepcopy(ctx.lab_config)
+    general = config.setdefault("general_settings", {}) or {}
+    config["general_settings"] = general
+    general["master_key"] = "os.environ/AILAB_MASTER_KEY"
+    # The ledger and limits stores come from the environment (AILAB_LEDGER + AILAB_DATABASE_URL,
+    # AILAB_LIMITS_BACKEND + AILAB_REDIS_URL), so the chart can switch them without a new config.
+    general.pop("database_url", None)
+    server = dict(config.get("ailab") or {})
+    server.update({"host": "0.0.0.0", "port": 8765})
     if ctx.has("ollama"):
-        server["ollama_url"] = ctx.url(Ref("ollama", "http"))
-    config: dict[str, Any] = {
-        "general_settings": {
-            "master_key": "os.environ/AILAB_MASTER_KEY",
-            "database_url": "os.environ/AILAB_DATABASE_URL",
-        },
-        "ailab": server,
-        "limits": {"backend": "redis", "redis_url": "os.environ/AILAB_REDIS_URL"},
-    }
+        server.update({"discover_ollama": True, "ollama_url": ctx.url(Ref("ollama", "http"))})
+    else:
+        server.setdefault("discover_ollama", False)
+    config["ailab"] = server
+    limits = {k: v for k, v in (config.get("limits") or {}).items() if k not in ("backend", "redis_url")}
+    if limits:
+        config["limits"] = limits
+    else:
+        config.pop("limits", None)
+    if ctx.has("qdrant"):
+        config["knowledge"] = _knowledge(dict(config.get("knowledge") or {}))
+    secrets = dict(config.get("secrets") or {})
+    secrets.pop("key_file", None)  # a host path; the container's key comes from AILAB_SECRET_KEY
+    if secrets:
+        config["secrets"] = secrets
+    if isinstance(config.get("backup"), dict):
+        config["backup"].pop("dir", None)  # a host path; archives go to the data volume
     return [ConfigFile("ailab.yaml", "/etc/ailab/ailab.yaml", yaml.safe_dump(config, sort_keys=False))]
+
+
+def _knowledge(knowledge: dict[str, Any]) -> dict[str, Any]:
+    """Collections go to the stack's Qdrant (unless the user chose another server store, e.g. Milvus)."""
+    if knowledge.get("store", "embedded") in ("embedded", "qdrant"):
+        knowledge["store"] = "qdrant"
+    stores = dict(knowledge.get("stores") or {})
+    stores["qdrant"] = {"url": "os.environ/AILAB_QDRANT_URL", "api_key": "os.environ/AILAB_QDRANT_API_KEY"}
+    knowledge["stores"] = stores
+    return knowledge
 
 
 COMPONENT = Component(
@@ -57,6 +85,9 @@ COMPONENT = Component(
     env={
         "AILAB_CONFIG": "/etc/ailab/ailab.yaml",
         "AILAB_DATA_DIR": "/data",
+        # Which shared stores the replicas use; the Helm chart refuses sqlite/memory with replicas > 1.
+        "AILAB_LEDGER": "postgres",
+        "AILAB_LIMITS_BACKEND": "redis",
         "AILAB_MASTER_KEY": SecretRef("AILAB_MASTER_KEY"),
         "AILAB_SECRET_KEY": SecretRef("AILAB_SECRET_KEY"),
         "AILAB_DATABASE_URL": Join(
@@ -79,7 +110,19 @@ COMPONENT = Component(
         SecretSpec("AILAB_MASTER_KEY", "token", "the lab's master key (admin API)"),
         SecretSpec("AILAB_SECRET_KEY", "key32", "key that encrypts the lab's local secret store"),
     ),
-    health=curl_health(8765, "/health/ready", start_period_s=15),
+    # The image has no curl: its health check is a stdlib one-liner shipped in the package.
+    health=Health(
+        "http",
+        "/health/ready",
+        ("CMD", "python", "-m", "ailab.stack.healthcheck", "http://127.0.0.1:8765/health/ready"),
+        15,
+        live_path="/health/live",
+    ),
+    scale=Scale(
+        requests={"cpu": "250m", "memory": "512Mi"},
+        limits={"cpu": "2", "memory": "2Gi"},
+        secret_env=("AILAB_DATABASE_URL", "AILAB_REDIS_URL", "AILAB_QDRANT_URL"),
+    ),
     metrics=MetricsEndpoint("http", "/metrics", bearer_secret="LAB_KEY_PROMETHEUS"),
     backup=Backup(paths=("/data",)),
     depends_on=("postgres", "redis", "qdrant"),

@@ -80,7 +80,8 @@ def _spec(
     work = native_dir(data_dir) / comp.name
     work.mkdir(parents=True, exist_ok=True)
     port = ctx.native_ports[comp.name]
-    nctx = NativeContext(str(work), port, ctx.native_ports, running_as_root=os.geteuid() == 0)
+    host = loaded.config.ailab.host if comp.name == "ailab" else "127.0.0.1"
+    nctx = NativeContext(str(work), port, ctx.native_ports, os.geteuid() == 0, host)
     argv = [exe, *comp.native.argv(nctx)]
     env = dict(os.environ)
     env.update({k: resolve(v, ctx, secrets.__getitem__) for k, v in comp.native.env.items()})
@@ -89,7 +90,9 @@ def _spec(
             ["--config", str(loaded.path.resolve())] if loaded.path else []
         )
     _write_native_config(comp, ctx, work)
-    health = f"http://127.0.0.1:{port}{comp.native.health_path}" if comp.native.health_path else None
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    probe = f"[{probe}]" if ":" in probe else probe
+    health = f"http://{probe}:{port}{comp.native.health_path}" if comp.native.health_path else None
     log_path = stack_dir(data_dir) / "logs" / f"{comp.name}.log"
     return ProcSpec(comp.name, argv, env, log_path, health, port, work)
 

@@ -25,6 +25,8 @@ log = logging.getLogger("ailab.stack.native")
 
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
+LOG_TAIL_LINES = 20  # of a failed child's log, shown with its exit code
+START_MARK = "--- ailab: starting "
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Supervisor:
         spec = child.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as out:
-            out.write(f"--- ailab: starting {spec.name} ---\n".encode())
+            out.write(f"{START_MARK}{spec.name} ---\n".encode())
             out.flush()
             child.proc = subprocess.Popen(
                 spec.argv,
@@ -118,7 +120,15 @@ class Supervisor:
         child.healthy = False
         child.restarts += 1
         child.next_start = now + child.backoff
-        log.warning("%s exited with %d; restarting in %.0f s", child.spec.name, code, child.backoff)
+        tail = log_tail(child.spec.log_path)
+        log.warning(
+            "%s exited with %d; restarting in %.0f s. Last lines of %s:\n%s",
+            child.spec.name,
+            code,
+            child.backoff,
+            child.spec.log_path,
+            "\n".join(f"  | {line}" for line in tail) or "  (the log is empty)",
+        )
         child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
 
     def _check(self, child: Child) -> None:
@@ -172,6 +182,21 @@ def _signal_group(child: Child, sig: signal.Signals) -> None:
     assert child.proc is not None
     with contextlib.suppress(ProcessLookupError):  # already gone: nothing to stop
         os.killpg(child.proc.pid, sig)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> list[str]:
+    """The last `lines` lines the child wrote since it was last started (reads at most `max_bytes`)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    run = text.rsplit(START_MARK, 1)
+    body = run[1].split("\n", 1)[1] if len(run) == 2 and "\n" in run[1] else run[-1]
+    return body.rstrip("\n").splitlines()[-lines:]
 
 
 def read_state(path: Path) -> dict[str, Any]:

@@ -1,0 +1,224 @@
+"""The embedded store at N chunks (issue 19): build time (appends + incremental HNSW), index memory and
+files, search p50/p95 and recall@10 against exact, and search + prompt building through the service
+(dense + BM25, fusion, chunk fetch, prompt) on a catalog of N chunks; Qdrant local mode and Milvus Lite
+beside it on the same vectors where they finish within `--cap` seconds.
+
+Vectors are synthetic (unit vectors around random topic centres, like real embeddings crowd in topics);
+chunk texts are Zipf-distributed words. Run under `nice -n 19` on a shared machine.
+
+    python -m bench.knowledge.scale [--n 100000] [--queries 300] [--cap 600] [--peers milvus,qdrant]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.knowledge.ann_choice import clustered, exact, rss_mb
+from bench.knowledge.retrieval import DIM, percentiles, words
+
+NS = "c_bench"
+
+
+def data(n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    centers = rng.standard_normal((max(100, n // 100), DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    return clustered(rng, n, centers), clustered(rng, n_queries, centers)
+
+
+def fill_catalog(svc: Any, coll: Any, n: int, text_words: int, per_doc: int = 10) -> list[int]:
+    rng = np.random.default_rng(11)
+    ids: list[int] = []
+    for start in range(0, n, 5000):
+        with svc.catalog.connect() as db:
+            for first in range(start, min(start + 5000, n), per_doc):
+                count = min(per_doc, n - first)
+                source = f"doc{first // per_doc}.html"
+                rows = [
+                    (" ".join(words(rng, text_words)), i, "Heading", {"source": source, "title": "T"})
+                    for i in range(count)
+                ]
+                doc = {
+                    "id": f"d{first}",
+                    "collection_id": coll.id,
+                    "source": source,
+                    "title": "T",
+                    "kind": "html",
+                    "content_hash": "x",
+                    "mtime": 0.0,
+                    "size": 0,
+                }
+                ids += svc.catalog.insert_document(db, doc, rows)
+    return ids
+
+
+def build(tmp: Path, n: int, vectors: np.ndarray, text_words: int) -> tuple[dict[str, Any], list[int]]:
+    from ailab.config.models import KnowledgeSettings
+    from ailab.knowledge.catalog import Collection
+    from ailab.knowledge.service import KnowledgeService
+    from ailab.observability.metrics import Metrics
+
+    svc = KnowledgeService(tmp, KnowledgeSettings(), None, Metrics().knowledge)  # type: ignore[arg-type]
+    coll = Collection("bench", "bench", None, "embedded", "synthetic", DIM, 200, 32, 0, "bench")
+    svc.catalog.add_collection(coll)
+    t0 = time.perf_counter()
+    ids = fill_catalog(svc, coll, n, text_words)
+    catalog_s = time.perf_counter() - t0
+    print(f"catalog: {n} chunks in {catalog_s:.0f} s", flush=True)
+    store = svc.store("embedded")
+    store.create(coll.namespace, DIM)
+    t0 = time.perf_counter()
+    for lo in range(0, n, 5000):
+        store.upsert(coll.namespace, ids[lo : lo + 5000], vectors[lo : lo + 5000])
+        if (lo + 5000) % 100_000 == 0:
+            print(f"built {lo + 5000} rows in {time.perf_counter() - t0:.0f} s", flush=True)
+    svc.close()  # saves the index
+    build_s = time.perf_counter() - t0
+    d = tmp / "knowledge" / "embedded" / coll.namespace
+    sizes = {p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}
+    return {
+        "catalog_fill_s": round(catalog_s, 1),
+        "store_build_s": round(build_s, 1),
+        "files_mb": {k: round(v / 2**20, 1) for k, v in sizes.items() if v > 2**20},
+        "bytes_per_chunk_on_disk": round(sum(sizes.values()) / n),
+    }, ids
+
+
+def measure(tmp: Path, ids: list[int], queries: np.ndarray, truth: list[set[int]]) -> dict[str, Any]:
+    """A fresh process's view: index load time and memory, then raw store and service search timings."""
+    from ailab.access.principal import MASTER
+    from ailab.config.models import KnowledgeSettings
+    from ailab.knowledge.rag import build_messages
+    from ailab.knowledge.service import KnowledgeService
+    from ailab.observability.metrics import Metrics
+
+    class Vectors:  # the query vectors stand in for the embedder (its latency is measured in ingest.py)
+        def __init__(self) -> None:
+            self.next: np.ndarray | None = None
+
+        async def embed(self, principal: Any, group: str, texts: list[str]) -> np.ndarray:
+            assert self.next is not None
+            return self.next[None, :]
+
+    gc.collect()
+    before = rss_mb()
+    emb = Vectors()
+    svc = KnowledgeService(tmp, KnowledgeSettings(), emb, Metrics().knowledge)  # type: ignore[arg-type]
+    coll = svc.get("bench")
+    store = svc.store("embedded")
+    t0 = time.perf_counter()
+    store.search(coll.namespace, queries[0], 10)
+    load_s = time.perf_counter() - t0
+    index_mb = rss_mb() - before
+    raw, recall = [], []
+    for q, t in zip(queries, truth, strict=True):
+        s = time.perf_counter()
+        got = store.search(coll.namespace, q, 10)
+        raw.append(time.perf_counter() - s)
+        recall.append(len({i for i, _ in got} & t) / 10)
+    rng = np.random.default_rng(5)
+    texts = [" ".join(words(rng, 6)) for _ in queries]
+    e2e: dict[str, list[float]] = {"hybrid": [], "dense": []}
+
+    async def run() -> None:
+        for q, text in zip(queries, texts, strict=True):
+            emb.next = q
+            for mode, samples in e2e.items():  # interleaved, so both see the same load
+                s = time.perf_counter()
+                hits = await svc.search(MASTER, [coll], text, 5, mode=mode)
+                build_messages(text, hits)
+                samples.append(time.perf_counter() - s)
+
+    asyncio.run(run())
+    svc.close()
+    return {
+        "index_load_s": round(load_s, 2),
+        "index_rss_mb": round(index_mb, 1),
+        "store": {**percentiles(raw), "recall@10": round(float(np.mean(recall)), 4)},
+        "search_and_prompt": {mode: percentiles(v) for mode, v in e2e.items()},
+    }
+
+
+def peer(
+    kind: str, tmp: Path, vectors: np.ndarray, queries: np.ndarray, truth: list[set[int]], cap: float
+) -> dict[str, Any]:
+    from ailab.knowledge.stores import open_store
+
+    store = open_store(kind, tmp, {"path": str(tmp / "qdrant")} if kind == "qdrant" else {})
+    store.create(NS, DIM)
+    t0, loaded = time.perf_counter(), 0
+    for lo in range(0, len(vectors), 5000):
+        if time.perf_counter() - t0 > cap:
+            store.close()
+            return {
+                "store": kind,
+                "finished": False,
+                "note": f"loaded {loaded} of {len(vectors)} in {cap:.0f} s cap",
+            }
+        store.upsert(NS, list(range(lo, min(lo + 5000, len(vectors)))), vectors[lo : lo + 5000])
+        loaded = min(lo + 5000, len(vectors))
+    load_s = time.perf_counter() - t0
+    samples, recall = [], []
+    for q, t in zip(queries[:30], truth[:30], strict=True):
+        s = time.perf_counter()
+        got = {i for i, _ in store.search(NS, q, 10)}
+        samples.append(time.perf_counter() - s)
+        recall.append(len(got & t) / 10)
+    store.close()
+    return {
+        "store": kind,
+        "finished": True,
+        "load_s": round(load_s, 1),
+        **percentiles(samples),
+        "recall@10": round(float(np.mean(recall)), 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--text-words", type=int, default=150, help="words per synthetic chunk text")
+    ap.add_argument("--cap", type=float, default=600, help="seconds each peer store may take to load")
+    ap.add_argument("--peers", default="milvus,qdrant")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    Path(".bench").mkdir(exist_ok=True)
+    vectors, queries = data(a.n, a.queries)
+    t0 = time.perf_counter()
+    truth = exact(vectors, queries)
+    numpy_ms = (time.perf_counter() - t0) / a.queries * 1000
+    result: dict[str, Any] = {
+        "n": a.n,
+        "dim": DIM,
+        "vectors": "synthetic, clustered",
+        "numpy_exact_mean_ms": round(numpy_ms, 2),
+    }
+    with tempfile.TemporaryDirectory(dir=".bench") as tmp:
+        built, ids = build(Path(tmp), a.n, vectors, a.text_words)
+        exact_ids = [{ids[i] for i in t} for t in truth]  # rows → the catalog's chunk ids
+        result["embedded"] = {**built, **measure(Path(tmp), ids, queries, exact_ids)}
+        print(json.dumps(result, indent=1), flush=True)
+    result["peers"] = []
+    for kind in [p for p in a.peers.split(",") if p]:
+        with tempfile.TemporaryDirectory(dir=".bench") as tmp:
+            row = peer(kind, Path(tmp), vectors, queries, truth, a.cap)
+            print(row, flush=True)
+            result["peers"].append(row)
+    out = Path(a.out or f"bench/results/knowledge-scale-{a.n}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
