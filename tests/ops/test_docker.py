@@ -109,7 +109,10 @@ def test_component_volumes_and_dumps_round_trip(tmp_path: Path, docker: Path) ->
     for service in VOLUME_FILES:  # fresh, empty volumes
         for path in sorted((docker / service).rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
-    report = restore_archive(archive, small_lab(tmp_path, "dst"))
+    # the same secret key as the source (its config and stack files are sealed with it)
+    report = restore_archive(
+        archive, small_lab(tmp_path, "dst", secrets={"key_file": str(tmp_path / "src.key")})
+    )
     assert not report.problems, report.problems
     for service, rel in VOLUME_FILES.items():
         assert (docker / service / rel).read_bytes() == f"{service} data".encode()
@@ -125,7 +128,10 @@ def test_a_stopped_component_is_reported_not_guessed(tmp_path: Path, docker: Pat
     monkeypatch.setenv("FAKE_DOCKER_RUNNING", "grafana")
     archive = create_backup(src, out=tmp_path / "d.tar.gz").path
     monkeypatch.setenv("FAKE_DOCKER_RUNNING", "")
-    report = restore_archive(archive, small_lab(tmp_path, "dst"))
+    # the same secret key as the source (its config and stack files are sealed with it)
+    report = restore_archive(
+        archive, small_lab(tmp_path, "dst", secrets={"key_file": str(tmp_path / "src.key")})
+    )
     assert report.problems == [
         "grafana: not running; start it (`ailab up --runtime docker`) and restore again"
     ]

@@ -56,12 +56,14 @@ def ensure_master_key(configured: str | None, data_dir: Path) -> tuple[str, bool
 
     Returns (key, created): the caller prints a created key once.
     """
+    from ailab.access.files import secure_data_dir
+
     if configured:
         return configured, False
     path = data_dir / MASTER_KEY_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(data_dir)  # 0700
     key = "sk-ailab-" + secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -131,6 +131,7 @@ audit_head = Table(
     Column("id", Integer, primary_key=True),
     Column("last_hash", String(64), nullable=False),
     Column("count", BigInteger, nullable=False),
+    Column("keyed", Boolean, default=False),  # the chain is MAC'd under the lab's key (access_0003)
 )
 
 GENESIS = "0" * 64
@@ -157,4 +158,6 @@ def _key_parent_0002(conn: Connection) -> None:
 MIGRATIONS = [
     Migration("access_0001_identity_keys_audit", _create_0001),
     Migration("access_0002_key_parent", _key_parent_0002),
+    # Existing chains are re-chained under the lab's key at first use (ailab.access.audit), when they verify.
+    Migration("access_0003_audit_keyed", lambda conn: _add_column(conn, audit_head, "keyed")),
 ]

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from ailab.access.audit import AuditLog
 from ailab.access.cache import KeyCache
+from ailab.access.denials import DenialGate
 from ailab.access.identity import Identity
 from ailab.access.keystore import KeyStore
 from ailab.access.passwords import generate_password
@@ -24,11 +25,13 @@ class AccessService:
     keys: KeyStore
     sessions: Sessions
     cache: KeyCache
+    denials: DenialGate
 
     @classmethod
-    def build(cls, engine: Engine, settings: AccessSettings) -> AccessService:
+    def build(cls, engine: Engine, settings: AccessSettings, audit: AuditLog | None = None) -> AccessService:
+        """`audit`: the lab's (`AuditLog.of(engine, loaded)`: its key file and checkpoint)."""
         roles = Roles(settings.roles)
-        audit = AuditLog(engine)
+        audit = audit or AuditLog(engine)
         identity = Identity(engine, audit, roles)
         keys = KeyStore(engine, audit, identity)
         return cls(
@@ -38,6 +41,7 @@ class AccessService:
             keys,
             Sessions(engine, identity, audit, settings),
             KeyCache(identity, keys, roles),
+            DenialGate(audit, settings.audit_repeat_window_seconds),
         )
 
     def bootstrap_admin(self, actor: str = "system") -> tuple[str, str] | None:

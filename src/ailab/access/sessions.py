@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from ailab.access import schema as s
 from ailab.access.audit import AuditLog
 from ailab.access.identity import Identity, now_ms
-from ailab.access.records import User
+from ailab.access.records import NotFound, User
 from ailab.config.models import AccessSettings
 
 COOKIE = "ailab_session"
@@ -56,14 +56,13 @@ class Sessions:
         self.settings = settings
 
     def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
-        self._throttle(username, client)
+        who = self._throttle_key(username)
+        self._throttle(who, client)
         user = self.identity.check_password(username, password)
         if user is None:
             with self.engine.begin() as conn:
                 conn.execute(
-                    insert(s.login_attempts).values(
-                        username=username[:200], client=client[:64], ts_ms=now_ms()
-                    )
+                    insert(s.login_attempts).values(username=who, client=client[:64], ts_ms=now_ms())
                 )
             self.audit.record(f"client:{client}", "auth.login_failed", username[:200])
             raise LoginFailed("wrong username or password")
@@ -71,7 +70,7 @@ class Sessions:
         csrf = secrets.token_urlsafe(24)
         expires = now_ms() + int(self.settings.session_ttl_hours * 3600 * 1000)
         with self.engine.begin() as conn:
-            conn.execute(delete(s.login_attempts).where(s.login_attempts.c.username == username))
+            conn.execute(delete(s.login_attempts).where(s.login_attempts.c.username == who))
             conn.execute(
                 insert(s.sessions).values(
                     id_hash=_digest(token),
@@ -83,6 +82,13 @@ class Sessions:
             )
         self.audit.record(f"user:{user.id}", "auth.login", user.id, client=client)
         return token, Session(user, csrf, expires)
+
+    def _throttle_key(self, typed: str) -> str:
+        """Failures count per user, however it is named (username or id); unknown names count as typed."""
+        try:
+            return self.identity.user(typed).id
+        except NotFound:
+            return typed[:200]
 
     def _throttle(self, username: str, client: str) -> None:
         window_ms = int(self.settings.login_window_seconds * 1000)

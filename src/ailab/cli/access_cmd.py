@@ -42,6 +42,7 @@ def cli_actor() -> str:
 
 @contextmanager
 def access(config: Path | None, data_dir: Path | None) -> Iterator[AccessService]:
+    from ailab.access.audit import AuditLog
     from ailab.access.records import Conflict, NotFound
     from ailab.access.service import AccessService
     from ailab.server.state import open_database
@@ -49,7 +50,7 @@ def access(config: Path | None, data_dir: Path | None) -> Iterator[AccessService
     loaded = load_or_exit(config, data_dir)
     engine = open_database(loaded)
     try:
-        yield AccessService.build(engine, loaded.config.access)
+        yield AccessService.build(engine, loaded.config.access, AuditLog.of(engine, loaded))
     except (NotFound, Conflict, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

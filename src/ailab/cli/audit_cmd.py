@@ -32,7 +32,9 @@ def audit(
                     f"audit chain BROKEN at {where}: {check.reason} ({check.rows} rows checked)", err=True
                 )
                 raise typer.Exit(1)
-            typer.echo(f"audit chain OK ({check.rows} rows)")
+            how = "keyed with the lab's secret key" if check.keyed else "NOT keyed (plain SHA-256)"
+            anchor = "matches its checkpoint" if check.checkpoint else "no checkpoint yet"
+            typer.echo(f"audit chain OK ({check.rows} rows); {how}; {anchor}")
             return
         rows = [asdict(e) for e in a.audit.entries(limit)]
         names = load_names(a.identity.engine) if fmt == "table" else Names()

@@ -59,7 +59,7 @@ def _lab_store(loaded: LoadedConfig) -> Iterator[SecretStore]:
     try:
         migrate(engine, [*LEDGER_MIGRATIONS, *ACCESS_MIGRATIONS, *MIGRATIONS])
         yield open_secret_store(
-            loaded.config.secrets, engine, loaded.data_dir, audit=AuditLog(engine), actor=_actor()
+            loaded.config.secrets, engine, loaded.data_dir, audit=AuditLog.of(engine, loaded), actor=_actor()
         )
     except (SecretError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -93,6 +93,7 @@ def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-d
 def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
+    from ailab.access.proxies import proxy_options
     from ailab.server.slowclients import uvicorn_options
 
     common = {
@@ -101,6 +102,7 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        **proxy_options(loaded.config.ailab),  # forwarded headers only from ailab.trusted_proxies
         **uvicorn_options(loaded.config.ailab),  # slow-client timeouts (header, body, keep-alive)
     }
     if workers > 1:
@@ -118,12 +120,15 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
 
 
 def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+    from ailab.access.audit import AuditLog
     from ailab.access.service import AccessService
     from ailab.server.state import open_database
 
     engine = open_database(loaded)
     try:
-        return AccessService.build(engine, loaded.config.access).bootstrap_admin()
+        return AccessService.build(
+            engine, loaded.config.access, AuditLog.of(engine, loaded)
+        ).bootstrap_admin()
     finally:
         engine.dispose()
 

@@ -105,6 +105,23 @@ class ServerSettings(_Open):
     header_timeout: float = Field(default=5.0, gt=0)
     body_timeout: float = Field(default=30.0, gt=0)
     keep_alive_timeout: float = Field(default=5.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks); none by
+    # default, so a client cannot forge its address (login throttling, audit) or claim HTTPS.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry[:100]!r} is not an IP address or network"
+                ) from None
+        return [e.strip() for e in v]
 
 
 class SecretsSettings(_Open):
@@ -132,6 +149,8 @@ class AccessSettings(_Open):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
     refresh_interval: float = Field(default=0.5, gt=0)  # key revocation reaches every worker within this
+    # Repeated denials of one principal on one permission are one audit row (with a count) per window.
+    audit_repeat_window_seconds: float = Field(default=60.0, ge=0)
 
 
 class LimitsSettings(_Open):

@@ -53,6 +53,7 @@ class Manifest:
     key_included: bool = False
     notes: list[str] = field(default_factory=list)
     format: int = FORMAT
+    sealed: list[str] = field(default_factory=list)  # members encrypted with the lab's key (ops.sealing)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class Manifest:
             "members": [asdict(m) for m in self.members],
             "key_included": self.key_included,
             "notes": list(self.notes),
+            "sealed": list(self.sealed),
         }
 
     def to_bytes(self) -> bytes:
@@ -92,6 +94,7 @@ class Manifest:
                 members=members,
                 key_included=bool(data.get("key_included", False)),
                 notes=[str(n) for n in data.get("notes", [])],
+                sealed=[str(n) for n in data.get("sealed", [])],
             )
         except ArchiveError:
             raise

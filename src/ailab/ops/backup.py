@@ -101,10 +101,11 @@ def _create(loaded: LoadedConfig, out: Path, include_key: bool, say: Callable[[s
     say(f"backing up {loaded.data_dir} to {out}")
     with staging_dir(out.parent / f".{out.name}.staging") as root:
         st = Staging(root, say)
+        sealer = _Sealer(loaded, st)
         database, migrations = _database(loaded, st)
-        _data_files(loaded, st)
+        _data_files(loaded, st, sealer)
         backup_knowledge(loaded, st)
-        _config(loaded, st)
+        _config(loaded, sealer)
         key_included = _secrets(loaded, st, include_key)
         backup_components(loaded.data_dir, st)
         manifest = Manifest(
@@ -113,6 +114,7 @@ def _create(loaded: LoadedConfig, out: Path, include_key: bool, say: Callable[[s
             members=st.members,
             key_included=key_included,
             notes=st.notes,
+            sealed=sealer.sealed,
         )
         write_archive(out, root, manifest, say)
     total = sum(m.size for m in manifest.members)
@@ -146,22 +148,55 @@ def _database(loaded: LoadedConfig, st: Staging) -> tuple[str, list[str]]:
     return "postgresql", migrations
 
 
-def _data_files(loaded: LoadedConfig, st: Staging) -> None:
+class _Sealer:
+    """Adds members that carry credentials encrypted with the lab's secret key (ailab.ops.sealing)."""
+
+    def __init__(self, loaded: LoadedConfig, st: Staging) -> None:
+        self.loaded, self.st = loaded, st
+        self.sealed: list[str] = []
+        self._key: bytes | None = None
+
+    def add_file(self, arc: str, src: Path, kind: str) -> None:
+        from ailab.ops.sealing import seal
+
+        self.st.add_bytes(arc, seal(self.key(), arc, src.read_bytes()), kind)
+        self.sealed.append(arc)
+
+    def key(self) -> bytes:
+        if self._key is None:
+            from ailab.ops.sealing import member_key
+            from ailab.secrets.base import SecretError
+            from ailab.secrets.keyfile import load_key
+
+            try:
+                secret = load_key(self.loaded.config.secrets.key_file, self.loaded.data_dir, create=True)
+            except SecretError as exc:
+                raise BackupError(f"cannot seal the config and keys: {exc}") from None
+            assert secret is not None  # create=True
+            self._key = member_key(secret)
+            self.st.note(
+                "the config, master key and stack files are encrypted with the lab's secret key: "
+                "keep a copy of that key apart, or restore cannot open them"
+            )
+        return self._key
+
+
+def _data_files(loaded: LoadedConfig, st: Staging, sealer: _Sealer) -> None:
     data = loaded.data_dir
     if (data / "master_key").is_file():
-        st.add_file("data/master_key", data / "master_key", "file")
+        sealer.add_file("data/master_key", data / "master_key", "file")
     for spill in sorted(data.glob("ledger-spill-*.jsonl")):
         st.add_file(f"data/{spill.name}", spill, "file")
     stack = data / "stack"
     for path in walk_files(stack, STACK_SKIP):
         if path.parent == stack and path.name in STACK_SKIP_FILES:
             continue
-        st.add_file(f"data/stack/{path.relative_to(stack).as_posix()}", path, "stack")
+        sealer.add_file(f"data/stack/{path.relative_to(stack).as_posix()}", path, "stack")
 
 
-def _config(loaded: LoadedConfig, st: Staging) -> None:
+def _config(loaded: LoadedConfig, sealer: _Sealer) -> None:
     if loaded.path is not None and loaded.path.is_file():
-        st.add_file(f"config/{loaded.path.name}", loaded.path, "config")
+        sealer.add_file(f"config/{loaded.path.name}", loaded.path, "config")
 
 
 def _secrets(loaded: LoadedConfig, st: Staging, include_key: bool) -> bool:

@@ -22,7 +22,7 @@ from ailab.ops.archive import ArchiveError, Manifest, Member, safe_member_path
 from ailab.ops.stores import MILVUS_LITE, QDRANT_LOCAL, StoreLocations
 
 # Always replaced, so the restored lab holds exactly what the archive holds.
-MANAGED = ("master_key", "knowledge", "stack", "restored-config")
+MANAGED = ("master_key", "knowledge", "stack", "restored-config", "audit.checkpoint")
 APPLIED = ("db/ailab.pgdump", "qdrant-snapshots/", "components/", "key/")
 
 

@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ailab.config.loader import LoadedConfig
 from ailab.ops.archive import Manifest, Member, check_schema, read_archive
-from ailab.ops.placement import Placement, RestoreError, keep_previous, plan, swap
+from ailab.ops.placement import APPLIED, Placement, RestoreError, keep_previous, plan, swap
 from ailab.ops.staging import human, staging_dir
 from ailab.ops.stores import StoreLocations
 
@@ -50,7 +50,7 @@ def restore_archive(
     path = Path(path)
     refuse_running(loaded.data_dir)
     say(f"verifying {path}")
-    manifest, key_text = _verify(path)
+    manifest, key_text, sealed = _verify(path)
     data = Path(os.path.abspath(loaded.data_dir))
     pl = plan(
         manifest,
@@ -60,12 +60,14 @@ def restore_archive(
     )
     _check_qdrant(manifest, loaded)
     key = _key_preflight(key_text, loaded)
+    plain, unopened = _open_sealed(pl, manifest, sealed, key_text, loaded)
     report = RestoreReport(path, manifest, dry_run, _describe(manifest, pl, loaded), list(manifest.notes))
+    report.problems += unopened
     if dry_run:
         return report
     data.parent.mkdir(parents=True, exist_ok=True)
     with staging_dir(pl.staging):
-        _extract(path, pl, loaded, say)
+        _extract(path, pl, loaded, say, plain)
         _apply_external(manifest, loaded, pl.staging, say, report.notes)
         say("putting the restored data in place")
         report.previous = keep_previous(pl, swap(pl))
@@ -137,18 +139,32 @@ def _describe(manifest: Manifest, pl: Placement, loaded: LoadedConfig) -> list[s
     return lines
 
 
-def _extract(path: Path, pl: Placement, loaded: LoadedConfig, say: Callable[[str], None]) -> None:
+def _extract(
+    path: Path, pl: Placement, loaded: LoadedConfig, say: Callable[[str], None], plain: dict[str, bytes]
+) -> None:
     loc = StoreLocations.of(loaded)
 
-    def sink(m: Member) -> IO[bytes]:
+    def sink(m: Member) -> IO[bytes] | None:
+        if m.path in manifest_sealed and m.path not in plain:
+            return None  # sealed with a key this machine lacks: the target keeps its own (see problems)
         dst = pl.staged_path(m, loc)
         dst.parent.mkdir(parents=True, exist_ok=True)
         say(f"  {m.path} ({human(m.size)})")
         # Owner-only, like the archive itself (it holds the master key, maybe the secret key).
-        return os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        out = os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        if m.path in plain:  # sealed: the decrypted bytes (checked up front) go in place of the ciphertext
+            out.write(plain[m.path])
+            return _Discard(out)
+        return out
+
+    manifest_sealed: set[str] = set()
+
+    def check(m: Manifest) -> None:
+        check_schema(m, str(path))
+        manifest_sealed.update(m.sealed)
 
     say("extracting into a staging folder")
-    read_archive(path, sink, check=lambda m: check_schema(m, str(path)))
+    read_archive(path, sink, check=check)
 
 
 class _Kept(io.BytesIO):
@@ -156,13 +172,90 @@ class _Kept(io.BytesIO):
         return None
 
 
-def _verify(path: Path) -> tuple[Manifest, str | None]:
-    """verify_archive, also keeping the secret key member (to check it against the target up front)."""
-    kept = _Kept()
-    manifest = read_archive(
-        path, lambda m: kept if m.path == KEY_MEMBER else None, check=lambda m: check_schema(m, str(path))
-    )
-    return manifest, kept.getvalue().decode() if manifest.member(KEY_MEMBER) else None
+class _Discard(io.BytesIO):
+    """Takes a sealed member's ciphertext (hashed by read_archive) and drops it; closes the real file."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__()
+        self.out = out
+
+    def write(self, b: Any) -> int:
+        return len(b)
+
+    def close(self) -> None:
+        self.out.close()
+        super().close()
+
+
+def _verify(path: Path) -> tuple[Manifest, str | None, dict[str, bytes]]:
+    """verify_archive, also keeping the secret key member (to check it against the target up front) and
+    the sealed members (small: config and key files), to decrypt them before anything is touched."""
+    kept: dict[str, _Kept] = {}
+
+    def keep(m: Member) -> IO[bytes] | None:
+        if m.path == KEY_MEMBER or m.path in sealed_paths:
+            return kept.setdefault(m.path, _Kept())
+        return None
+
+    sealed_paths: set[str] = set()
+
+    def check(m: Manifest) -> None:
+        check_schema(m, str(path))
+        sealed_paths.update(m.sealed)
+
+    manifest = read_archive(path, keep, check=check)
+    key = kept.pop(KEY_MEMBER).getvalue().decode() if KEY_MEMBER in kept else None
+    return manifest, key, {p: k.getvalue() for p, k in kept.items()}
+
+
+def _open_sealed(
+    pl: Placement, manifest: Manifest, sealed: dict[str, bytes], key_text: str | None, loaded: LoadedConfig
+) -> tuple[dict[str, bytes], list[str]]:
+    """The sealed members decrypted; when no key at hand opens them, none, and the problem: the target then
+    keeps its own versions of what they would replace (their units are left out of the swap)."""
+    try:
+        return _unseal(sealed, key_text, loaded), []
+    except RestoreError as exc:
+        reason = str(exc)
+    loc = StoreLocations.of(loaded)
+    held = {pl.unit_of(pl.target_of(m.path, loc)) for m in manifest.members if m.path in sealed}
+    others = {
+        pl.unit_of(pl.target_of(m.path, loc))
+        for m in manifest.members
+        if m.path not in sealed and not m.path.startswith(APPLIED)
+    }
+    pl.units = [u for i, u in enumerate(pl.units) if i not in held - others]
+    names = ", ".join(sorted(sealed)[:4]) + (" …" if len(sealed) > 4 else "")
+    return {}, [f"not restored ({names}): {reason}; the target keeps its own"]
+
+
+def _unseal(sealed: dict[str, bytes], key_text: str | None, loaded: LoadedConfig) -> dict[str, bytes]:
+    """The sealed members decrypted, with the archive's key or else the target's; RestoreError if neither
+    opens them."""
+    from ailab.ops.sealing import SealError, member_key, unseal
+    from ailab.secrets.base import SecretError
+    from ailab.secrets.keyfile import decode_key, load_key
+
+    if not sealed:
+        return {}
+    try:
+        secret = (
+            decode_key(key_text, "the archive's secret key")
+            if key_text is not None
+            else load_key(loaded.config.secrets.key_file, None, create=False)
+        )
+    except SecretError as exc:
+        raise RestoreError(str(exc)) from None
+    if secret is None:
+        raise RestoreError(
+            f"{len(sealed)} member(s) ({', '.join(sorted(sealed)[:3])}) are encrypted with the source lab's "
+            "secret key and this machine has none: set AILAB_SECRET_KEY or secrets.key_file to it"
+        )
+    key = member_key(secret)
+    try:
+        return {arc: unseal(key, arc, blob) for arc, blob in sealed.items()}
+    except SealError as exc:
+        raise RestoreError(str(exc)) from None
 
 
 def _key_preflight(key_text: str | None, loaded: LoadedConfig) -> tuple[Path, bytes] | None:

@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from sqlalchemy import Engine
 
+from ailab.access.audit import AuditLog
 from ailab.access.auth import Authenticator, ensure_master_key
 from ailab.access.service import AccessService
 from ailab.config.loader import LoadedConfig
@@ -45,8 +47,13 @@ def all_migrations() -> list[Migration]:
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
-    loaded.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(database_url(loaded))
+    from ailab.access.files import private_sqlite, secure_data_dir
+
+    secure_data_dir(loaded.data_dir)  # 0700, files 0600
+    url = database_url(loaded)
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        private_sqlite(Path(url.removeprefix("sqlite:///").split("?")[0]))
+    engine = make_engine(url)
     migrate(engine, all_migrations())
     return engine
 
@@ -78,7 +85,7 @@ class LabState:
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
         self.auth = Authenticator(master)
         self.engine = open_database(self.loaded)
-        self.access = AccessService.build(self.engine, cfg.access)
+        self.access = AccessService.build(self.engine, cfg.access, AuditLog.of(self.engine, self.loaded))
         self.access.cache.load()
         self.auth.resolvers.append(self.access.cache.resolve)
         self.limiter = make_limiter(cfg.limits)
@@ -135,6 +142,8 @@ class LabState:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if hasattr(self, "access"):
+            await asyncio.to_thread(self.access.denials.flush)  # repeated denials still only counted
         if self.knowledge is not None:
             self.knowledge.close()
         if self.session is not None:

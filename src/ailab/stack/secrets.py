@@ -68,6 +68,7 @@ class StackSecrets:
 @contextmanager
 def open_stack_secrets(loaded: LoadedConfig, actor: str = "cli:stack") -> Iterator[StackSecrets]:
     """The lab's secret store and key minting, on the lab's own database."""
+    from ailab.access.audit import AuditLog
     from ailab.access.passwords import generate_password
     from ailab.access.records import NotFound
     from ailab.access.service import AccessService
@@ -76,7 +77,7 @@ def open_stack_secrets(loaded: LoadedConfig, actor: str = "cli:stack") -> Iterat
 
     engine = open_database(loaded)
     try:
-        access = AccessService.build(engine, loaded.config.access)
+        access = AccessService.build(engine, loaded.config.access, AuditLog.of(engine, loaded))
         store = open_secret_store(
             loaded.config.secrets, engine, loaded.data_dir, audit=access.audit, actor=actor
         )

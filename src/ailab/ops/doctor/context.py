@@ -164,7 +164,7 @@ class DoctorContext:
         if engine is None:
             return open_secret_store(self.config.secrets, _no_engine(), self.data_dir, actor="doctor")
         return open_secret_store(
-            self.config.secrets, engine, self.data_dir, audit=AuditLog(engine), actor="doctor"
+            self.config.secrets, engine, self.data_dir, audit=AuditLog.of(engine, self.loaded), actor="doctor"
         )
 
     def stack_state(self) -> StackState:

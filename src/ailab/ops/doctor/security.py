@@ -112,27 +112,34 @@ def denials_check(ctx: DoctorContext) -> Outcome:
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    top = Counter(_denial(actor, action, target, detail) for actor, action, target, detail in rows)
+    top: Counter[str] = Counter()
+    for actor, action, target, detail in rows:  # a row may stand for repeated denials (detail.count)
+        who, n = _denial(actor, action, target, detail)
+        top[who] += n
+    total = sum(top.values())
     shown = ", ".join(f"{who} ({n}×)" for who, n in top.most_common(3))
-    if len(rows) >= ctx.thresholds.denials_per_hour:
+    if total >= ctx.thresholds.denials_per_hour:
         return warn(
-            f"{len(rows)} denials in the last hour; most: {shown}",
+            f"{total} denials in the last hour; most: {shown}",
             "give the user a role that holds the permission (`ailab users set NAME --role R`, "
             "access.roles), add the user to the project, or revoke the key that keeps trying",
         )
     tail = f" ({shown})" if rows else ""
-    return passed(f"{len(rows)} denial(s) in the last hour{tail}")
+    return passed(f"{total} denial(s) in the last hour{tail}")
 
 
-def _denial(actor: str, action: str, target: str | None, detail: str) -> str:
+def _denial(actor: str, action: str, target: str | None, detail: str) -> tuple[str, int]:
     try:
         info = orjson.loads(detail) if detail else {}
     except orjson.JSONDecodeError:
         info = {}
+    if not isinstance(info, dict):
+        info = {}
+    count = info.get("count")
+    n = count if isinstance(count, int) and count > 0 else 1
     if action == "auth.login_failed":
-        return f"login failures for {target or '?'}"
-    permission = info.get("permission") if isinstance(info, dict) else None
-    return f"{actor} → {permission or target or '?'}"
+        return f"login failures for {target or '?'}", n
+    return f"{actor} → {info.get('permission') or target or '?'}", n
 
 
 # -- public access blocked ------------------------------------------------------------------------------

@@ -61,9 +61,9 @@ def require(state: LabState, permission: str | None) -> Any:
             try:
                 allow(principal, permission)
             except ApiError:
-                # Recorded so `ailab doctor` (and admins) can see who keeps hitting which permission.
-                audit = state.access.audit
-                audit.record(actor(principal), "access.denied", permission, permission=permission)
+                # Recorded so `ailab doctor` (and admins) can see who keeps hitting which permission;
+                # repeats are counted, not written one by one (ailab.access.denials).
+                state.access.denials.denied(actor(principal), "access.denied", permission)
                 raise
         return principal
 

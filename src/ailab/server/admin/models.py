@@ -46,5 +46,8 @@ class KeyCreate(LimitsBody):
     user_id: str | None = None  # default: the caller
     project_id: str | None = None
     name: str | None = Field(default=None, max_length=200)
-    models: list[str] | None = None
+    models: list[str] | None = Field(
+        default=None,
+        description="model groups the key may use: omitted or null for every model, [] for none",
+    )
     expires_in_days: float | None = Field(default=None, gt=0)
