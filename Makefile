@@ -135,4 +135,5 @@ bench-knowledge: install-dev
 # The embedded store at a million chunks (~40 min on the shared 2-core box; run it once, niced).
 .PHONY: bench-knowledge-1m
 bench-knowledge-1m: install-dev
-	nice -n 19 $(BIN)/python -m bench.knowledge.scale --n 1000000 --queries 300 --text-words 40 --cap 300
+	nice -n 19 $(BIN)/python -m bench.knowledge.scale --n 1000000 --queries 200 --text-words 30 \
+		--ef-construction 64 --peers milvus --cap 240

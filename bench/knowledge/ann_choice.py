@@ -25,7 +25,7 @@ def clustered(rng: np.random.Generator, n: int, centers: np.ndarray, spread: flo
     """Unit vectors around random centres: closer to real embeddings (which crowd in topics) than uniform
     noise on the sphere, where every neighbour is about as far as every other."""
     pick = rng.integers(0, len(centers), n)
-    v = centers[pick] + spread * rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
+    v = centers[pick] + spread * rng.standard_normal((n, DIM), dtype=np.float32) / np.sqrt(DIM)
     out: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
     return out
 

@@ -61,13 +61,16 @@ def fill_catalog(svc: Any, coll: Any, n: int, text_words: int, per_doc: int = 10
     return ids
 
 
-def build(tmp: Path, n: int, vectors: np.ndarray, text_words: int) -> tuple[dict[str, Any], list[int]]:
+def build(
+    tmp: Path, n: int, vectors: np.ndarray, text_words: int, opts: dict[str, Any]
+) -> tuple[dict[str, Any], list[int]]:
     from ailab.config.models import KnowledgeSettings
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.service import KnowledgeService
     from ailab.observability.metrics import Metrics
 
-    svc = KnowledgeService(tmp, KnowledgeSettings(), None, Metrics().knowledge)  # type: ignore[arg-type]
+    settings = KnowledgeSettings(stores={"embedded": opts})
+    svc = KnowledgeService(tmp, settings, None, Metrics().knowledge)  # type: ignore[arg-type]
     coll = Collection("bench", "bench", None, "embedded", "synthetic", DIM, 200, 32, 0, "bench")
     svc.catalog.add_collection(coll)
     t0 = time.perf_counter()
@@ -168,7 +171,10 @@ def peer(
         loaded = min(lo + 5000, len(vectors))
     load_s = time.perf_counter() - t0
     samples, recall = [], []
+    t1 = time.perf_counter()
     for q, t in zip(queries[:30], truth[:30], strict=True):
+        if samples and time.perf_counter() - t1 > cap:
+            break  # the same cap for the queries: report those that ran
         s = time.perf_counter()
         got = {i for i, _ in store.search(NS, q, 10)}
         samples.append(time.perf_counter() - s)
@@ -178,6 +184,7 @@ def peer(
         "store": kind,
         "finished": True,
         "load_s": round(load_s, 1),
+        "queries": len(samples),
         **percentiles(samples),
         "recall@10": round(float(np.mean(recall)), 4),
     }
@@ -190,6 +197,9 @@ def main() -> None:
     ap.add_argument("--text-words", type=int, default=150, help="words per synthetic chunk text")
     ap.add_argument("--cap", type=float, default=600, help="seconds each peer store may take to load")
     ap.add_argument("--peers", default="milvus,qdrant")
+    ap.add_argument(
+        "--ef-construction", type=int, default=None, help="HNSW build effort (default: the store's)"
+    )
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     Path(".bench").mkdir(exist_ok=True)
@@ -204,7 +214,9 @@ def main() -> None:
         "numpy_exact_mean_ms": round(numpy_ms, 2),
     }
     with tempfile.TemporaryDirectory(dir=".bench") as tmp:
-        built, ids = build(Path(tmp), a.n, vectors, a.text_words)
+        opts = {} if a.ef_construction is None else {"ef_construction": a.ef_construction}
+        result["store_options"] = opts
+        built, ids = build(Path(tmp), a.n, vectors, a.text_words, opts)
         exact_ids = [{ids[i] for i in t} for t in truth]  # rows → the catalog's chunk ids
         result["embedded"] = {**built, **measure(Path(tmp), ids, queries, exact_ids)}
         print(json.dumps(result, indent=1), flush=True)

@@ -159,3 +159,12 @@ def test_the_shipped_example_sets_parse() -> None:
         "pgdocs-user-phrased.jsonl": 32,
         "pgdocs-user-heldout.jsonl": 35,
     }
+
+
+def test_reindex_command(kb: Path) -> None:
+    code, out = invoke("knowledge", "reindex", "-c", "kb", "--format", "json")
+    assert code == 0, out
+    info = json.loads(out)
+    assert info["collection"] == "kb" and info["rows"] == 4 and info["index"].startswith("none (exact")
+    code, out = invoke("knowledge", "reindex", "-c", "nope")
+    assert code == 2 and "does not exist" in out

@@ -114,6 +114,8 @@ def backup_knowledge(loaded: LoadedConfig, st: Staging) -> None:
     uploads = loc.root / "uploads"
     if uploads.is_dir():
         st.add_tree("data/knowledge/uploads", uploads, "upload")
+    if (loc.root / "evals").is_dir():  # kept retrieval evaluations (`ailab knowledge eval`)
+        st.add_tree("data/knowledge/evals", loc.root / "evals", "file")
 
 
 def _embedded(root: Path, st: Staging) -> None:

@@ -170,3 +170,13 @@ def test_bad_settings_are_refused_with_their_name(tmp_path: Path) -> None:
         EmbeddedStore(tmp_path, {"ef_search": "lots"})
     with pytest.raises(StoreError, match="min_rows: must not be negative"):
         EmbeddedStore(tmp_path, {"min_rows": -1})
+
+
+def test_a_filter_with_absent_ids_gives_each_chunk_once(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, OPTS)
+    store.create(NS, DIM)
+    vectors = unit(np.random.default_rng(2), 100)
+    store.upsert(NS, list(range(0, 200, 2)), vectors)  # even ids only
+    allowed = set(range(10, 30))  # odd ones are absent: each lands on an even neighbour's row
+    got = [i for i, _ in store.search(NS, vectors[7], 40, allowed)]
+    assert sorted(got) == list(range(10, 30, 2))

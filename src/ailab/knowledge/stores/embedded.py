@@ -65,7 +65,9 @@ class _View:
         pos = np.searchsorted(self.ids, want, sorter=order)
         pos = pos[pos < len(order)]
         rows = order[pos]
-        return np.sort(rows[np.isin(self.ids[rows], want) & (self.ids[rows] >= 0)])
+        # Unique: an id that is absent lands on its neighbour's row, which may be allowed in its own right.
+        found: np.ndarray = np.unique(rows[np.isin(self.ids[rows], want) & (self.ids[rows] >= 0)])
+        return found
 
 
 class EmbeddedStore:
