@@ -84,6 +84,14 @@ def _target_document(lab: Lab, collection: str) -> str:
         return c.get(f"/v1/knowledge/collections/{collection}/documents").json()[-1]["id"]
 
 
+def _target_eval(lab: Lab, collection: str) -> str:
+    with lab.client("root") as c:
+        body = {"questions": [{"question": "hello?", "sources": ["a.txt"]}], "mode": "sparse"}
+        r = c.post(f"/v1/knowledge/collections/{collection}/eval", json=body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+
 def knowledge_routes(lab: Lab) -> list[tuple[str, str, dict | None, str]]:
     a, kc = lab.projects["alpha"], _target_collection(lab)
     base = f"/v1/knowledge/collections/{kc}"
@@ -109,6 +117,14 @@ def knowledge_routes(lab: Lab) -> list[tuple[str, str, dict | None, str]]:
         ("POST", f"{base}/search", {"query": "hello"}, "knowledge.use"),
         ("POST", f"{base}/ask", {"question": "hello?"}, "knowledge.use"),
         ("POST", f"/v1/knowledge/{kc}/chat/completions", chat, "knowledge.use"),
+        (
+            "POST",
+            f"{base}/eval",
+            {"questions": [{"question": "hello?", "sources": ["a.txt"]}], "mode": "sparse", "keep": False},
+            "knowledge.manage",
+        ),
+        ("GET", f"{base}/evals", None, "knowledge.use"),
+        ("GET", f"{base}/evals/{_target_eval(lab, kc)}", None, "knowledge.use"),
     ]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ailab.knowledge.filters import clip
 from ailab.knowledge.fusion import RRF_K
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 DEPTH = 10  # ranks looked at (MRR@10)
 MAX_QUESTIONS = 5000
-_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}(?:[0-9]{3})?-[0-9a-f]{6}$")  # old ids had no milliseconds
 
 
 class EvalError(ValueError):
@@ -196,7 +197,7 @@ def save(svc: KnowledgeService, coll: Collection, run: dict[str, Any]) -> dict[s
     d = runs_dir(svc, coll)
     d.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(run["created_ms"] / 1000))
-    run["id"] = f"{stamp}-{os.urandom(3).hex()}"
+    run["id"] = f"{stamp}{run['created_ms'] % 1000:03d}-{os.urandom(3).hex()}"
     tmp = d / f".{run['id']}.tmp"
     tmp.write_text(json.dumps(run, indent=1))
     os.replace(tmp, d / f"{run['id']}.json")
@@ -210,12 +211,13 @@ def list_runs(svc: KnowledgeService, coll: Collection) -> list[dict[str, Any]]:
     for path in sorted(d.glob("*.json")) if d.is_dir() else []:
         run = json.loads(path.read_text())
         out.append({k: v for k, v in run.items() if k != "questions"})
-    return out
+    # Ids sort by time only to the millisecond; runs kept within one are ordered by when they were made.
+    return sorted(out, key=lambda r: (r.get("created_ms", 0), r.get("id", "")))
 
 
 def load_run(svc: KnowledgeService, coll: Collection, run_id: str) -> dict[str, Any]:
     if not _RUN_ID.match(run_id):
-        raise EvalError(f"no evaluation run {run_id!r} (ids look like 20261202T013000-a1b2c3)")
+        raise EvalError(f"no evaluation run {clip(run_id)} (ids look like 20261202T013000123-a1b2c3)")
     path = runs_dir(svc, coll) / f"{run_id}.json"
     if not path.is_file():
         raise EvalError(f"no evaluation run {run_id!r} for collection {coll.name!r}")
