@@ -214,7 +214,9 @@ def test_key_made_in_console_works_is_metered_and_revoked(browser, live):
     page.fill("#create-key input[name=name]", "browser-key")
     page.select_option("#create-key select[name=models]", ["gpt"])
     page.fill("#create-key input[name=max_budget_usd]", "2")
-    page.select_option("#create-key select[name=budget_duration]", "monthly")  # within usr's own $5 monthly: limits only narrow
+    page.select_option(
+        "#create-key select[name=budget_duration]", "monthly"
+    )  # within usr's own $5 monthly: limits only narrow
     page.click("#create-key button[type=submit]")
     page.wait_for_selector("#secret:not([hidden])")
     secret = page.inner_text("#secret-value").strip()
