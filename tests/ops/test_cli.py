@@ -96,3 +96,17 @@ def test_with_the_vault_backend_the_archive_says_where_the_secrets_are(tmp_path:
     manifest = create_backup(loaded, include_key=True).manifest
     assert not manifest.key_included and manifest.member("key/secret.key") is None
     assert any(n.startswith("secrets are in Vault (http://127.0.0.1:8200)") for n in manifest.notes)
+
+
+def test_journal_segments_go_into_the_archive_and_come_back(tmp_path: Path) -> None:
+    # A lab killed before its next start leaves usage rows only in its journal: a backup keeps them.
+    loaded = small_lab(tmp_path)
+    seg = loaded.data_dir / "ledger-journal" / "journal-4242-1.jsonl"
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    seg.write_bytes(b'[1,"k",null,null,"gpt",null,null,null,"req-1",1,1,1,1,0,0,0,1,null,200,0,0,0]\n')
+    archive = create_backup(loaded, include_key=True)
+    assert archive.manifest.member("data/ledger-journal/journal-4242-1.jsonl") is not None
+    seg.unlink()
+    out = runner.invoke(app, ["restore", str(archive.path), *lab_args(loaded)])
+    assert out.exit_code == 0, out.stderr
+    assert seg.read_bytes().startswith(b'[1,"k"')

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ailab.config.loader import LoadedConfig
+from ailab.ledger.journal import JOURNAL_DIR, SEGMENT_GLOB, journal_dir
 from ailab.ops.archive import Manifest, write_archive
 from ailab.ops.staging import Staging, human, staging_dir, walk_files
 
@@ -187,6 +188,10 @@ def _data_files(loaded: LoadedConfig, st: Staging, sealer: _Sealer) -> None:
         sealer.add_file("data/master_key", data / "master_key", "file")
     for spill in sorted(data.glob("ledger-spill-*.jsonl")):
         st.add_file(f"data/{spill.name}", spill, "file")
+    # Journal segments hold usage rows that may not have reached the database yet (a lab killed before its
+    # next start replayed them, or rows in flight now): the restored lab replays them, skipping known ids.
+    for segment in sorted(journal_dir(data).glob(SEGMENT_GLOB)):
+        st.add_file(f"data/{JOURNAL_DIR}/{segment.name}", segment, "file")
     stack = data / "stack"
     for path in walk_files(stack, STACK_SKIP):
         if path.parent == stack and path.name in STACK_SKIP_FILES:
