@@ -74,4 +74,7 @@ async def klab(request, write_config) -> AsyncIterator[KLab]:
         database = fresh_pg_database(request.getfixturevalue("postgres_server"), "kn")
     path, data_dir = write_config(store, database)
     async with open_lab(load_config(path, data_dir)) as (state, svc):
+        assert type(svc.catalog).__name__ == {"sqlite": "SqliteCatalog", "postgres": "PgCatalog"}[catalog]
         yield KLab(state, svc, data_dir, path)
+    if catalog == "postgres":  # the catalog lived in the database alone
+        assert not (data_dir / "knowledge" / "catalog.sqlite").exists()

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,21 @@ class SqliteCatalog:
         finally:
             db.close()
 
+    def connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: commits on success, rolls back on any error. It takes the write lock at
+        once (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a deferred transaction that reads first
+        could not upgrade to writing once another writer committed, and would fail at once."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transaction("BEGIN")
+
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection whose transaction commits on success and rolls back on any error."""
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN")
+            db.execute(begin)
             yield db
             db.execute("COMMIT")
         except BaseException:
@@ -89,7 +97,7 @@ class SqliteCatalog:
             )
 
     def collections(self) -> list[Collection]:
-        with self.connect() as db:
+        with self._read() as db:
             rows = db.execute("SELECT * FROM collections ORDER BY name").fetchall()
             names = [d[0] for d in db.execute("SELECT * FROM collections LIMIT 0").description]
         return [Collection(**dict(zip(names, r, strict=True))) for r in rows]
@@ -112,7 +120,7 @@ class SqliteCatalog:
             db.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
 
     def stats(self, collection_id: str) -> dict[str, int]:
-        with self.connect() as db:
+        with self._read() as db:
             docs = db.execute(
                 "SELECT count(*), coalesce(sum(chunks), 0) FROM documents WHERE collection_id = ?",
                 (collection_id,),
@@ -130,7 +138,7 @@ class SqliteCatalog:
         if source_prefix:
             sql += " AND substr(source, 1, ?) = ?"
             args += [len(source_prefix), source_prefix]
-        with self.connect() as db:
+        with self._read() as db:
             cur = db.execute(sql + " ORDER BY source", args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -182,7 +190,7 @@ class SqliteCatalog:
     def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
         if not ids:
             return {}
-        with self.connect() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT id, document_id, text, meta FROM chunks WHERE id IN ({', '.join('?' * len(ids))})",  # noqa: S608
                 ids,
@@ -194,7 +202,7 @@ class SqliteCatalog:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
-        with self.connect() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT id, document_id FROM chunks WHERE id IN ({', '.join('?' * len(ids))})",  # noqa: S608
                 ids,
@@ -204,7 +212,7 @@ class SqliteCatalog:
     def bm25(
         self, collection_id: str, query: str, k: int, allowed: set[int] | None = None
     ) -> list[tuple[int, float]]:
-        with self.connect() as db:
+        with self._read() as db:
             match = _or_query(self._selective(db, query_terms(query)))
             if match is None:
                 return []
@@ -273,5 +281,5 @@ class SqliteCatalog:
                 args.append(value)
             else:
                 raise ValueError(f"filters: unknown field {clip(key)}")
-        with self.connect() as db:
+        with self._read() as db:
             return {int(r[0]) for r in db.execute(sql, args)}
