@@ -50,7 +50,7 @@ def _section(i: int) -> str:
     return f"## Part {i}\n\nVacuum vacuum vacuum reclaims space in part {i}. {filler}\n"
 
 
-@pytest.mark.parametrize("klab", ["embedded"], indirect=True)
+@pytest.mark.parametrize("klab", [("embedded", "sqlite"), ("embedded", "postgres")], indirect=True)
 async def test_search_ranks_documents_and_returns_their_best_chunks(klab: Any) -> None:
     svc = klab.svc
     coll = await svc.create_collection(MASTER, "fusion")

@@ -17,6 +17,8 @@ from tests.conftest import fresh_pg_database
 from tests.ops.conftest import assert_same_lab, client, populate, search_all, tables, write_lab
 from tests.upstreams.harness import ServerThread
 
+KNOWLEDGE = ("knowledge_collections", "knowledge_documents", "knowledge_chunks")
+
 
 def fresh_database(server_uri: str) -> str:
     return fresh_pg_database(server_uri, "ops")
@@ -58,6 +60,11 @@ def test_postgresql_round_trip(tmp_path: Path, openai_upstream, pg) -> None:
     manifest = verify_archive(result.path)
     assert manifest.database == "postgresql" and manifest.member("db/ailab.pgdump") is not None
     assert manifest.member("db/ailab.db") is None
+    # The knowledge catalog lives in the database (the dump carries it), not in a file of the data dir.
+    assert manifest.member("data/knowledge/catalog.sqlite") is None
+    assert not (src.data_dir / "knowledge" / "catalog.sqlite").exists()
+    catalog = tables(src_url, KNOWLEDGE)
+    assert catalog["knowledge_collections"] and catalog["knowledge_chunks"]
 
     dst = write_lab(
         tmp_path,
@@ -76,6 +83,7 @@ def test_postgresql_round_trip(tmp_path: Path, openai_upstream, pg) -> None:
         "(from a newer ailab? drop them before upgrading again)"
     ]
     assert_same_lab(tables(src_url), tables(dst_url))
+    assert tables(dst_url, KNOWLEDGE) == catalog
     server = serve(load_config(dst.path, dst.data_dir))
     try:
         assert search_all(client(server.url)) == expected

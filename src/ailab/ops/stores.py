@@ -6,6 +6,11 @@ means no ingest is half-written in the copy: every committed chunk has its vecto
 lock (their busy timeout is 30 s) and go on when it is released. The embedded store's own per-collection
 file lock is taken too, for writers that do not go through the catalog. A Qdrant server's collections are
 snapshotted through its API under the same lock and downloaded after it is released.
+
+When the lab's database is PostgreSQL the catalog lives there (replicas share it) and the database dump
+carries it; there is no catalog file. The stores are then copied while the catalog's PostgreSQL write
+lock (an advisory lock every catalog write transaction holds shared) is held exclusively, and the Qdrant
+collections to snapshot are read from the catalog's tables.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, inspect, text
 
 from ailab.config.loader import LoadedConfig
 from ailab.ops.qdrant_snapshots import QdrantSnapshots
@@ -83,10 +90,40 @@ def _flocked(lock: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _qdrant_namespaces(db: sqlite3.Connection | None) -> list[str]:
-    if db is None:
-        return []
-    return [f"c_{r[0]}" for r in db.execute("SELECT id FROM collections WHERE store = 'qdrant' ORDER BY id")]
+@contextmanager
+def pg_catalog_write_lock(loaded: LoadedConfig) -> Iterator[Connection | None]:
+    """When the catalog is in the lab's PostgreSQL database: hold its write lock exclusively."""
+    from ailab.db import make_engine
+    from ailab.knowledge.catalog_pg import WRITE_LOCK
+    from ailab.ops.database import is_sqlite, lab_database_url
+
+    url = lab_database_url(loaded)
+    if is_sqlite(url):
+        yield None
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("knowledge_collections"):
+                yield None  # knowledge never used on this database
+                return
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": WRITE_LOCK})
+            try:
+                yield conn
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": WRITE_LOCK})
+    finally:
+        engine.dispose()
+
+
+def _qdrant_namespaces(db: sqlite3.Connection | None, pg: Connection | None) -> list[str]:
+    ids: list[str] = []
+    if db is not None:
+        ids += [r[0] for r in db.execute("SELECT id FROM collections WHERE store = 'qdrant' ORDER BY id")]
+    if pg is not None:
+        sql = "SELECT id FROM knowledge_collections WHERE store = 'qdrant' ORDER BY id"
+        ids += [str(r[0]) for r in pg.execute(text(sql))]
+    return [f"c_{i}" for i in dict.fromkeys(ids)]
 
 
 def backup_knowledge(loaded: LoadedConfig, st: Staging) -> None:
@@ -94,17 +131,19 @@ def backup_knowledge(loaded: LoadedConfig, st: Staging) -> None:
     snapshots: list[tuple[str, str]] = []
     client = QdrantSnapshots(loc.qdrant_url, loc.qdrant_api_key) if loc.qdrant_url else None
     catalog = loc.root / "catalog.sqlite"
-    with catalog_write_lock(catalog) as db:
+    with catalog_write_lock(catalog) as db, pg_catalog_write_lock(loaded) as pg:
         if db is not None:
             st.progress("knowledge (catalog locked for a consistent copy)")
             st.add_sqlite(CATALOG, catalog, "catalog")
+        elif pg is not None:
+            st.progress("knowledge (catalog in the database dump; its writes paused for the stores' copy)")
         _embedded(loc.root / "embedded", st)
         if loc.qdrant_local is not None and loc.qdrant_local.exists():
             _local_tree(QDRANT_LOCAL, loc.qdrant_local, "qdrant-local", st)
         if loc.milvus_lite is not None and loc.milvus_lite.exists():
             _local_tree(MILVUS_LITE, loc.milvus_lite, "milvus-lite", st)
         if client is not None:
-            snapshots = [(ns, client.create(ns)) for ns in _qdrant_namespaces(db)]
+            snapshots = [(ns, client.create(ns)) for ns in _qdrant_namespaces(db, pg)]
     if loc.milvus_url:
         st.note(
             f"knowledge.stores.milvus is a Milvus server ({loc.milvus_url}): back it up with Milvus tools"

@@ -41,9 +41,10 @@ def database_url(loaded: LoadedConfig) -> str:
 def all_migrations() -> list[Migration]:
     from ailab.access.schema import MIGRATIONS as ACCESS
     from ailab.db.migrations import plugin_migrations
+    from ailab.knowledge.catalog_pg import MIGRATIONS as KNOWLEDGE
     from ailab.secrets import MIGRATIONS as SECRETS
 
-    return [*MIGRATIONS, *ACCESS, *SECRETS, *plugin_migrations()]
+    return [*MIGRATIONS, *ACCESS, *SECRETS, *KNOWLEDGE, *plugin_migrations()]
 
 
 def open_database(loaded: LoadedConfig) -> Engine:

@@ -8,15 +8,21 @@ from pathlib import Path
 import numpy as np
 
 from ailab.config import load_config
-from ailab.knowledge.catalog import Catalog, Collection
+from ailab.knowledge.catalog import Catalog, Collection, KnowledgeCatalog
 from ailab.knowledge.stores.embedded import EmbeddedStore
-from tests.conftest import UPSTREAM_KEY, model
+from tests.conftest import UPSTREAM_KEY, fresh_pg_database, model
 from tests.ops.doctor.conftest import qdrant_app, run_check, serving
 from tests.upstreams.harness import free_port
 
 
-def _collection(data_dir: Path, dimension: int, store: str = "embedded", chunks: int = 0) -> Collection:
-    catalog = Catalog(data_dir / "knowledge" / "catalog.sqlite")
+def _collection(
+    data_dir: Path,
+    dimension: int,
+    store: str = "embedded",
+    chunks: int = 0,
+    catalog: KnowledgeCatalog | None = None,
+) -> Collection:
+    catalog = catalog or Catalog(data_dir / "knowledge" / "catalog.sqlite")
     c = Collection(
         id="k1",
         name="docs",
@@ -100,6 +106,29 @@ def test_counts_that_differ_between_catalog_and_store_fail(lab_config):
 
     store.upsert(c.namespace, [3], _vectors(1, 8))
     assert run_check(loaded, "vector-migration").status == "pass"
+
+
+def test_the_catalog_in_postgresql_is_the_one_checked(lab_config, postgres_server):
+    from ailab.db import make_engine
+    from ailab.knowledge.catalog import open_catalog
+    from ailab.server.state import open_database
+
+    loaded = lab_config({"general_settings": {"database_url": fresh_pg_database(postgres_server, "doc")}})
+    assert run_check(loaded, "vector-migration").status == "skip"  # a fresh database: no catalog tables yet
+    open_database(loaded).dispose()
+    assert run_check(loaded, "vector-migration").status == "skip"  # tables, no collection
+    engine = make_engine(loaded.config.general_settings.database_url or "")
+    try:
+        catalog = open_catalog(loaded.data_dir / "knowledge", engine)
+        c = _collection(loaded.data_dir, 8, chunks=2, catalog=catalog)
+        store = EmbeddedStore(loaded.data_dir / "knowledge" / "embedded")
+        store.create(c.namespace, 8)
+        store.upsert(c.namespace, [1], _vectors(1, 8))
+        result = run_check(loaded, "vector-migration")
+        assert result.status == "fail" and "2 chunks in the catalog, 1 vectors in embedded" in result.saw
+        assert not (loaded.data_dir / "knowledge" / "catalog.sqlite").exists()
+    finally:
+        engine.dispose()
 
 
 def test_catalog_pointing_at_a_store_that_does_not_hold_the_vectors_fails(lab_config):

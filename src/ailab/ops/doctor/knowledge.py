@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
 
-from ailab.knowledge.catalog import Catalog, Collection
+from ailab.knowledge.catalog import CATALOG_FILE, Collection, KnowledgeCatalog, is_postgres, open_catalog
 from ailab.knowledge.stores import StoreError, VectorStore, open_store
 from ailab.ops.doctor.base import Outcome, check, fail, passed, skip, warn, worst
 from ailab.ops.doctor.context import DoctorContext, http_problem
@@ -19,12 +21,27 @@ def knowledge_root(ctx: DoctorContext) -> Path:
     return ctx.data_dir / "knowledge"
 
 
+def catalog_of(ctx: DoctorContext) -> KnowledgeCatalog | None:
+    """The lab's catalog (in its PostgreSQL database, or the data dir's SQLite file); None when knowledge
+    was never used or the database cannot be reached (the database check says why). Nothing is created."""
+    engine = ctx.engine()
+    if is_postgres(engine):
+        assert engine is not None
+        try:
+            if not inspect(engine).has_table("knowledge_collections"):
+                return None
+        except SQLAlchemyError:
+            return None
+        return open_catalog(knowledge_root(ctx), engine)
+    if not (knowledge_root(ctx) / CATALOG_FILE).is_file():
+        return None
+    return open_catalog(knowledge_root(ctx))
+
+
 def collections(ctx: DoctorContext) -> list[Collection] | None:
     """The catalog's collections; None when knowledge was never used (the catalog is not created here)."""
-    path = knowledge_root(ctx) / "catalog.sqlite"
-    if not path.is_file():
-        return None
-    return Catalog(path).collections()
+    catalog = catalog_of(ctx)
+    return None if catalog is None else catalog.collections()
 
 
 def store_of(ctx: DoctorContext, kind: str) -> VectorStore | str:
@@ -194,7 +211,8 @@ def migration_check(ctx: DoctorContext) -> Outcome:
     colls = collections(ctx)
     if not colls:
         return skip("no knowledge collections")
-    catalog = Catalog(knowledge_root(ctx) / "catalog.sqlite")
+    catalog = catalog_of(ctx)
+    assert catalog is not None  # it listed the collections
     outcomes: list[Outcome] = []
     for c in colls:
         chunks = catalog.stats(c.id)["chunks"]
