@@ -119,10 +119,11 @@ def test_two_replicas_share_keys_budgets_ledger_and_vectors(two_labs) -> None:
 
     # One budget across both: alternate until both refuse; the spend stays within the budget plus what
     # one in-flight request (requests are sequential here) may add.
-    served, refused = 1, set()
+    served, refused, sent = 1, set(), 1
     for i in range(200):
         url = (a, b)[i % 2]
         r = _chat(url, key)
+        sent += 1
         if r.status_code == 200:
             served += 1
         else:
@@ -132,10 +133,11 @@ def test_two_replicas_share_keys_budgets_ledger_and_vectors(two_labs) -> None:
                 break
     assert refused == {a, b}, "both replicas refuse once the shared budget is spent"
 
-    # Both replicas write one ledger: each sees every request, whichever replica served it.
+    # Both replicas write one ledger: each sees every request, whichever replica served it (refused ones
+    # are rows too, at no cost).
     for url in (a, b):
-        count, cost = _wait(f"the ledger from {url}", lambda url=url: (s := _spent(url))[0] == served and s)
-        per_request = cost / count
+        count, cost = _wait(f"the ledger from {url}", lambda url=url: (s := _spent(url))[0] == sent and s)
+        per_request = cost / served
         assert cost <= BUDGET + per_request + 1e-9
         assert cost > BUDGET / 2, "requests were refused long before the budget was spent"
 
