@@ -136,7 +136,7 @@ def test_two_replicas_share_keys_budgets_ledger_and_vectors(two_labs) -> None:
     # Both replicas write one ledger: each sees every request, whichever replica served it (refused ones
     # are rows too, at no cost).
     for url in (a, b):
-        count, cost = _wait(f"the ledger from {url}", lambda url=url: (s := _spent(url))[0] == sent and s)
+        _, cost = _wait(f"the ledger from {url}", lambda url=url: (s := _spent(url))[0] == sent and s)
         per_request = cost / served
         assert cost <= BUDGET + per_request + 1e-9
         assert cost > BUDGET / 2, "requests were refused long before the budget was spent"
