@@ -68,3 +68,25 @@ def test_cli_ingest_takes_a_project(tmp_path):
     assert project and project[0].startswith("prj_")
     wrong = runner.invoke(app, ["ingest", str(tmp_path / "docs"), "-c", "kb", "--project", "nope", *args])
     assert wrong.exit_code == 2 and "nope" in wrong.output
+
+
+def test_an_upload_to_a_missing_collection_creates_it_when_the_caller_may(lab):
+    master = {"Authorization": f"Bearer {MASTER}"}
+    with httpx.Client(base_url=lab.gw.url, headers=master, timeout=60) as c:
+        made = c.post("/v1/knowledge/collections/fresh/documents", json=DOCS)  # as `ailab ingest` does
+        assert made.status_code == 200 and made.json()["added"] == 1
+        assert c.get("/v1/knowledge/collections/fresh").json()["project_id"] is None
+    with lab.client("ana") as c:  # knowledge.manage in alpha: a new collection lands there
+        mine = c.post("/v1/knowledge/collections/ana-notes/documents", json=DOCS)
+        assert mine.status_code == 200
+        assert c.get("/v1/knowledge/collections/ana-notes").json()["project_id"] == lab.projects["alpha"]
+    with lab.client(
+        "bea"
+    ) as c:  # beta's analyst: alpha's collection is hidden, the same 404 as a missing one
+        hidden = c.post("/v1/knowledge/collections/ana-notes/documents", json=DOCS)
+        assert hidden.status_code == 404 and "POST /v1/knowledge/collections" in hidden.text
+    _, token = lab.access.keys.create(ACTOR, user=lab.users["ana"])  # no project, nothing lab-wide
+    lab.refresh()
+    with httpx.Client(base_url=lab.gw.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        missing = c.post("/v1/knowledge/collections/nowhere/documents", json=DOCS)
+        assert missing.status_code == 404 and "ailab ingest" in missing.json()["error"]["message"]

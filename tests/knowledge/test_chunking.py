@@ -54,3 +54,14 @@ def test_unsupported_and_binary_files_are_refused():
 def test_csv_and_json_become_readable_text():
     assert "name: ada; lang: en" in parse("t.csv", b"name,lang\nada,en\n").sections[0].text
     assert "a.b[0]: 1" in parse("t.json", b'{"a": {"b": [1]}}').sections[0].text
+
+
+def test_a_markdown_file_that_is_only_headings_is_its_headings():
+    from ailab.knowledge.parsers import parse
+
+    doc = parse("todo.md", b"# Release checklist\n\n## Later\n")
+    assert doc.title == "Release checklist"
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ([], "Release checklist"),
+        (["Release checklist"], "Later"),
+    ]

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ailab.cli.common import DataDirOpt, load_or_exit
+from ailab.cli.progress import progress
 
 knowledge_app = typer.Typer(help="Knowledge collections: create, list, delete, migrate between stores.")
 CollOpt = Annotated[str, typer.Option("--collection", "-c", help="collection name")]
@@ -123,57 +125,67 @@ def ingest(
     project: Annotated[
         str | None, typer.Option(help="project (name or id) the collection belongs to; default: lab-wide")
     ] = None,
+    allow_failures: Annotated[
+        bool, typer.Option(help="exit 0 even when some files failed (they are still listed)")
+    ] = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Ingest files and folders into a collection (unchanged files are skipped, changed ones replaced).
 
     Not read unless asked: links out of the paths given, hidden files and folders, files without an
     extension (README, LICENSE, Makefile … excepted); never read: key and credential files. Each skipped
-    file is listed with the reason."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
+    file is listed with the reason. Exits 1 when any file failed, unless --allow-failures. Without a
+    terminal, progress is a line on stderr every few seconds."""
     from ailab.knowledge.finder import FindOptions
-    from ailab.knowledge.service import KnowledgeError
 
-    project_id = _project_id(config, data_dir, project)
+    target = _Target(collection, create, project, _project_id(config, data_dir, project))
+    find = FindOptions(follow_links, include_hidden, extensionless)
 
     async def work(svc: Any) -> Any:
-        p = _operator()
-        coll = svc.catalog.collection(collection)
-        if coll is None:
-            if not create:
-                svc.get(collection)
-            coll = await svc.create_collection(p, collection, project_id=project_id)
-        elif project_id is not None and coll.project_id != project_id:
-            owner = f"project {coll.project_id}" if coll.project_id else "the whole lab (no project)"
-            raise KnowledgeError(f"collection {collection!r} belongs to {owner}, not {project!r}", 409)
-        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeRemainingColumn(), disable=fmt == "json", transient=True) as bar:
-            task = bar.add_task(f"ingest → {collection}", total=None)
+        coll = await _target_collection(svc, target)
+        with progress(f"ingest → {collection}", quiet=fmt == "json") as update:
             report = await svc.ingest_paths(
-                p,
-                coll,
-                paths,
-                prune=prune,
-                workers=workers,
-                find=FindOptions(follow_links, include_hidden, extensionless),
-                progress=lambda d, t: bar.update(task, completed=d, total=t),
+                _operator(), coll, paths, prune=prune, workers=workers, find=find, progress=update
             )
         return report.as_dict()
 
     report = _run(config, data_dir, work)
+    _emit(fmt, report, lambda: _ingest_text(report))
+    if report["failed"] and not allow_failures:
+        raise typer.Exit(1)
 
-    def text() -> str:
-        lines = [
-            f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
-            f"removed {report['removed']}, failed {len(report['failed'])}, "
-            f"skipped {len(report['skipped'])}; {report['chunks']} chunks in {report['seconds']:.1f} s"
-        ]
-        lines += [f"  failed: {f['source']}: {f['reason']}" for f in report["failed"]]
-        lines += [f"  skipped: {f['source']}: {f['reason']}" for f in report["skipped"]]
-        return "\n".join(lines)
 
-    _emit(fmt, report, text)
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    create: bool
+    project: str | None
+    project_id: str | None
+
+
+async def _target_collection(svc: Any, t: _Target) -> Any:
+    from ailab.knowledge.service import KnowledgeError
+
+    coll = svc.catalog.collection(t.name)
+    if coll is None:
+        if not t.create:
+            svc.get(t.name)  # raises the 404
+        return await svc.create_collection(_operator(), t.name, project_id=t.project_id)
+    if t.project_id is not None and coll.project_id != t.project_id:
+        owner = f"project {coll.project_id}" if coll.project_id else "the whole lab (no project)"
+        raise KnowledgeError(f"collection {t.name!r} belongs to {owner}, not {t.project!r}", 409)
+    return coll
+
+
+def _ingest_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
+        f"removed {report['removed']}, failed {len(report['failed'])}, "
+        f"skipped {len(report['skipped'])}; {report['chunks']} chunks in {report['seconds']:.1f} s"
+    ]
+    lines += [f"  failed: {f['source']}: {f['reason']}" for f in report["failed"]]
+    lines += [f"  skipped: {f['source']}: {f['reason']}" for f in report["skipped"]]
+    return "\n".join(lines)
 
 
 def search(

@@ -156,7 +156,10 @@ def parse_markdown(data: bytes, title: str) -> ParsedDoc:
         first_heading = first_heading or text
         path = [*path[: level - 1], text]
     sections.append(Section(list(path), "\n".join(lines)))
-    return ParsedDoc(first_heading or title, "markdown", [s for s in sections if s.text.strip()])
+    kept = [s for s in sections if s.text.strip()]
+    if not kept:  # only headings: each heading is its own text, not an "empty" document
+        kept = [Section(s.heading[:-1], s.heading[-1]) for s in sections if s.heading]
+    return ParsedDoc(first_heading or title, "markdown", kept)
 
 
 def _heading_text(raw: str) -> str:

@@ -200,7 +200,7 @@ class KnowledgeService:
     def get(self, name: str) -> Collection:
         coll = self.catalog.collection(name)
         if coll is None:
-            raise KnowledgeError(f"collection {name!r} does not exist", 404, "not_found")
+            raise KnowledgeError(missing_collection(name), 404, "not_found")
         return coll
 
     def visible(self, principal: Principal, permission: str = "knowledge.use") -> list[Collection]:
@@ -392,3 +392,11 @@ class Ranked:
     score: float
     dense: float | None
     sparse: float | None
+
+
+def missing_collection(name: str) -> str:
+    """The one answer for a collection that is missing or hidden from the caller (they must not differ)."""
+    return (
+        f"collection {name!r} does not exist; create it with POST /v1/knowledge/collections "
+        "or `ailab ingest -c NAME PATH`"
+    )

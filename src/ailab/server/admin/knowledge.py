@@ -96,12 +96,12 @@ def _svc(state: LabState) -> KnowledgeService:
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
     """The collection, if the caller may act on it (its project's members; administrators)."""
-    from ailab.knowledge.service import KnowledgeError
+    from ailab.knowledge.service import KnowledgeError, missing_collection
 
     with _mapped():
         c = _svc(state).get(name)
         if not decide(p, "knowledge.use", project_id=c.project_id):  # hidden: the same 404 as a missing one
-            raise KnowledgeError(f"collection {name!r} does not exist", 404, "not_found")
+            raise KnowledgeError(missing_collection(name), 404, "not_found")
     allow(p, permission, project_id=c.project_id)
     if c.project_id is None and permission == "knowledge.manage":  # lab-wide: not any project's to change
         allow(p, "knowledge.manage.global")
@@ -164,6 +164,23 @@ def _collection_routes(r: APIRouter, state: LabState) -> None:
         return {"deleted": c.name}
 
 
+async def _coll_for_upload(state: LabState, name: str, p: Principal) -> Collection:
+    """The collection to upload into; a missing one is created (as `ailab ingest` does) when the caller
+    may create it: in the key's project, or lab-wide with `knowledge.manage.global`."""
+    from ailab.knowledge.service import missing_collection
+
+    s = _svc(state)
+    if s.catalog.collection(name) is not None:
+        return _coll(state, name, p, "knowledge.manage")
+    project = p.project_id
+    if (project is None and holds(p, "knowledge.manage.global")) or (
+        project is not None and decide(p, "knowledge.manage", project_id=project)
+    ):
+        with _mapped():
+            return await s.create_collection(p, name, project_id=project)
+    raise ApiError(404, missing_collection(name), "not_found")
+
+
 def _document_routes(r: APIRouter, state: LabState) -> None:
     use = require(state, "knowledge.use")
     manage = require(state, "knowledge.manage")
@@ -189,7 +206,7 @@ def _document_routes(r: APIRouter, state: LabState) -> None:
 
         from ailab.knowledge.uploads import incoming_dir, keep_uploads
 
-        c = coll(name, p, "knowledge.manage")
+        c = await _coll_for_upload(state, name, p)
         s = svc()
         with incoming_dir(s.root) as folder:
             items = await read_upload(request, folder)
