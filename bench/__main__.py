@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|journal|ledger|soak|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
+"""`python -m bench [gateway|journal|ledger|soak|console|charts|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "which", nargs="?", default="all", choices=["gateway", "journal", "ledger", "soak", "all"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["gateway", "journal", "ledger", "soak", "console", "charts", "all"],
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument(
@@ -20,6 +23,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the journal benchmark")
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
     parser.add_argument("--soak-seconds", type=int, default=300)
+    parser.add_argument("--db", type=Path, help="charts: a ledger database `bench ledger` left behind")
     args = parser.parse_args()
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +42,14 @@ def main() -> None:
         from bench.ledger import run as ledger_run
 
         ledger_run(args.rows, out / "ledger.json")
+    if args.which in ("console", "all"):
+        from bench.console_load import run as console_run
+
+        console_run(args.rounds * 3, out / "console.json")
+    if args.which == "charts":
+        from bench.console import rerun
+
+        rerun(args.db)
     if args.which in ("soak", "all"):
         from bench.soak import run as soak_run
 

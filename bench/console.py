@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ailab.console.data import live
@@ -41,3 +42,17 @@ def chart_times(engine: Any, now: float) -> dict[str, float]:
     for name, secs in out.items():
         print(f"    {name}: {secs * 1000:.0f} ms")
     return out
+
+
+def rerun(db: Path) -> dict[str, float]:
+    """The chart queries again on a ledger `python -m bench ledger` left behind (on a quieter box)."""
+    from ailab.db import make_engine
+
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as c:
+        rows = c.exec_driver_sql("SELECT count(*), max(ts_ms) FROM ledger_requests").one()
+    print(f"  ledger {db}: {rows[0]:,} rows")
+    try:
+        return chart_times(engine, rows[1] / 1000)
+    finally:
+        engine.dispose()

@@ -163,6 +163,7 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
     )
     for by, secs in result["reports_s"].items():
         print(f"  ailab usage --by {by} --since 30d: {secs * 1000:.0f} ms")
+    print(f"  the ledger is left at {db} for `python -m bench charts --db {db}`; delete {work} after")
     if out:
         out.write_text(json.dumps(result, indent=2))
     return result
