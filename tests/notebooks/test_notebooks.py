@@ -73,3 +73,8 @@ def test_notebook_runs_without_error(path: Path, notebook_lab: NotebookLab, tmp_
         nbformat.write(nb, tmp_path / path.name)  # the executed copy, to read when a run fails
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
+
+
+def test_every_notebook_is_described_in_the_docs() -> None:
+    text = (ROOT / "docs" / "notebooks.md").read_text()
+    assert [p.stem for p in PATHS if f"| `{p.stem}` |" not in text] == []
