@@ -36,8 +36,10 @@ class NotebookLab:
     workdir: Path  # a copy of notebooks/ (with data/): what the notebooks write stays out of the tree
 
 
-def _config(up: dict[str, Running]) -> dict:
+def _config(up: dict[str, Running], apps: bool) -> dict:
     openai_v1 = f"{up['openai'].url}/v1"
+    # The example apps call the model group `chat` (examples/apps/README.md).
+    chat = [model("chat", "openai/gpt-4o-mini", openai_v1, api_key=UPSTREAM_KEY)] if apps else []
     return {
         "model_list": [
             model("gpt-4o-mini", "openai/gpt-4o-mini", openai_v1, api_key=UPSTREAM_KEY),
@@ -46,6 +48,7 @@ def _config(up: dict[str, Running]) -> dict:
             ),
             model("llama3.2", "ollama_chat/llama3.2", up["ollama"].url, model_info={"cost_per_hour": 0.05}),
             model("text-embedding-3-small", "openai/text-embedding-3-small", openai_v1, api_key=UPSTREAM_KEY),
+            *chat,
         ],
         "router_settings": {"num_retries": 0},
         "general_settings": {"master_key": MASTER},
@@ -74,7 +77,7 @@ def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookL
         "ollama": start_upstream("ollama", ollama_server.make_app, api_key=None),
     }
     cfg = tmp / "ailab.yaml"
-    cfg.write_text(yaml.safe_dump(_config(up)))
+    cfg.write_text(yaml.safe_dump(_config(up, apps_served())))
     if apps_served():
         shutil.copytree(EXAMPLE_APPS, tmp / "apps")  # the apps folder next to ailab.yaml
     workdir = tmp / "notebooks"
