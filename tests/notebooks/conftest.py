@@ -6,9 +6,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -68,6 +70,15 @@ def _user_key(url: str) -> str:
     return str(key.json()["key"])
 
 
+def _drain(stream: IO[bytes] | None, path: Path) -> None:
+    if stream is None:
+        return
+    with path.open("wb") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
+
+
 @pytest.fixture(scope="session")
 def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookLab]:
     tmp = tmp_path_factory.mktemp("notebook-lab")
@@ -87,6 +98,9 @@ def notebook_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookL
             mp.delenv(name)
         mp.setenv("XDG_CONFIG_HOME", str(tmp / "xdg"))  # never the real ~/.config/ailab/secret.key
         proc, url = run_lab(cfg, tmp / "data")
+    # Its output goes to a pipe: keep reading it, or a chatty lab would block once the pipe is full.
+    log = tmp / "ailab.log"
+    threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
     try:
         yield NotebookLab(url, _user_key(url), MASTER, workdir)
     finally:
