@@ -113,3 +113,37 @@ def test_native_copies_the_notebooks_and_gives_them_a_key_of_the_stack_user(tmp_
         assert access.identity.user(key.user_id or "").username == SERVICE_USER
     finally:
         engine.dispose()
+
+
+def test_ailab_install_jupyter_then_render_compose_ships_notebooks_and_a_real_key(tmp_path: Path) -> None:
+    """Through the CLI, as a user runs it: the rendered project holds the notebooks, and .env the key."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    common = ["--data-dir", str(tmp_path / "data")]
+    for args in (
+        ["install", "jupyter", *common],
+        ["render", "compose", "--out", str(tmp_path / "out"), *common],
+    ):
+        done = subprocess.run([sys.executable, "-m", "ailab", *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out"
+    assert (out / "config/jupyter/notebooks/01-quickstart.ipynb").read_text() == notebook_files()[
+        "01-quickstart.ipynb"
+    ]
+    dotenv = dict(line.split("=", 1) for line in (out / ".env").read_text().splitlines() if "=" in line)
+    token = dotenv["LAB_KEY_JUPYTER"]
+    assert token.startswith("sk-ailab-")
+    loaded = load_config(None, tmp_path / "data")
+    from ailab.access.service import AccessService
+    from ailab.server.state import open_database
+
+    engine = open_database(loaded)
+    try:
+        access = AccessService.build(engine, loaded.config.access)
+        key = access.keys.find(token)
+        assert key is not None and access.identity.user(key.user_id or "").username == SERVICE_USER
+    finally:
+        engine.dispose()
