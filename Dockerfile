@@ -11,6 +11,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m pip install "build==1.6.1"
 COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
+# src/ailab/notebooks links here: the example notebooks ship as package data (`ailab install jupyter`).
+COPY notebooks ./notebooks
 RUN python -m build --wheel --outdir /dist . \
     && python -m pip wheel --constraint constraints.txt --wheel-dir /wheels /dist/*.whl
 

@@ -110,3 +110,7 @@ def _write_native_config(comp: Component, ctx: RenderContext, work: Path) -> Non
         from ailab.stack.catalog.vault import bao_native_config
 
         (work / "openbao.hcl").write_text(bao_native_config(str(work), ctx.native_ports["openbao"]))
+    elif comp.name == "jupyter":
+        from ailab.stack.catalog.jupyter import copy_notebooks
+
+        copy_notebooks(work)  # JupyterLab's root is the work dir
