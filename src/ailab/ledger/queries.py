@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Integer, func, select
 
 from ailab.ledger import schema
+from ailab.types import pusd_to_usd
 
 GROUPS = {
     "model": "group_dim",
@@ -52,7 +53,7 @@ class UsageRow:
 
     @property
     def cost_usd(self) -> Decimal:
-        return Decimal(self.cost_pusd) / schema.PICO
+        return pusd_to_usd(self.cost_pusd)
 
     def as_dict(self) -> dict[str, Any]:
         return {

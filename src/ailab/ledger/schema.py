@@ -95,7 +95,6 @@ FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
 ENDPOINT_EMBEDDINGS = 2
 ENDPOINTS = {ENDPOINT_CHAT: "chat", ENDPOINT_EMBEDDINGS: "embeddings"}
-PICO = 10**12
 
 
 def _create_0001(conn: Connection) -> None:

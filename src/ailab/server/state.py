@@ -30,6 +30,7 @@ from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
 from ailab.server.budgets import reseed_when_lost, seed_budgets
+from ailab.types import PICO_PER_USD
 
 log = logging.getLogger("ailab")
 
@@ -233,4 +234,4 @@ class LabState:
         for group, n in unpriced.items():
             m.unpriced.labels(group).inc(n)
         for (group, provider), pusd in costs.items():
-            m.cost.labels(group, provider).inc(pusd / 1e12)
+            m.cost.labels(group, provider).inc(pusd / PICO_PER_USD)
