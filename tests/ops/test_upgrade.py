@@ -22,7 +22,7 @@ from tests.labproc import run_lab
 
 PLUGIN = """
 from sqlalchemy import text
-from ailab.db.migrations import Migration
+from ailab.db import Migration
 
 def create(conn):
     conn.execute(text("CREATE TABLE upgrade_probe (id INTEGER PRIMARY KEY, note TEXT)"))
@@ -175,7 +175,7 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from ailab.config import load_config; from ailab.server.state import "
+            "import sys; from ailab.config import load_config; from ailab.db import "
             "open_database; open_database(load_config(sys.argv[1], sys.argv[2])).dispose()",
             str(cfg),
             str(data),

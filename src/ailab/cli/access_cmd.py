@@ -45,7 +45,7 @@ def access(config: Path | None, data_dir: Path | None) -> Iterator[AccessService
     from ailab.access.audit import AuditLog
     from ailab.access.records import Conflict, NotFound
     from ailab.access.service import AccessService
-    from ailab.server.state import open_database
+    from ailab.db import open_database
 
     loaded = load_or_exit(config, data_dir)
     engine = open_database(loaded)

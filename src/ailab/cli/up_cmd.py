@@ -122,7 +122,7 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
 def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
     from ailab.access.audit import AuditLog
     from ailab.access.service import AccessService
-    from ailab.server.state import open_database
+    from ailab.db import open_database
 
     engine = open_database(loaded)
     try:

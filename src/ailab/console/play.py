@@ -138,9 +138,7 @@ def _playground_routes(state: LabState, pages: Pages) -> list[Route]:
 def _knowledge_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("knowledge.use")
     def knowledge(request: Request, v: Viewer) -> Response:
-        from ailab.knowledge.service import KnowledgeService
-
-        svc = KnowledgeService.of(state)  # what GET /v1/knowledge/collections answers, by the same rule
+        svc = state.knowledge_service()  # what GET /v1/knowledge/collections answers, by the same rule
         visible = svc.visible(v.principal)
         chosen = next((c for c in visible if c.name == request.query_params.get("collection")), None)
         if chosen is None and visible:

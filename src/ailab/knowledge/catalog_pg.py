@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from ailab.db.migrations import Migration
+from ailab.db import Migration
 from ailab.knowledge.catalog_base import BM25_WEIGHTS, ChunkIn, ChunkRow, Collection, query_terms
 from ailab.knowledge.filters import FILTER_FIELD, clip
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ailab.secrets.base import (
+    Auditor,
     SecretError,
     SecretMeta,
     SecretNotFound,
@@ -22,11 +23,11 @@ from ailab.secrets.refresher import SecretRefresher
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from ailab.access.audit import AuditLog
     from ailab.config.models import SecretsSettings
 
 __all__ = [
     "MIGRATIONS",
+    "Auditor",
     "LocalStore",
     "SecretError",
     "SecretMeta",
@@ -43,7 +44,7 @@ def open_secret_store(
     settings: SecretsSettings,
     engine: Engine,
     data_dir: Path,
-    audit: AuditLog | None = None,
+    audit: Auditor | None = None,
     actor: str = "system",
 ) -> SecretStore:
     """The configured backend. `local` needs `engine` migrated with MIGRATIONS; nothing touches the

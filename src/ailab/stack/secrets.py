@@ -72,8 +72,8 @@ def open_stack_secrets(loaded: LoadedConfig, actor: str = "cli:stack") -> Iterat
     from ailab.access.passwords import generate_password
     from ailab.access.records import NotFound
     from ailab.access.service import AccessService
+    from ailab.db import open_database
     from ailab.secrets import open_secret_store
-    from ailab.server.state import open_database
 
     engine = open_database(loaded)
     try:

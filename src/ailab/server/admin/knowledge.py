@@ -89,9 +89,7 @@ def _sse(events: AsyncIterator[dict[str, Any]], done: bool) -> StreamingResponse
 
 
 def _svc(state: LabState) -> KnowledgeService:
-    from ailab.knowledge.service import KnowledgeService
-
-    return KnowledgeService.of(state)
+    return state.knowledge_service()
 
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
