@@ -26,8 +26,8 @@ ROOT = "ailab"
 # Layering: these pillars sit below the request path and the composition root, so they import none of it.
 LOW = ("ledger", "secrets", "config", "db")
 HIGH = ("gateway", "knowledge", "server", "cli")
-# `ailab/types.py` is the shared leaf: it imports no pillar at all.
-LEAVES = ("types",)
+# The shared leaves (`ailab/types.py`, `ailab/text.py`) import no pillar at all.
+LEAVES = ("types", "text")
 
 # One door per pillar: another pillar imports `ailab.<pillar>` (its `__init__`), never a module inside it.
 # The pillars whose door is enforced; the others are still on the way there.
@@ -79,8 +79,24 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
-def _imported(node: ast.Import | ast.ImportFrom, module: str, path: Path, known: set[str]) -> Iterator[str]:
-    """The modules one import statement loads, resolved against the source tree."""
+def exported(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Each package's `__all__`: a submodule named there (e.g. `ailab.ledger.schema`) is part of its door."""
+    out: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        if not _is_package(path):
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                out[name] = set(ast.literal_eval(node.value))
+    return out
+
+
+def _imported(
+    node: ast.Import | ast.ImportFrom, module: str, path: Path, known: set[str], doors: dict[str, set[str]]
+) -> Iterator[str]:
+    """The modules one import statement loads, resolved against the source tree (a name a package's
+    `__all__` exports resolves to the package, even when it is a submodule)."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             yield alias.name
@@ -90,7 +106,10 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, path: Path, known:
         here = module.split(".") if _is_package(path) else module.split(".")[:-1]
         anchor = here[: len(here) - (node.level - 1)]
         base = ".".join([*anchor, base] if base else anchor)
-    targets = {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
+    door = doors.get(base, set())
+    targets = {
+        f"{base}.{a.name}" if f"{base}.{a.name}" in known and a.name not in door else base for a in node.names
+    }
     yield from sorted(targets)
 
 
@@ -115,6 +134,7 @@ def edges(src: Path = SRC) -> list[Edge]:
     """Every import from one pillar's module into another pillar."""
     modules = module_names(src)
     known = set(modules)
+    doors = exported(modules)
     out: list[Edge] = []
     for module, path in modules.items():
         source = path.read_text(encoding="utf-8")
@@ -124,7 +144,7 @@ def edges(src: Path = SRC) -> list[Edge]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Import | ast.ImportFrom):
                 continue
-            for target in _imported(node, module, path, known):
+            for target in _imported(node, module, path, known, doors):
                 if target != ROOT and not target.startswith(ROOT + "."):
                     continue
                 a, b = pillar(module), pillar(target)

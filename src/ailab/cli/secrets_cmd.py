@@ -18,8 +18,7 @@ from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
 if TYPE_CHECKING:
     from ailab.config.loader import LoadedConfig
-    from ailab.secrets import SecretStore
-    from ailab.secrets.envimport import EnvRef
+    from ailab.secrets import EnvRef, SecretStore
 
 app = typer.Typer(
     help="Secrets for upstream API keys: referenced as secret/NAME in ailab.yaml.",
@@ -206,7 +205,7 @@ def import_env(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def _scan(path: Path) -> tuple[str, list[EnvRef]]:
     import yaml
 
-    from ailab.secrets.envimport import find_env_refs
+    from ailab.secrets import find_env_refs
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -259,7 +258,7 @@ def _rewrite_file(path: Path, text: str, refs: list[EnvRef]) -> None:
     import os
     import shutil
 
-    from ailab.secrets.envimport import rewrite
+    from ailab.secrets import rewrite
 
     if not refs:
         return

@@ -158,7 +158,7 @@ def _shared_limits(loaded, workers: int):  # type: ignore[no-untyped-def]
     embedded Redis as the shared tier and point the workers at it (AILAB_LIMITS_REDIS_URL)."""
     if loaded.config.limits.backend != "memory":
         return None
-    from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
+    from ailab.limits import EmbeddedRedis, EmbeddedRedisError
 
     shared = EmbeddedRedis(loaded.data_dir)
     try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailab.access.records import Limits
 from ailab.gateway.types import Usage
-from ailab.ledger.queries import spend_by
+from ailab.ledger import spend_by
 from ailab.limits import period_start
 from ailab.types import pusd_to_usd
 

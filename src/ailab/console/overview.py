@@ -15,7 +15,7 @@ from ailab.access.policy import usage_scope
 from ailab.console import data, facts
 from ailab.console.admin import components
 from ailab.console.web import ADMIN_ONLY, Pages, Viewer
-from ailab.ledger.queries import usage_report
+from ailab.ledger import usage_report
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState

@@ -16,8 +16,7 @@ from starlette.routing import Route
 from ailab.console import facts
 from ailab.console.overview import scope
 from ailab.console.web import Denied, Pages, Viewer
-from ailab.ledger.queries import usage_report
-from ailab.ledger.series import usage_series
+from ailab.ledger import usage_report, usage_series
 from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:

@@ -23,9 +23,8 @@ from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
 from ailab.gateway.streaming import relay_stream
 from ailab.gateway.types import UpstreamError, Usage
 from ailab.gateway.validate import validate_chat, validate_embeddings
-from ailab.ledger.events import UsageEvent
-from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
-from ailab.observability.metrics import Metrics
+from ailab.ledger import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, UsageEvent
+from ailab.observability import Metrics
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("ailab.gateway")

@@ -32,7 +32,7 @@ from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
 from ailab.knowledge.sandbox import Limits, ParsePool
 from ailab.knowledge.stores import StoreError, VectorStore, open_store
 from ailab.knowledge.worker import warm_up
-from ailab.observability.metrics import KnowledgeMetrics
+from ailab.observability import KnowledgeMetrics
 
 if TYPE_CHECKING:
     import aiohttp

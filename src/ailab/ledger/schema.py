@@ -95,6 +95,7 @@ FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
 ENDPOINT_EMBEDDINGS = 2
 ENDPOINTS = {ENDPOINT_CHAT: "chat", ENDPOINT_EMBEDDINGS: "embeddings"}
+DAY_MS = 86_400_000  # a rollup day, in the rows' ts_ms unit
 
 
 def _create_0001(conn: Connection) -> None:

@@ -17,6 +17,8 @@ from ailab.secrets.base import (
     SecretStoreUnavailable,
     validate_name,
 )
+from ailab.secrets.envimport import EnvRef, find_env_refs, rewrite
+from ailab.secrets.keyfile import ENV_KEY, decode_key, encode_key, key_path, load_key
 from ailab.secrets.local import MIGRATIONS, LocalStore
 from ailab.secrets.refresher import SecretRefresher
 
@@ -26,8 +28,10 @@ if TYPE_CHECKING:
     from ailab.config.models import SecretsSettings
 
 __all__ = [
+    "ENV_KEY",
     "MIGRATIONS",
     "Auditor",
+    "EnvRef",
     "LocalStore",
     "SecretError",
     "SecretMeta",
@@ -35,7 +39,13 @@ __all__ = [
     "SecretRefresher",
     "SecretStore",
     "SecretStoreUnavailable",
+    "decode_key",
+    "encode_key",
+    "find_env_refs",
+    "key_path",
+    "load_key",
     "open_secret_store",
+    "rewrite",
     "validate_name",
 ]
 

@@ -25,7 +25,7 @@ from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
 from ailab.ledger import LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
-from ailab.observability.metrics import Metrics
+from ailab.observability import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
 from ailab.server.budgets import reseed_when_lost, seed_budgets
 from ailab.types import PICO_PER_USD

@@ -8,8 +8,7 @@ from fastapi import APIRouter
 
 from ailab.access.policy import usage_scope
 from ailab.access.principal import Principal
-from ailab.ledger import parse_since, usage_report
-from ailab.ledger.queries import BY_CHOICES
+from ailab.ledger import BY_CHOICES, parse_since, usage_report
 from ailab.server.admin.deps import ApiError, require
 
 if TYPE_CHECKING:
