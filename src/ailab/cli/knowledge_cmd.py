@@ -52,7 +52,7 @@ def _project_id(config: Path | None, data_dir: Path | None, project: str | None)
 
 
 def _operator() -> Any:
-    from ailab.access.principal import MASTER
+    from ailab.access import MASTER
 
     return MASTER
 

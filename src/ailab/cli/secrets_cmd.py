@@ -46,8 +46,8 @@ def _actor() -> str:
 @contextmanager
 def _lab_store(loaded: LoadedConfig) -> Iterator[SecretStore]:
     """The lab's store with auditing; secret errors and bad names become exit code 2."""
-    from ailab.access.audit import AuditLog
-    from ailab.access.schema import MIGRATIONS as ACCESS_MIGRATIONS
+    from ailab.access import MIGRATIONS as ACCESS_MIGRATIONS
+    from ailab.access import AuditLog
     from ailab.db import database_url, make_engine, migrate
     from ailab.ledger import MIGRATIONS as LEDGER_MIGRATIONS
     from ailab.secrets import MIGRATIONS, SecretError, open_secret_store

@@ -124,9 +124,7 @@ def _table(rows: list[dict[str, Any]], by: str, names: Any) -> str:
 
 def _scope(loaded, engine, key: str | None, project: str | None, user: str | None) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
     """The same scoping as GET /api/usage: a key sees what its owner's role allows."""
-    from ailab.access.auth import Authenticator, ensure_master_key
-    from ailab.access.policy import usage_scope
-    from ailab.access.service import AccessService
+    from ailab.access import AccessService, Authenticator, ensure_master_key, usage_scope
 
     if key is None:
         out: dict[str, set[str]] = {}

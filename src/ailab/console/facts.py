@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ailab.access.records import Limits
+from ailab.access import Limits
 from ailab.gateway.types import Usage
 from ailab.ledger import spend_by
 from ailab.limits import period_start

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ailab.access.policy import usage_scope
+from ailab.access import usage_scope
 from ailab.console import data, facts
 from ailab.console.admin import components
 from ailab.console.web import ADMIN_ONLY, Pages, Viewer

@@ -17,7 +17,7 @@ from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
 from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
-    from ailab.access.principal import Principal
+    from ailab.access import Principal
     from ailab.gateway.router import Attempt
     from ailab.server.state import LabState
 

@@ -16,10 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from ailab.access.cache import user_principal
-from ailab.access.policy import decide
-from ailab.access.principal import Principal
-from ailab.access.sessions import COOKIE, Session
+from ailab.access import COOKIE, Principal, Session, decide, user_principal
 from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:

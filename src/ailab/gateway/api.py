@@ -13,9 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ailab.access.auth import Authenticator
-from ailab.access.policy import decide, holds
-from ailab.access.principal import Principal
+from ailab.access import Authenticator, Principal, decide, holds
 from ailab.gateway.asgi import Message, Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
 from ailab.gateway.limits import Budgeter

@@ -26,7 +26,7 @@ from ailab.knowledge.fusion import RRF_K
 from ailab.text import quote_sized
 
 if TYPE_CHECKING:
-    from ailab.access.principal import Principal
+    from ailab.access import Principal
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.service import KnowledgeService
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.gateway.api import Outcome
 from ailab.gateway.errors import GatewayError
 from ailab.gateway.router import Attempt, NoDeploymentAvailable

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ailab.access.policy import decide
-from ailab.access.principal import Principal
+from ailab.access import Principal, decide
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import ChunkRow, Collection, KnowledgeCatalog, open_catalog

@@ -118,7 +118,7 @@ def _migrate(loaded: LoadedConfig, report: UpgradeReport, progress: Progress) ->
 
 
 def _gate(loaded: LoadedConfig, running: RunInfo | None, timeout: float, progress: Progress) -> GateResult:
-    from ailab.access.auth import ensure_master_key
+    from ailab.access import ensure_master_key
 
     key, _ = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
     if running is not None:

@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from sqlalchemy import Engine
 
-from ailab.access.audit import AuditLog
-from ailab.access.auth import Authenticator, ensure_master_key
-from ailab.access.service import AccessService
+from ailab.access import AccessService, AuditLog, Authenticator, ensure_master_key
 from ailab.config.loader import LoadedConfig
 from ailab.db import open_database
 from ailab.gateway.api import GatewayAPI

@@ -154,7 +154,7 @@ class DoctorContext:
         return self.once("secret_store", self._open_secrets)
 
     def _open_secrets(self) -> SecretStore | None:
-        from ailab.access.audit import AuditLog
+        from ailab.access import AuditLog
         from ailab.secrets import open_secret_store
 
         engine = self.engine()

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ailab.access.policy import decide, holds
-from ailab.access.principal import Principal
+from ailab.access import Principal, decide, holds
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.upload_form import DocumentsBody, read_upload
 

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from ailab.access.policy import usage_scope
-from ailab.access.principal import Principal
+from ailab.access import Principal, usage_scope
 from ailab.ledger import BY_CHOICES, parse_since, usage_report
 from ailab.server.admin.deps import ApiError, require
 
