@@ -92,7 +92,7 @@ def usage_report(
 
 
 DAY_MS = schema.DAY_MS
-SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_pusd", "unpriced")
+SUMS = schema.DAILY_SUMS  # what a report adds up, in UsageRow's field order
 
 
 def _window(since: float | None) -> tuple[int | None, tuple[int, int] | None]:
@@ -158,16 +158,7 @@ def _label(by: str, key: int, names: dict[int, str]) -> str:
 
 def totals(engine: Engine, since: float | None = None) -> UsageRow:
     rows = usage_report(engine, "model", since)
-    fields = (
-        "requests",
-        "errors",
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "cost_pusd",
-        "unpriced",
-    )
-    sums = {f: sum(getattr(r, f) for r in rows) for f in fields}
+    sums = {f: sum(getattr(r, f) for r in rows) for f in SUMS}
     return UsageRow(name="total", **sums)
 
 

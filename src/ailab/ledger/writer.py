@@ -124,7 +124,7 @@ class LedgerWriter:
     @property
     def settled(self) -> int:
         """Events taken care of so far, in submission order: written, spilled to disk, or (if even the disk
-        failed) dropped."""
+        failed) dropped; the journal segments they complete are retired by then."""
         return self._done
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -199,10 +199,10 @@ class LedgerWriter:
         """Write (or spill) a batch taken from the queue, then remove the journal segments it completes."""
         if not write(events):
             self._keep_journal = True
-        with self._settled_cv:
+        with self._settled_cv:  # settled means its journal segments are retired too
             self._done += len(events)
+            self._retire()
             self._settled_cv.notify_all()
-        self._retire()
 
     def _retire(self) -> None:
         while self._segments and self._segments[0][1] <= self._done:
