@@ -239,3 +239,17 @@ def test_an_unexpected_error_spills_the_batch_and_the_writer_goes_on(engine, tmp
     assert totals(engine).requests == 1  # the second row was written: the thread survived
     _writer(engine, tmp_path).stop()  # the next start re-imports the spilled row
     assert totals(engine).requests == 2
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_counts_say_what_was_submitted_and_settled(engine, tmp_path, journal):
+    w = LedgerWriter(engine, PriceBook(), tmp_path / "spill", flush_interval=30.0, journal=journal)
+    w.start()  # a 30 s interval: only a wait wakes it
+    for _ in range(7):
+        w.submit(event(dep(), p=1, c=1))
+    assert w.submitted == 7
+    assert w.wait_settled(7)  # wakes the writer: no flush interval waited out
+    assert w.settled == 7 and w.written == 7
+    assert not w.wait_settled(8, timeout=0.05)  # an event never submitted is never waited for long
+    w.stop()
+    assert totals(engine).requests == 7
