@@ -22,7 +22,7 @@ from tests.labproc import run_lab
 
 PLUGIN = """
 from sqlalchemy import text
-from ailab.db import Migration
+from ailab.db.migrations import Migration
 
 def create(conn):
     conn.execute(text("CREATE TABLE upgrade_probe (id INTEGER PRIMARY KEY, note TEXT)"))
@@ -50,7 +50,9 @@ def install_plugin(root: Path, steps: list[tuple[str, str]]) -> dict[str, str]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ailab-probe-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[ailab.migrations]\nprobe = ailab_probe_plugin:migrations\n")
-    return {**os.environ, "PYTHONPATH": str(root), "AILAB_MASTER_KEY": MASTER}
+    # The plugin first, then whatever tree the tests run against (PYTHONPATH=src in a worktree).
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "AILAB_MASTER_KEY": MASTER}
 
 
 def write_config(tmp_path: Path, upstream_url: str) -> Path:
