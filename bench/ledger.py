@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ailab.config.models import ModelInfo, ServerSettings
-from ailab.db import make_engine, migrate
+from ailab.db import all_migrations, make_engine, migrate
 from ailab.gateway.types import Deployment, Usage
 from ailab.ledger import LedgerWriter, PriceBook, UsageEvent, usage_report
 from ailab.ledger.schema import ENDPOINT_CHAT
-from ailab.server.state import all_migrations
 
 WRITER_BATCH = inspect.signature(LedgerWriter).parameters["batch_size"].default  # the writer's own default
 CONFIG_BATCH = ServerSettings().ledger_batch_size  # what `ailab up` passes it

@@ -53,3 +53,18 @@ def test_custom_roles_from_config():
 def test_every_builtin_permission_is_documented():
     for perms in BUILTIN_ROLES.values():
         assert perms <= set(PERMISSIONS) | {"*"}
+
+
+def test_usage_scope_says_whose_usage_and_why():
+    from ailab.access.policy import usage_scope
+
+    everything = usage_scope(MASTER)
+    assert everything and everything.where == {} and "usage.read.all" in everything.decision.reason
+    assert usage_scope(who("analyst", projects=("p1", "p2"))).where == {"project": {"p1", "p2"}}
+    assert usage_scope(who("analyst"), "p1", "u7").where == {"project": {"p1"}, "user": {"u7"}}
+    outside = usage_scope(who("analyst"), project_id="p9")
+    assert not outside and "not a member of project p9" in outside.decision.reason
+    assert usage_scope(who("user")).where == {"user": {"u1"}}
+    assert usage_scope(who("user"), project_id="p1").where == {"user": {"u1"}, "project": {"p1"}}
+    someone_else = usage_scope(who("user"), user_id="u2")
+    assert not someone_else and "may only act on its own usage" in someone_else.decision.reason

@@ -66,7 +66,7 @@ def write_config(tmp_path: Path, openai_upstream):
 
 @pytest.fixture(params=LABS, ids=[f"{s}-{c}" for s, c in LABS])
 async def klab(request, write_config) -> AsyncIterator[KLab]:
-    from ailab.knowledge.local import open_lab
+    from ailab.server.local import open_lab
 
     store, catalog = request.param
     database = None

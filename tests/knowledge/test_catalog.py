@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from ailab.db import make_engine, migrate
+from ailab.db import all_migrations, make_engine, migrate
 from ailab.knowledge.catalog import Collection, KnowledgeCatalog, open_catalog
-from ailab.server.state import all_migrations
 from tests.conftest import fresh_pg_database
 
 

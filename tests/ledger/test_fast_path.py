@@ -16,8 +16,9 @@ from ailab.db import make_engine, migrate
 from ailab.gateway.types import Usage
 from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent, schema, totals, usage_report
 from ailab.ledger import writer as writer_module
-from ailab.ledger.pricing import PICO, TokenRates, hourly_pricer, rates_pricer
+from ailab.ledger.pricing import TokenRates, hourly_pricer, rates_pricer
 from ailab.ledger.rows import COLUMNS, daily_totals
+from ailab.types import PICO
 from tests.ledger.test_writer import dep
 
 

@@ -11,7 +11,7 @@ from genai_prices import calc_price
 
 from ailab.gateway.types import Usage
 from ailab.ledger import PriceBook
-from ailab.ledger.pricing import PICO
+from ailab.types import PICO
 from tests.ledger.test_writer import dep
 
 WRITES = Usage(prompt_tokens=5_000, completion_tokens=300, cached_tokens=1_000, cache_write_tokens=3_000)

@@ -111,7 +111,9 @@ def test_unavailable_database_spills_and_next_start_reimports(database_url, tmp_
     w = _writer(engine, tmp_path)
     for _ in range(5):
         w.submit(event(dep(), p=7, c=3))
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while w.write_error is None and time.monotonic() < deadline:  # the writer has tried and failed
+        time.sleep(0.01)
     w.stop()
     assert w.spilled == 5 and w.dropped == 0
     migrate(engine, MIGRATIONS)
@@ -139,7 +141,7 @@ def test_backlog_bound_spills_while_database_is_down(database_url, tmp_path):
     for _ in range(50):
         w.submit(event(dep(), p=1, c=1))
     deadline = time.monotonic() + 10
-    while w.queue and time.monotonic() < deadline:
+    while len(w.queue) >= 10 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(w.queue) < 10  # memory stays bounded while the database is down
     w.stop()
@@ -230,12 +232,24 @@ def test_an_unexpected_error_spills_the_batch_and_the_writer_goes_on(engine, tmp
 
     monkeypatch.setattr(w, "_write", flaky)
     w.submit(event(dep(), p=1, c=1))
-    deadline = time.time() + 5
-    while w.spilled < 1 and time.time() < deadline:
-        time.sleep(0.01)
+    assert w.wait_settled(1)  # the first batch failed and was spilled
     w.submit(event(dep(), p=2, c=2))
     w.stop()
     assert w.spilled == 1 and w.dropped == 0
     assert totals(engine).requests == 1  # the second row was written: the thread survived
     _writer(engine, tmp_path).stop()  # the next start re-imports the spilled row
     assert totals(engine).requests == 2
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_counts_say_what_was_submitted_and_settled(engine, tmp_path, journal):
+    w = LedgerWriter(engine, PriceBook(), tmp_path / "spill", flush_interval=30.0, journal=journal)
+    w.start()  # a 30 s interval: only a wait wakes it
+    for _ in range(7):
+        w.submit(event(dep(), p=1, c=1))
+    assert w.submitted == 7
+    assert w.wait_settled(7)  # wakes the writer: no flush interval waited out
+    assert w.settled == 7 and w.written == 7
+    assert not w.wait_settled(8, timeout=0.05)  # an event never submitted is never waited for long
+    w.stop()
+    assert totals(engine).requests == 7

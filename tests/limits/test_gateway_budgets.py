@@ -13,9 +13,8 @@ import yaml
 from ailab.access.records import Limits
 from ailab.access.service import AccessService
 from ailab.config.models import AccessSettings
-from ailab.db import make_engine
+from ailab.db import all_migrations, make_engine
 from ailab.ledger import totals
-from ailab.server.state import all_migrations
 from tests.conftest import UPSTREAM_KEY, model
 from tests.labproc import run_lab
 
@@ -90,6 +89,12 @@ def _check(responses: list[httpx.Response], kind: str, engine) -> None:
         assert 300 // 8 <= len(ok) <= 300 // 5
 
 
+def _wait_for_rows(engine, n: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while totals(engine).requests < n and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the ledger's row count, not waiting out a flush interval
+
+
 def test_burst_in_one_gateway(openai_upstream, make_gateway):
     gw = make_gateway(_config(openai_upstream.url))
     keys = _keys(gw.app.state.engine)
@@ -124,9 +129,11 @@ def test_burst_across_two_gateway_processes_on_redis(openai_upstream, redis_url,
             procs.append(run_lab(cfg_path, tmp_path / f"replica{i}"))  # one after the other: migrate once
         urls = [u for _, u in procs]
         openai_upstream.up.fail_next(600, delay=0.05)
+        rows = 0
         for kind in ("budget", "rpm"):
             responses = asyncio.run(_burst(urls, keys[kind]))
-            time.sleep(0.6)  # both writers flush every 0.25 s
+            rows += len(responses)  # every request is a ledger row, refused ones too
+            _wait_for_rows(engine, rows)  # the two writers are in the replicas: wait on what they wrote
             _check(responses, kind, engine)
     finally:
         for proc, _ in procs:

@@ -13,9 +13,8 @@ import yaml
 from ailab.access.records import Limits
 from ailab.access.service import AccessService
 from ailab.config.models import AccessSettings
-from ailab.db import make_engine, migrate
+from ailab.db import all_migrations, make_engine, migrate
 from ailab.limits.embedded import SOCKET_NAME
-from ailab.server.state import all_migrations
 from tests.conftest import UPSTREAM_KEY, model
 from tests.labproc import run_lab
 

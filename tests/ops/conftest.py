@@ -11,7 +11,7 @@ import yaml
 
 from ailab.config import load_config
 from ailab.config.loader import LoadedConfig
-from ailab.db.engine import normalize_url
+from ailab.db import normalize_url
 from tests.conftest import MASTER
 from tests.knowledge.conftest import lab_config
 
@@ -113,10 +113,10 @@ def small_lab(tmp: Path, name: str = "small", **extra: Any) -> LoadedConfig:
     import numpy as np
 
     from ailab.access.service import AccessService
+    from ailab.db import open_database
     from ailab.knowledge.catalog import Catalog, Collection
     from ailab.knowledge.stores.embedded import EmbeddedStore
     from ailab.secrets.local import LocalStore
-    from ailab.server.state import open_database
 
     cfg: dict[str, Any] = {
         "ailab": {"discover_ollama": False},

@@ -50,7 +50,9 @@ def install_plugin(root: Path, steps: list[tuple[str, str]]) -> dict[str, str]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ailab-probe-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[ailab.migrations]\nprobe = ailab_probe_plugin:migrations\n")
-    return {**os.environ, "PYTHONPATH": str(root), "AILAB_MASTER_KEY": MASTER}
+    # The plugin first, then whatever tree the tests run against (PYTHONPATH=src in a worktree).
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "AILAB_MASTER_KEY": MASTER}
 
 
 def write_config(tmp_path: Path, upstream_url: str) -> Path:
@@ -175,7 +177,7 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from ailab.config import load_config; from ailab.server.state import "
+            "import sys; from ailab.config import load_config; from ailab.db import "
             "open_database; open_database(load_config(sys.argv[1], sys.argv[2])).dispose()",
             str(cfg),
             str(data),

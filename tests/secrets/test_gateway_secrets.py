@@ -78,9 +78,8 @@ def test_marker_secret_never_leaks(openai_upstream, make_gateway, caplog, tmp_pa
     caplog.set_level(logging.DEBUG)
     marker = UPSTREAM_KEY  # the upstream's real key, kept only in the local encrypted store
     from ailab.config.models import SecretsSettings
-    from ailab.db import make_engine, migrate
+    from ailab.db import all_migrations, make_engine, migrate
     from ailab.secrets import MIGRATIONS, open_secret_store
-    from ailab.server.state import all_migrations
 
     data_dir = tmp_path / "data-0"  # the first gateway's data dir (see make_gateway)
     data_dir.mkdir()

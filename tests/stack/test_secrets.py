@@ -19,7 +19,7 @@ def test_generated_once_and_lab_keys_authenticate(tmp_path: Path) -> None:
     with open_stack_secrets(loaded) as stack:
         assert stack.ensure(specs) == first  # never regenerated
     from ailab.access.service import AccessService
-    from ailab.server.state import open_database
+    from ailab.db import open_database
 
     engine = open_database(loaded)
     try:

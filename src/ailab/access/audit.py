@@ -88,7 +88,7 @@ class AuditLog:
 
     def mac_key(self) -> bytes:
         if self._key is None:
-            from ailab.secrets.keyfile import load_key
+            from ailab.secrets import load_key
 
             secret = load_key(self.key_file, None, create=True)
             assert secret is not None  # create=True

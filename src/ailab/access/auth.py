@@ -56,7 +56,7 @@ def ensure_master_key(configured: str | None, data_dir: Path) -> tuple[str, bool
 
     Returns (key, created): the caller prints a created key once.
     """
-    from ailab.access.files import secure_data_dir
+    from ailab.db import secure_data_dir
 
     if configured:
         return configured, False

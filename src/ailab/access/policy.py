@@ -112,6 +112,51 @@ def decide(
     return Decision(True, f"{who} holds {permission}")
 
 
+@dataclass(frozen=True, slots=True)
+class UsageScope:
+    """Whose usage a caller may see: `where` is the ledger filter (`ledger.usage_report(where=…)`, empty:
+    everything), meaningful only when `decision` allows."""
+
+    decision: Decision
+    where: dict[str, set[str]]
+
+    def __bool__(self) -> bool:
+        return self.decision.allowed
+
+
+def usage_scope(
+    principal: Principal, project_id: str | None = None, user_id: str | None = None
+) -> UsageScope:
+    """The usage rows `principal` may read, narrowed to `project_id` / `user_id` when asked: everything
+    (usage.read.all), its projects' (usage.read.project), else its own. One rule for the admin API, the
+    console and `ailab usage --key`."""
+    p = principal
+    if holds(p, "usage.read.all"):
+        out: dict[str, set[str]] = {}
+        reason = f"{p.name} holds usage.read.all"
+    elif holds(p, "usage.read.project"):
+        if project_id is not None:
+            d = decide(p, "usage.read.project", project_id=project_id)
+            if not d:
+                return UsageScope(d, {})
+        out = {"project": {project_id} if project_id else set(p.projects)}
+        if user_id is not None:
+            out["user"] = {user_id}
+        return UsageScope(Decision(True, f"{p.name} reads its projects' usage"), out)
+    else:
+        if user_id not in (None, p.user_id):
+            d = decide(p, "usage.read.own", owner_id=user_id)
+            if not d:
+                return UsageScope(d, {})
+        out = {"user": {p.user_id or "-"}}
+        reason = f"{p.name} reads its own usage"
+    if project_id is not None:
+        out["project"] = {project_id}
+    if user_id is not None and "user" not in out:
+        out["user"] = {user_id}
+    return UsageScope(Decision(True, reason), out)
+
+
 def _wider_for_projects(principal: Principal, permission: str) -> bool:
     return any(w.endswith(".all") and w in principal.permissions for w in WIDER.get(permission, ()))
 

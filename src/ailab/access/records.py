@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-PICO = Decimal(10**12)
+from ailab.types import pusd_to_usd, usd_to_pusd
+
 DURATIONS = ("daily", "weekly", "monthly")
 
 
@@ -44,10 +45,10 @@ class Limits:
 
     @staticmethod
     def usd_to_pusd(usd: str | float | Decimal | None) -> int | None:
-        return None if usd is None else int((Decimal(str(usd)) * PICO).to_integral_value())
+        return None if usd is None else usd_to_pusd(usd)
 
     def public(self) -> dict[str, Any]:
-        budget = None if self.max_budget_pusd is None else str(Decimal(self.max_budget_pusd) / PICO)
+        budget = None if self.max_budget_pusd is None else str(pusd_to_usd(self.max_budget_pusd))
         return {
             "max_budget_usd": budget,
             "budget_duration": self.budget_duration,

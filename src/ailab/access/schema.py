@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-from ailab.db.migrations import Migration
+from ailab.db import Migration
 
 metadata = MetaData()
 

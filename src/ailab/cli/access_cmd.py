@@ -20,7 +20,7 @@ import typer
 from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
 if TYPE_CHECKING:
-    from ailab.access.service import AccessService
+    from ailab.access import AccessService
 
 users_app = typer.Typer(
     help="Users: add, list, change role, disable, set password, delete.", no_args_is_help=True
@@ -42,10 +42,8 @@ def cli_actor() -> str:
 
 @contextmanager
 def access(config: Path | None, data_dir: Path | None) -> Iterator[AccessService]:
-    from ailab.access.audit import AuditLog
-    from ailab.access.records import Conflict, NotFound
-    from ailab.access.service import AccessService
-    from ailab.server.state import open_database
+    from ailab.access import AccessService, AuditLog, Conflict, NotFound
+    from ailab.db import open_database
 
     loaded = load_or_exit(config, data_dir)
     engine = open_database(loaded)
@@ -90,7 +88,7 @@ def _limits_view(pub: dict[str, Any]) -> dict[str, Any]:
 
 
 def limits(budget: str | None, duration: str | None, rpm: int | None, tpm: int | None) -> Any:
-    from ailab.access.records import Limits
+    from ailab.access import Limits
 
     return Limits(Limits.usd_to_pusd(budget), duration, rpm, tpm)
 
@@ -107,7 +105,7 @@ def users_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a user; prints a generated password once unless --password-stdin."""
-    from ailab.access.passwords import generate_password
+    from ailab.access import generate_password
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
     with access(config, data_dir) as a:
@@ -167,7 +165,7 @@ def users_set(
 @users_app.command("passwd")
 def users_passwd(username: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Set a new password (read from stdin, or generated and shown once when stdin is a terminal)."""
-    from ailab.access.passwords import generate_password
+    from ailab.access import generate_password
 
     given = None if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     password = given or generate_password()

@@ -28,8 +28,8 @@ ConfOpt = Annotated[Path | None, typer.Option("--config", envvar="AILAB_CONFIG",
 def _run(
     config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]], read_only: bool = False
 ) -> Any:
-    from ailab.knowledge.local import open_lab
     from ailab.knowledge.service import KnowledgeError
+    from ailab.server.local import open_lab
 
     loaded = load_or_exit(config, data_dir, read_only=read_only)
 
@@ -54,7 +54,7 @@ def _project_id(config: Path | None, data_dir: Path | None, project: str | None)
 
 
 def _operator() -> Any:
-    from ailab.access.principal import MASTER
+    from ailab.access import MASTER
 
     return MASTER
 

@@ -95,7 +95,7 @@ def _root(
 
 
 def main() -> None:
-    from ailab.access.files import private_umask
+    from ailab.db import private_umask
 
     private_umask()  # everything the lab writes (data dir, run files, journals) is owner-only
     app()

@@ -18,8 +18,7 @@ from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
 if TYPE_CHECKING:
     from ailab.config.loader import LoadedConfig
-    from ailab.secrets import SecretStore
-    from ailab.secrets.envimport import EnvRef
+    from ailab.secrets import EnvRef, SecretStore
 
 app = typer.Typer(
     help="Secrets for upstream API keys: referenced as secret/NAME in ailab.yaml.",
@@ -47,12 +46,11 @@ def _actor() -> str:
 @contextmanager
 def _lab_store(loaded: LoadedConfig) -> Iterator[SecretStore]:
     """The lab's store with auditing; secret errors and bad names become exit code 2."""
-    from ailab.access.audit import AuditLog
-    from ailab.access.schema import MIGRATIONS as ACCESS_MIGRATIONS
-    from ailab.db import make_engine, migrate
+    from ailab.access import MIGRATIONS as ACCESS_MIGRATIONS
+    from ailab.access import AuditLog
+    from ailab.db import database_url, make_engine, migrate
     from ailab.ledger import MIGRATIONS as LEDGER_MIGRATIONS
     from ailab.secrets import MIGRATIONS, SecretError, open_secret_store
-    from ailab.server.state import database_url
 
     loaded.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url(loaded))
@@ -207,7 +205,7 @@ def import_env(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def _scan(path: Path) -> tuple[str, list[EnvRef]]:
     import yaml
 
-    from ailab.secrets.envimport import find_env_refs
+    from ailab.secrets import find_env_refs
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -260,7 +258,7 @@ def _rewrite_file(path: Path, text: str, refs: list[EnvRef]) -> None:
     import os
     import shutil
 
-    from ailab.secrets.envimport import rewrite
+    from ailab.secrets import rewrite
 
     if not refs:
         return

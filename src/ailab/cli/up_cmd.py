@@ -77,7 +77,7 @@ def _exit_on_sigterm(data_dir: Path, lock: int) -> None:
 
 def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
     """Once, before any worker starts: master key, migrations, first administrator, the banner."""
-    from ailab.access.auth import ensure_master_key
+    from ailab.access import ensure_master_key
 
     key, created = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
     admin = _bootstrap(loaded)
@@ -93,7 +93,7 @@ def _prepare(loaded, host: str, port: int) -> None:  # type: ignore[no-untyped-d
 def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
-    from ailab.access.proxies import proxy_options
+    from ailab.access import proxy_options
     from ailab.server.slowclients import uvicorn_options
 
     common = {
@@ -120,9 +120,8 @@ def _serve(loaded, host: str, port: int, workers: int, log_level: str) -> None: 
 
 
 def _bootstrap(loaded) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
-    from ailab.access.audit import AuditLog
-    from ailab.access.service import AccessService
-    from ailab.server.state import open_database
+    from ailab.access import AccessService, AuditLog
+    from ailab.db import open_database
 
     engine = open_database(loaded)
     try:
@@ -158,7 +157,7 @@ def _shared_limits(loaded, workers: int):  # type: ignore[no-untyped-def]
     embedded Redis as the shared tier and point the workers at it (AILAB_LIMITS_REDIS_URL)."""
     if loaded.config.limits.backend != "memory":
         return None
-    from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
+    from ailab.limits import EmbeddedRedis, EmbeddedRedisError
 
     shared = EmbeddedRedis(loaded.data_dir)
     try:

@@ -51,8 +51,8 @@ def usage(
     import io
     import json
 
+    from ailab.db import open_database
     from ailab.ledger import parse_since, usage_report
-    from ailab.server.state import open_database
 
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter("choose table, json or csv", param_hint="--format")
@@ -124,10 +124,7 @@ def _table(rows: list[dict[str, Any]], by: str, names: Any) -> str:
 
 def _scope(loaded, engine, key: str | None, project: str | None, user: str | None) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
     """The same scoping as GET /api/usage: a key sees what its owner's role allows."""
-    from ailab.access.auth import Authenticator, ensure_master_key
-    from ailab.access.service import AccessService
-    from ailab.server.admin.deps import ApiError
-    from ailab.server.admin.usage import usage_filters
+    from ailab.access import AccessService, Authenticator, ensure_master_key, usage_scope
 
     if key is None:
         out: dict[str, set[str]] = {}
@@ -144,8 +141,8 @@ def _scope(loaded, engine, key: str | None, project: str | None, user: str | Non
     if principal is None:
         typer.echo("error: the API key is not valid (unknown, revoked or expired)", err=True)
         raise typer.Exit(2)
-    try:
-        return usage_filters(principal, project, user)
-    except ApiError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(2) from None
+    scope = usage_scope(principal, project, user)
+    if not scope:
+        typer.echo(f"error: {scope.decision.reason}", err=True)
+        raise typer.Exit(2)
+    return scope.where

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ailab.access.sessions import COOKIE, LoginFailed, LoginThrottled
+from ailab.access import COOKIE, LoginFailed, LoginThrottled
 from ailab.console.web import Pages, Viewer, viewer
 
 if TYPE_CHECKING:

@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import aliased
 
-from ailab.ledger import schema
-from ailab.ledger.queries import GROUPS
+from ailab.ledger import GROUPS, schema
 
 # Filter name -> the kind its values are interned under in `ledger_dims` (the model group is "group").
 DIM_KIND = {name: ("group" if name == "model" else name) for name in GROUPS}

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ailab.access.records import Limits
+from ailab.access import Limits
 from ailab.gateway.types import Usage
-from ailab.ledger.queries import spend_by
+from ailab.ledger import spend_by
 from ailab.limits import period_start
+from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
     from ailab.console.web import Viewer
@@ -48,7 +48,7 @@ def deployment_state(dep: Deployment, now: float | None = None) -> dict[str, Any
 def _usd(pusd: int | None, unit: str) -> str | None:
     if pusd is None:
         return None
-    return f"${Decimal(pusd) / 10**12:.4f}".rstrip("0").rstrip(".") + unit
+    return f"${pusd_to_usd(pusd):.4f}".rstrip("0").rstrip(".") + unit
 
 
 def prices(state: LabState, dep: Deployment) -> dict[str, str | None]:

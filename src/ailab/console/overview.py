@@ -11,19 +11,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ailab.access import usage_scope
 from ailab.console import data, facts
 from ailab.console.admin import components
 from ailab.console.web import ADMIN_ONLY, Pages, Viewer
-from ailab.ledger.queries import usage_report
-from ailab.server.admin.usage import usage_filters
+from ailab.ledger import usage_report
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
 
 
 def scope(v: Viewer) -> dict[str, set[str]]:
-    """The ledger rows the viewer may see: the admin API's own rule (`usage_filters`)."""
-    return usage_filters(v.principal, None, None)
+    """The ledger rows the viewer may see: the admin API's own rule (`access.policy.usage_scope`; asked
+    for nothing narrower, it always allows)."""
+    return usage_scope(v.principal).where
 
 
 def _spend(state: LabState, since: float, where: dict[str, set[str]]) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,9 +14,10 @@ from starlette.routing import Route
 
 from ailab.console.web import Pages, Viewer, viewer
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
+from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
-    from ailab.access.principal import Principal
+    from ailab.access import Principal
     from ailab.gateway.router import Attempt
     from ailab.server.state import LabState
 
@@ -77,7 +77,7 @@ def _turn_stats(state: LabState, event: Any, t0: float) -> dict[str, Any]:
         "deployment": event.deployment.id if event.deployment else None,
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
-        "cost_usd": None if cost is None else str(Decimal(cost) / 10**12),
+        "cost_usd": None if cost is None else str(pusd_to_usd(cost)),
         "latency_ms": round(event.latency_s * 1000),
         "ttft_ms": None if event.ttft_s is None else round(event.ttft_s * 1000),
     }
@@ -138,9 +138,7 @@ def _playground_routes(state: LabState, pages: Pages) -> list[Route]:
 def _knowledge_routes(state: LabState, pages: Pages) -> list[Route]:
     @pages.page("knowledge.use")
     def knowledge(request: Request, v: Viewer) -> Response:
-        from ailab.knowledge.service import KnowledgeService
-
-        svc = KnowledgeService.of(state)  # what GET /v1/knowledge/collections answers, by the same rule
+        svc = state.knowledge_service()  # what GET /v1/knowledge/collections answers, by the same rule
         visible = svc.visible(v.principal)
         chosen = next((c for c in visible if c.name == request.query_params.get("collection")), None)
         if chosen is None and visible:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -17,8 +16,8 @@ from starlette.routing import Route
 from ailab.console import facts
 from ailab.console.overview import scope
 from ailab.console.web import Denied, Pages, Viewer
-from ailab.ledger.queries import usage_report
-from ailab.ledger.series import usage_series
+from ailab.ledger import usage_report, usage_series
+from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 RANGES |= {"90d": 90 * 86400, "365d": 365 * 86400}
 BREAKDOWNS = ("model", "provider", "deployment", "project", "user", "key")
-PICO = Decimal(10**12)
 
 
 def _range(request: Request) -> tuple[str, float, str]:
@@ -55,7 +53,7 @@ def report(state: LabState, v: Viewer, since: float, bucket: str) -> dict[str, A
         breakdowns[by] = rows
     series = usage_series(state.engine, since, bucket, where)
     for point in series:
-        point["cost_usd"] = str(Decimal(point.pop("cost_pusd")) / PICO)
+        point["cost_usd"] = str(pusd_to_usd(point.pop("cost_pusd")))
     return {"bucket": bucket, "series": series, "breakdowns": breakdowns}
 
 

@@ -8,7 +8,6 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -17,16 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from ailab.access.cache import user_principal
-from ailab.access.policy import decide
-from ailab.access.principal import Principal
-from ailab.access.sessions import COOKIE, Session
+from ailab.access import COOKIE, Principal, Session, decide, user_principal
+from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
 
 HERE = Path(__file__).parent
-PICO = 10**12
 # Pages only administrators open: no permission in the policy grants them, so decide() allows only "*".
 ADMIN_ONLY = "stack.manage"
 
@@ -131,7 +127,7 @@ def usd(pusd: int | None, unpriced: int = 0) -> str:
     """Fixed-point dollars; None (no price known) is a dash, never $0."""
     if pusd is None:
         return "—"
-    value = Decimal(pusd) / PICO
+    value = pusd_to_usd(pusd)
     text = f"${value:,.2f}" if abs(value) >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
     if text == "$0" and pusd:
         text = "<$0.000001"

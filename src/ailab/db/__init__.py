@@ -1,6 +1,32 @@
-"""Database engine and append-only, named migrations (SQLite by default, PostgreSQL by URL)."""
+"""Database engine, append-only named migrations, and opening the lab's database (SQLite by default,
+PostgreSQL by URL). The door other pillars import from."""
 
-from ailab.db.engine import make_engine, sqlite_url
-from ailab.db.migrations import migrate
+from ailab.db.engine import make_engine, normalize_url, sqlite_url
+from ailab.db.files import private_sqlite, private_umask, secure_data_dir
+from ailab.db.lab import all_migrations, database_url, open_database
+from ailab.db.migrations import (
+    Migration,
+    MigrationError,
+    applied_migrations,
+    migrate,
+    pending_migrations,
+    plugin_migrations,
+)
 
-__all__ = ["make_engine", "migrate", "sqlite_url"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "all_migrations",
+    "applied_migrations",
+    "database_url",
+    "make_engine",
+    "migrate",
+    "normalize_url",
+    "open_database",
+    "pending_migrations",
+    "plugin_migrations",
+    "private_sqlite",
+    "private_umask",
+    "secure_data_dir",
+    "sqlite_url",
+]

@@ -13,9 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ailab.access.auth import Authenticator
-from ailab.access.policy import decide, holds
-from ailab.access.principal import Principal
+from ailab.access import Authenticator, Principal, decide, holds
 from ailab.gateway.asgi import Message, Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
 from ailab.gateway.limits import Budgeter
@@ -23,9 +21,8 @@ from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
 from ailab.gateway.streaming import relay_stream
 from ailab.gateway.types import UpstreamError, Usage
 from ailab.gateway.validate import validate_chat, validate_embeddings
-from ailab.ledger.events import UsageEvent
-from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
-from ailab.observability.metrics import Metrics
+from ailab.ledger import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, UsageEvent
+from ailab.observability import Metrics
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("ailab.gateway")

@@ -7,6 +7,11 @@ from typing import Any
 
 from ailab.gateway.types import UpstreamError
 
+# Quoting user input in messages lives in the shared leaf `ailab.text`; the gateway imports it from here.
+from ailab.text import QUOTE_LIMIT as QUOTE_LIMIT
+from ailab.text import clip as clip
+from ailab.text import quote as quote
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -48,19 +53,6 @@ class GatewayError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-QUOTE_LIMIT = 64
-
-
-def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """User input as it may appear in an error message: repr'd and cut, so a 100k-character model name
-    (or any other field) is never echoed whole."""
-    return clip(repr(value), limit)
-
-
-def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def bad_param(param: str, message: str) -> GatewayError:

@@ -10,9 +10,9 @@ from typing import Any
 from ailab.gateway.errors import GatewayError, retry_after_header
 from ailab.gateway.providers.base import estimate_tokens, messages_text
 from ailab.gateway.types import Deployment, Usage
-from ailab.ledger.pricing import PriceBook
+from ailab.ledger import PriceBook
 from ailab.limits import Limiter, LimiterUnavailable, LimitExceeded, Reservation
-from ailab.observability.metrics import Metrics
+from ailab.observability import Metrics
 
 
 @dataclass

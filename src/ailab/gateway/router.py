@@ -20,7 +20,7 @@ from typing import Any
 from ailab.config.models import RouterSettings
 from ailab.gateway.providers.base import MAX_RETRY_AFTER, Provider
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
-from ailab.observability.metrics import Metrics
+from ailab.observability import Metrics
 
 Call = Callable[[Provider], Awaitable[Any]]
 

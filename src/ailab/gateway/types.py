@@ -1,4 +1,4 @@
-"""Types shared by the router, the provider adapters and the ledger."""
+"""Types shared by the router and the provider adapters (the ledger's part is in `ailab.types`)."""
 
 from __future__ import annotations
 
@@ -7,69 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ailab.config.models import ModelInfo
+from ailab.types import Usage
+
+__all__ = [
+    "DEFAULT_REQUEST_S",
+    "RETRYABLE_STATUS",
+    "BusyClock",
+    "Deployment",
+    "DeploymentState",
+    "RawEvents",
+    "StreamItem",
+    "UpstreamError",
+    "Usage",  # defined in the shared leaf ailab.types; the gateway's modules import it from here
+]
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token usage in OpenAI's semantics: prompt_tokens include cached and cache-write tokens; each detail
-    is a part of its total (cache_write_1h_tokens of cache_write_tokens, input_audio_tokens of
-    prompt_tokens, output_audio_tokens and reasoning_tokens of completion_tokens), priced at its own rate."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    estimated: bool = False
-    cache_write_1h_tokens: int = 0  # Anthropic: written with a 1-hour lifetime (the rest: 5 minutes)
-    input_audio_tokens: int = 0
-    output_audio_tokens: int = 0
-
-    @property
-    def special(self) -> bool:
-        """Has tokens priced apart from the plain input/output/cache rates."""
-        return bool(self.cache_write_1h_tokens or self.input_audio_tokens or self.output_audio_tokens)
-
-    @classmethod
-    def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
-        if not isinstance(usage, dict):
-            return None
-        details = usage.get("prompt_tokens_details") or {}
-        out_details = usage.get("completion_tokens_details") or {}
-        creation = usage.get("cache_creation") or {}
-        return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
-            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-            reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
-            cache_write_1h_tokens=int(creation.get("ephemeral_1h_input_tokens") or 0),
-            input_audio_tokens=int(details.get("audio_tokens") or 0),
-            output_audio_tokens=int(out_details.get("audio_tokens") or 0),
-        )
-
-    def to_openai(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-        details = {"cached_tokens": self.cached_tokens, "audio_tokens": self.input_audio_tokens}
-        out_details = {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": self.output_audio_tokens}
-        if any(details.values()):
-            out["prompt_tokens_details"] = {k: v for k, v in details.items() if v}
-        if self.cache_write_tokens:
-            out["cache_creation_input_tokens"] = self.cache_write_tokens
-        if self.cache_write_1h_tokens:  # Anthropic's breakdown of the cache writes by lifetime
-            out["cache_creation"] = {
-                "ephemeral_5m_input_tokens": self.cache_write_tokens - self.cache_write_1h_tokens,
-                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
-            }
-        if any(out_details.values()):
-            out["completion_tokens_details"] = {k: v for k, v in out_details.items() if v}
-        return out
 
 
 @dataclass(slots=True)

@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from ailab.db.migrations import Migration
+from ailab.db import Migration
 from ailab.knowledge.catalog_base import BM25_WEIGHTS, ChunkIn, ChunkRow, Collection, query_terms
-from ailab.knowledge.filters import FILTER_FIELD, clip
+from ailab.knowledge.filters import FILTER_FIELD
+from ailab.text import quote_sized
 
 # Held shared by every catalog write transaction and exclusively by a backup while it snapshots the
 # vector stores, so no ingest is half-written in what the backup copies ("ailab-kn" as an int8).
@@ -305,6 +306,6 @@ class PgCatalog:
                 sql += f" AND meta -> :k{n} = CAST(:v{n} AS jsonb)"
                 args |= {f"k{n}": key, f"v{n}": json.dumps(_scrub(value))}
             else:
-                raise ValueError(f"filters: unknown field {clip(key)}")
+                raise ValueError(f"filters: unknown field {quote_sized(key)}")
         with self._read() as conn:
             return {int(r[0]) for r in conn.execute(text(sql), args)}

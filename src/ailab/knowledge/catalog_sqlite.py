@@ -23,7 +23,8 @@ from ailab.knowledge.catalog_base import (
     _or_query,
     query_terms,
 )
-from ailab.knowledge.filters import FILTER_FIELD, clip
+from ailab.knowledge.filters import FILTER_FIELD
+from ailab.text import quote_sized
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -280,6 +281,6 @@ class SqliteCatalog:
                 sql += f" AND json_extract(meta, '$.{key}') = ?"
                 args.append(value)
             else:
-                raise ValueError(f"filters: unknown field {clip(key)}")
+                raise ValueError(f"filters: unknown field {quote_sized(key)}")
         with self._read() as db:
             return {int(r[0]) for r in db.execute(sql, args)}

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ailab.knowledge.filters import clip
 from ailab.knowledge.fusion import RRF_K
+from ailab.text import quote_sized
 
 if TYPE_CHECKING:
-    from ailab.access.principal import Principal
+    from ailab.access import Principal
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.service import KnowledgeService
 
@@ -217,7 +217,7 @@ def list_runs(svc: KnowledgeService, coll: Collection) -> list[dict[str, Any]]:
 
 def load_run(svc: KnowledgeService, coll: Collection, run_id: str) -> dict[str, Any]:
     if not _RUN_ID.match(run_id):
-        raise EvalError(f"no evaluation run {clip(run_id)} (ids look like 20261202T013000123-a1b2c3)")
+        raise EvalError(f"no evaluation run {quote_sized(run_id)} (ids look like 20261202T013000123-a1b2c3)")
     path = runs_dir(svc, coll) / f"{run_id}.json"
     if not path.is_file():
         raise EvalError(f"no evaluation run {run_id!r} for collection {coll.name!r}")

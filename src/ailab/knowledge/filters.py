@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ailab.text import quote_sized
+
 FILTER_FIELD = re.compile(r"^[a-z_]{1,32}$")
 SPECIAL = ("source_prefix", "document_id")
 _SCALARS = (str, int, float, bool, type(None))
@@ -13,12 +15,6 @@ _SCALARS = (str, int, float, bool, type(None))
 
 class FilterError(ValueError):
     """A malformed filter; the message names it."""
-
-
-def clip(value: object, limit: int = 64) -> str:
-    """`repr(value)` cut to about `limit` characters: error messages quote what users sent, not all of it."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
 
 
 def check_filters(filters: object) -> dict[str, Any] | None:
@@ -29,7 +25,7 @@ def check_filters(filters: object) -> dict[str, Any] | None:
         raise FilterError(f"filters: must be an object of field: value pairs, not {type(filters).__name__}")
     for key, value in filters.items():
         if key not in SPECIAL and not FILTER_FIELD.match(str(key)):
-            raise FilterError(f"filters: unknown field {clip(key)}")
+            raise FilterError(f"filters: unknown field {quote_sized(key)}")
         if not isinstance(value, _SCALARS):
             raise FilterError(
                 f"filters.{key}: must be a string, number, boolean or null (an exact match; "

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.gateway.api import Outcome
 from ailab.gateway.errors import GatewayError
 from ailab.gateway.router import Attempt, NoDeploymentAvailable
 from ailab.gateway.types import RawEvents, UpstreamError, Usage
-from ailab.knowledge.filters import clip
-from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
+from ailab.ledger import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
+from ailab.text import quote_sized as clip
 
 if TYPE_CHECKING:
     from ailab.gateway.api import GatewayAPI

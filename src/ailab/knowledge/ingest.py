@@ -22,7 +22,7 @@ from ailab.knowledge.uploads import Incoming
 from ailab.knowledge.worker import Prepared, prepare_path, warm_up
 
 if TYPE_CHECKING:
-    from ailab.access.principal import Principal
+    from ailab.access import Principal
     from ailab.knowledge.catalog import Collection
     from ailab.knowledge.service import KnowledgeService
 

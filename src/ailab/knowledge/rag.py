@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.knowledge.catalog import Collection
 from ailab.knowledge.gateway_client import ModelCallError
 from ailab.knowledge.service import Hit, KnowledgeError, KnowledgeService

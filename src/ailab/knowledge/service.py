@@ -1,7 +1,8 @@
 """The knowledge pillar's one door: collections, ingestion, hybrid search, answers, store migration.
 
-Built once per running lab (`KnowledgeService.of(state)`) or by the CLI on a lab it starts in process, so
-embedding and chat calls always go through the gateway's router and into the ledger.
+Built once per running lab by the server (`KnowledgeService.build`, from the parts the server made: the
+gateway's API and router, the database, metrics), or by the CLI on a lab it starts in process, so embedding
+and chat calls always go through the gateway's router and into the ledger.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ailab.access.policy import decide
-from ailab.access.principal import Principal
+from ailab.access import Principal, decide
 from ailab.config.models import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import ChunkRow, Collection, KnowledgeCatalog, open_catalog
@@ -31,10 +31,14 @@ from ailab.knowledge.local_provider import BUILTIN_GROUP, ensure_builtin
 from ailab.knowledge.sandbox import Limits, ParsePool
 from ailab.knowledge.stores import StoreError, VectorStore, open_store
 from ailab.knowledge.worker import warm_up
-from ailab.observability.metrics import KnowledgeMetrics
+from ailab.observability import KnowledgeMetrics
 
 if TYPE_CHECKING:
-    from ailab.server.state import LabState
+    import aiohttp
+    from sqlalchemy import Engine
+
+    from ailab.gateway.api import GatewayAPI
+    from ailab.gateway.router import Router
 
 CHUNKS_PER_DOCUMENT = 1  # chunks a ranked document brings to the results (more when documents run out)
 
@@ -101,21 +105,23 @@ class KnowledgeService:
         self._parsers: ParsePool | None = None
 
     @classmethod
-    def of(cls, state: LabState) -> KnowledgeService:
-        if state.knowledge is None:
-            assert state.api is not None
-            cfg = state.loaded.config
-            raw = getattr(cfg, "knowledge", None) or (cfg.model_extra or {}).get("knowledge") or {}
-            settings = KnowledgeSettings.model_validate(raw)
-            if settings.embedding_model == BUILTIN_GROUP and state.router and state.session:
-                ensure_builtin(state.router, state.session)
-            data_dir = state.loaded.data_dir
-            catalog = open_catalog(data_dir / "knowledge", state.engine)
-            state.knowledge = cls(
-                data_dir, settings, GatewayClient(state.api), state.metrics.knowledge, catalog
-            )
-        service: KnowledgeService = state.knowledge
-        return service
+    def build(
+        cls,
+        data_dir: Path,
+        raw_settings: Any,
+        api: GatewayAPI,
+        metrics: KnowledgeMetrics,
+        engine: Engine | None,
+        router: Router | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> KnowledgeService:
+        """The service of a running lab, from the parts its server built (`ailab.knowledge` settings as
+        written in the config; the built-in embedder is added to `router` when they name it)."""
+        settings = KnowledgeSettings.model_validate(raw_settings)
+        if settings.embedding_model == BUILTIN_GROUP and router and session:
+            ensure_builtin(router, session)
+        catalog = open_catalog(data_dir / "knowledge", engine)
+        return cls(data_dir, settings, GatewayClient(api), metrics, catalog)
 
     def parsers(self) -> ParsePool:
         """The worker processes that parse documents (started on first use, shared by every ingest)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ailab.gateway.types import Deployment, Usage
+from ailab.types import DeploymentRef, Usage
 
 
 @dataclass(slots=True)
@@ -13,7 +13,7 @@ class UsageEvent:
     ts: float  # wall clock, seconds
     endpoint: int  # schema.ENDPOINT_*
     group: str | None  # None: refused before a model group was known
-    deployment: Deployment | None
+    deployment: DeploymentRef | None  # the gateway's Deployment
     key_id: str | None
     user_id: str | None
     project_id: str | None

@@ -1,7 +1,7 @@
 """Cost of a request in pico-USD (exact integers), from, in order:
 1. the deployment's `model_info` token prices (LiteLLM's input_cost_per_token / output_cost_per_token …);
 2. self-hosted costing: `model_info.cost_per_hour` (GPU-hour) or `watts` × `kwh_price`, by the serving
-   deployment's busy time shared among the requests in flight on it (`gateway.types.BusyClock`), so that the
+   deployment's busy time shared among the requests in flight on it (the gateway's `BusyClock`), so that the
    requests' costs add up to the hourly price × the deployment's busy wall time;
 3. the offline price library genai-prices;
 otherwise None ("unknown", counted by a metric), never a silent 0.
@@ -18,11 +18,9 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from genai_prices.types import TieredPrices
 
-from ailab.config.models import ModelInfo
-from ailab.gateway.types import Deployment, Usage
+from ailab.types import PICO, PICO_PER_USD, DeploymentRef, PriceInfo, Usage
 
-PICO = Decimal(10**12)
-MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # $/MTok × 1e12 / 1e6
+MTOK_TO_PICO_PER_TOKEN = Decimal(PICO_PER_USD // 10**6)  # $/MTok in pico-USD per token
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +69,7 @@ def _d(x: float | None) -> Decimal | None:
     return None if x is None else Decimal(str(x))
 
 
-def rates_from_info(info: ModelInfo) -> TokenRates | None:
+def rates_from_info(info: PriceInfo) -> TokenRates | None:
     if info.input_cost_per_token is None and info.output_cost_per_token is None:
         return None
     inp = (_d(info.input_cost_per_token) or Decimal(0)) * PICO
@@ -106,12 +104,12 @@ class PriceBook:
     def __init__(self, kwh_price: float | None = None) -> None:
         self.kwh_price = kwh_price
         self._library: dict[tuple[str, str], tuple[TokenRates | TieredRates | None, Any] | None] = {}
-        self._pricers: dict[Deployment, Pricer] = {}
+        self._pricers: dict[DeploymentRef, Pricer] = {}
 
-    def cost_pusd(self, dep: Deployment | None, usage: Usage, seconds: float, failed: bool) -> int | None:
+    def cost_pusd(self, dep: DeploymentRef | None, usage: Usage, seconds: float, failed: bool) -> int | None:
         return self.pricer(dep)(usage, seconds, failed)
 
-    def pricer(self, dep: Deployment | None) -> Pricer:
+    def pricer(self, dep: DeploymentRef | None) -> Pricer:
         if dep is None:
             return _no_deployment
         found = self._pricers.get(dep)
@@ -119,7 +117,7 @@ class PriceBook:
             found = self._pricers[dep] = self._resolve(dep)
         return found
 
-    def _resolve(self, dep: Deployment) -> Pricer:
+    def _resolve(self, dep: DeploymentRef) -> Pricer:
         """In order: the deployment's own token prices, its hourly cost, the price library."""
         rates = rates_from_info(dep.info)
         if rates is not None:
@@ -142,7 +140,7 @@ class PriceBook:
 
         return library
 
-    def _hourly(self, info: ModelInfo) -> Decimal | None:
+    def _hourly(self, info: PriceInfo) -> Decimal | None:
         if info.cost_per_hour is not None:
             return Decimal(str(info.cost_per_hour))
         kwh = info.kwh_price if info.kwh_price is not None else self.kwh_price
@@ -150,7 +148,7 @@ class PriceBook:
             return Decimal(str(info.watts)) / 1000 * Decimal(str(kwh))
         return None
 
-    def _library_entry(self, dep: Deployment) -> tuple[TokenRates | TieredRates | None, Any] | None:
+    def _library_entry(self, dep: DeploymentRef) -> tuple[TokenRates | TieredRates | None, Any] | None:
         if not dep.price_id:
             return None
         model = dep.info.base_model or dep.model

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Integer, func, select
 
 from ailab.ledger import schema
+from ailab.types import pusd_to_usd
 
 GROUPS = {
     "model": "group_dim",
@@ -52,7 +53,7 @@ class UsageRow:
 
     @property
     def cost_usd(self) -> Decimal:
-        return Decimal(self.cost_pusd) / schema.PICO
+        return pusd_to_usd(self.cost_pusd)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,18 +81,18 @@ def usage_report(
         raise ValueError(f"--by {by!r}: choose one of {', '.join(BY_CHOICES)}")
     acc: dict[Any, list[int]] = {}
     with engine.connect() as conn:
-        ids = {kind: _dim_ids(conn, kind, values) for kind, values in (where or {}).items()}
+        ids = {kind: dim_ids(conn, kind, values) for kind, values in (where or {}).items()}
         first_day, partial = _window(since)
-        _accumulate(acc, conn.execute(_rollup(by, first_day, ids)))
+        accumulate(acc, conn.execute(_rollup(by, first_day, ids)))
         if partial is not None:
-            _accumulate(acc, conn.execute(_raw(by, partial, ids)))
+            accumulate(acc, conn.execute(raw_sums(DAY_MS if by == "day" else by, partial, ids)))
         names = {} if by == "day" else _dim_names(conn)
     out = [UsageRow(_label(by, k, names), *sums) for k, sums in acc.items()]
     return sorted(out, key=lambda row: (row.name if by == "day" else -row.cost_pusd, row.name))
 
 
-DAY_MS = 86_400_000
-_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_pusd", "unpriced")
+DAY_MS = schema.DAY_MS
+SUMS = schema.DAILY_SUMS  # what a report adds up, in UsageRow's field order
 
 
 def _window(since: float | None) -> tuple[int | None, tuple[int, int] | None]:
@@ -108,7 +109,7 @@ def _window(since: float | None) -> tuple[int | None, tuple[int, int] | None]:
 def _rollup(by: str, first_day: int | None, ids: dict[str, list[int]]) -> Any:
     d = schema.daily
     key = d.c.day if by == "day" else d.c[GROUPS[by]]
-    stmt = select(key, *(func.sum(d.c[s]) for s in _SUMS)).group_by(key)
+    stmt = select(key, *(func.sum(d.c[s]) for s in SUMS)).group_by(key)
     if first_day is not None:
         stmt = stmt.where(d.c.day >= first_day)
     for kind, values in ids.items():
@@ -116,9 +117,11 @@ def _rollup(by: str, first_day: int | None, ids: dict[str, list[int]]) -> Any:
     return stmt
 
 
-def _raw(by: str, window: tuple[int, int], ids: dict[str, list[int]]) -> Any:
+def raw_sums(by: str | int, window: tuple[int, int | None], ids: dict[str, list[int]]) -> Any:
+    """SUMS from the raw rows in the [start, end) ms window (end None: open), grouped by a dimension (`by`
+    a GROUPS name) or by time buckets (`by` the bucket's width in ms); `ids` as from `dim_ids`."""
     r = schema.requests
-    key = r.c.ts_ms.op("/")(DAY_MS) if by == "day" else func.coalesce(r.c[GROUPS[by]], 0)
+    key = r.c.ts_ms.op("/")(by) if isinstance(by, int) else func.coalesce(r.c[GROUPS[by]], 0)
     stmt = (
         select(
             key,
@@ -130,17 +133,19 @@ def _raw(by: str, window: tuple[int, int], ids: dict[str, list[int]]) -> Any:
             func.coalesce(func.sum(r.c.cost_pusd), 0),
             func.sum(r.c.cost_pusd.is_(None).cast(Integer)),
         )
-        .where(r.c.ts_ms >= window[0], r.c.ts_ms < window[1])
+        .where(r.c.ts_ms >= window[0])
         .group_by(key)
     )
+    if window[1] is not None:
+        stmt = stmt.where(r.c.ts_ms < window[1])
     for kind, values in ids.items():
         stmt = stmt.where(r.c[GROUPS[kind]].in_(values))
     return stmt
 
 
-def _accumulate(acc: dict[Any, list[int]], rows: Any) -> None:
+def accumulate(acc: dict[Any, list[int]], rows: Any) -> None:
     for key, *sums in rows:
-        slot = acc.setdefault(int(key or 0), [0] * len(_SUMS))
+        slot = acc.setdefault(int(key or 0), [0] * len(SUMS))
         for i, value in enumerate(sums):
             slot[i] += int(value or 0)
 
@@ -153,20 +158,11 @@ def _label(by: str, key: int, names: dict[int, str]) -> str:
 
 def totals(engine: Engine, since: float | None = None) -> UsageRow:
     rows = usage_report(engine, "model", since)
-    fields = (
-        "requests",
-        "errors",
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "cost_pusd",
-        "unpriced",
-    )
-    sums = {f: sum(getattr(r, f) for r in rows) for f in fields}
+    sums = {f: sum(getattr(r, f) for r in rows) for f in SUMS}
     return UsageRow(name="total", **sums)
 
 
-def _dim_ids(conn: Any, kind: str, values: set[str]) -> list[int]:
+def dim_ids(conn: Any, kind: str, values: set[str]) -> list[int]:
     if not values:
         return []
     d = schema.dims

@@ -9,28 +9,15 @@ import orjson
 
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
+from ailab.ledger.rows import COLUMNS
 
 Row = dict[str, Any]
 JOURNAL_VERSION = 2  # 2 added cache_write_1h_tokens; lines of version 1 are still read
 DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error")
-# event_columns() in order: a journal line is a flat list, [version, *dims, *columns] (tests check the order)
-ROW_COLUMNS = (
-    "request_id",
-    "ts_ms",
-    "endpoint",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "latency_ms",
-    "ttft_ms",
-    "status",
-    "cost_pusd",
-    "flags",
-    "retries",
-    "cache_write_1h_tokens",
-)
+# event_columns() in order: the ledger's columns (`rows.COLUMNS`) but the interned dimensions. A journal line
+# is a flat list, [version, *dims, *columns] (tests check the order): a new column goes at the end of COLUMNS,
+# with a new JOURNAL_VERSION.
+ROW_COLUMNS = tuple(c for c in COLUMNS if not c.endswith("_dim"))
 
 _VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], JOURNAL_VERSION: ROW_COLUMNS}
 

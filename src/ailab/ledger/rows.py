@@ -41,7 +41,7 @@ _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
 _TS, _STATUS, _COST = _AT["ts_ms"], _AT["status"], _AT["cost_pusd"]
 _P, _C, _CA = _AT["prompt_tokens"], _AT["completion_tokens"], _AT["cached_tokens"]
-DAY_MS = 86_400_000
+DAY_MS = schema.DAY_MS
 STREAM, ESTIMATED = schema.FLAG_STREAM, schema.FLAG_ESTIMATED
 
 Row = tuple[Any, ...]

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 
-from ailab.db.migrations import Migration
+from ailab.db import Migration
 
 metadata = MetaData()
 
@@ -95,7 +95,7 @@ FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
 ENDPOINT_EMBEDDINGS = 2
 ENDPOINTS = {ENDPOINT_CHAT: "chat", ENDPOINT_EMBEDDINGS: "embeddings"}
-PICO = 10**12
+DAY_MS = 86_400_000  # a rollup day, in the rows' ts_ms unit
 
 
 def _create_0001(conn: Connection) -> None:

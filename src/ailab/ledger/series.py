@@ -7,13 +7,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, func, select
+from sqlalchemy import Engine
 
-from ailab.ledger import schema
-from ailab.ledger.queries import GROUPS, usage_report
+from ailab.ledger.queries import SUMS, accumulate, dim_ids, raw_sums, usage_report
+from ailab.ledger.schema import DAY_MS
 
 HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 SERIES_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_pusd", "unpriced")
 
 
@@ -41,26 +40,10 @@ def _daily(engine: Engine, since: float, where: dict[str, set[str]] | None) -> d
 
 
 def _hourly(engine: Engine, since: float, where: dict[str, set[str]]) -> dict[int, dict[str, int]]:
-    r, d = schema.requests, schema.dims
-    key = r.c.ts_ms.op("/")(HOUR_MS)
-    stmt = (
-        select(
-            key,
-            func.count(),
-            func.sum((r.c.status >= 400).cast(Integer)),
-            func.sum(r.c.prompt_tokens),
-            func.sum(r.c.completion_tokens),
-            func.coalesce(func.sum(r.c.cost_pusd), 0),
-            func.sum(r.c.cost_pusd.is_(None).cast(Integer)),
-        )
-        .where(r.c.ts_ms >= int(since * 1000))
-        .group_by(key)
-    )
+    """The raw rows since `since`, summed per hour, by the reports' own query (`queries.raw_sums`)."""
+    acc: dict[int, list[int]] = {}
     with engine.connect() as conn:
-        for kind, values in where.items():
-            ids = select(d.c.id).where(d.c.kind == kind, d.c.value.in_(sorted(values) or [""]))
-            stmt = stmt.where(r.c[GROUPS[kind]].in_(ids))
-        return {
-            int(k): dict(zip(SERIES_FIELDS, (int(v or 0) for v in vals), strict=True))
-            for k, *vals in conn.execute(stmt)
-        }
+        ids = {kind: dim_ids(conn, kind, values) for kind, values in where.items()}
+        accumulate(acc, conn.execute(raw_sums(HOUR_MS, (int(since * 1000), None), ids)))
+    at = [SUMS.index(f) for f in SERIES_FIELDS]
+    return {k: dict(zip(SERIES_FIELDS, (sums[i] for i in at), strict=True)) for k, sums in acc.items()}

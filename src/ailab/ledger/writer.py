@@ -81,6 +81,7 @@ class LedgerWriter:
         self.write_error: str | None = None  # why the last write failed, until one succeeds (health)
         self._submitted = 0  # events submitted / events written or spilled, in queue order
         self._done = 0
+        self._settled_cv = threading.Condition()  # notified by the writer thread as `_done` moves
         self._segments: deque[tuple[Segment, int]] = deque()  # finished segments, by events submitted
         self._keep_journal = False  # rows were lost to disk trouble: journals stay for the next start
         self._dims: dict[tuple[str, str], int] = {}
@@ -97,6 +98,7 @@ class LedgerWriter:
         journal = self.journal
         if journal is None:
             self.queue.append(event)  # deque.append is atomic; the writer thread polls
+            self._submitted += 1
             return
         if not event.priced:  # priced once, here: the journal line carries the row's final cost
             event.cost_pusd = self._cost(event)
@@ -113,6 +115,17 @@ class LedgerWriter:
     @property
     def depth(self) -> int:
         return len(self.queue)
+
+    @property
+    def submitted(self) -> int:
+        """Events submitted so far (`written` counts those in the database, `settled` those done with)."""
+        return self._submitted
+
+    @property
+    def settled(self) -> int:
+        """Events taken care of so far, in submission order: written, spilled to disk, or (if even the disk
+        failed) dropped; the journal segments they complete are retired by then."""
+        return self._done
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -141,13 +154,23 @@ class LedgerWriter:
             self._retire()
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything submitted so far is written (tests and CLI use this)."""
-        deadline = time.monotonic() + timeout
-        self._wake.set()
-        while (self.queue or self._busy) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        """Block until everything submitted so far is written (tests and CLI use this). It cannot wait for
+        an event not yet submitted: a caller expecting n events waits with `wait_settled(n)`."""
+        self.wait_settled(self._submitted, timeout)
 
-    _busy = False
+    def wait_settled(self, n: int, timeout: float = 10.0) -> bool:
+        """Block until `n` events (counted from the start) are settled (see `settled`), waking the writer
+        thread so it does not wait out its flush interval; False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._settled_cv:
+            while self._done < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.set()
+                # Short slices: the wake-up may land just before the writer clears it for an earlier batch.
+                self._settled_cv.wait(min(left, 0.05))
+        return True
 
     def _run(self) -> None:
         while True:
@@ -157,11 +180,7 @@ class LedgerWriter:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 continue
-            self._busy = True
-            try:
-                self._settled(self._drain(self.batch_size), self._write_with_retry)
-            finally:
-                self._busy = False
+            self._settled(self._drain(self.batch_size), self._write_with_retry)
             if len(self.queue) < self.batch_size and not self._stop.is_set():
                 # Let rows gather for one interval: a transaction per handful of rows costs many times
                 # more CPU a row (commit, rollup upsert), taken from the event loop (flush() cuts it short).
@@ -180,8 +199,10 @@ class LedgerWriter:
         """Write (or spill) a batch taken from the queue, then remove the journal segments it completes."""
         if not write(events):
             self._keep_journal = True
-        self._done += len(events)
-        self._retire()
+        with self._settled_cv:  # settled means its journal segments are retired too
+            self._done += len(events)
+            self._retire()
+            self._settled_cv.notify_all()
 
     def _retire(self) -> None:
         while self._segments and self._segments[0][1] <= self._done:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from ailab.config.models import LimitsSettings
 from ailab.limits.base import Limiter, LimiterUnavailable, LimitExceeded, Reservation, Scope
+from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
 from ailab.limits.memory import MemoryLimiter
 from ailab.limits.periods import period_end, period_start
 from ailab.limits.redis_backend import RedisLimiter
 
 __all__ = [
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
     "LimitExceeded",
     "Limiter",
     "LimiterUnavailable",

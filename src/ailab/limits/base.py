@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from ailab.limits.periods import DURATIONS, period_noun
+from ailab.types import pusd_to_usd
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def check_amounts(est_tokens: int, est_cost_pusd: int) -> None:
 
 def usd(pusd: int) -> str:
     """Pico-USD as dollars: 4 decimals, more for sub-cent amounts so that they do not print as $0.0000."""
-    d = Decimal(pusd) / Decimal(10**12)
+    d = pusd_to_usd(pusd)
     if pusd == 0 or d >= Decimal("0.0001"):
         return f"${d:.4f}"
     return f"${d.normalize():f}"

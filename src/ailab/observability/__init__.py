@@ -1,5 +1,5 @@
 """Observability: Prometheus metrics and health."""
 
-from ailab.observability.metrics import Metrics
+from ailab.observability.metrics import KnowledgeMetrics, Metrics
 
-__all__ = ["Metrics"]
+__all__ = ["KnowledgeMetrics", "Metrics"]

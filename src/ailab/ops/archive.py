@@ -317,7 +317,7 @@ def _copy_hashing(src: IO[bytes], out: IO[bytes] | None) -> tuple[str, int]:
 
 
 def known_migrations() -> set[str]:
-    from ailab.server.state import all_migrations
+    from ailab.db import all_migrations
 
     return {m.name for m in all_migrations()}
 

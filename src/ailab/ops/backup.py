@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ailab.config.loader import LoadedConfig
-from ailab.ledger.journal import JOURNAL_DIR, SEGMENT_GLOB, journal_dir
+from ailab.ledger import JOURNAL_DIR, SEGMENT_GLOB, journal_dir
 from ailab.ops.archive import Manifest, write_archive
 from ailab.ops.staging import Staging, human, staging_dir, walk_files
 
@@ -166,8 +166,7 @@ class _Sealer:
     def key(self) -> bytes:
         if self._key is None:
             from ailab.ops.sealing import member_key
-            from ailab.secrets.base import SecretError
-            from ailab.secrets.keyfile import load_key
+            from ailab.secrets import SecretError, load_key
 
             try:
                 secret = load_key(self.loaded.config.secrets.key_file, self.loaded.data_dir, create=True)
@@ -206,7 +205,7 @@ def _config(loaded: LoadedConfig, sealer: _Sealer) -> None:
 
 def _secrets(loaded: LoadedConfig, st: Staging, include_key: bool) -> bool:
     """The secret store is in the database (still encrypted); its key goes in only when asked."""
-    from ailab.secrets.keyfile import encode_key, key_path, load_key
+    from ailab.secrets import encode_key, key_path, load_key
 
     cfg = loaded.config.secrets
     if cfg.backend == "vault":

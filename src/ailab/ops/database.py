@@ -20,8 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ailab.config.loader import LoadedConfig
-from ailab.db import make_engine
-from ailab.db.engine import normalize_url
+from ailab.db import make_engine, normalize_url
 
 
 class DatabaseError(RuntimeError):
@@ -29,7 +28,7 @@ class DatabaseError(RuntimeError):
 
 
 def lab_database_url(loaded: LoadedConfig) -> str:
-    from ailab.server.state import database_url
+    from ailab.db import database_url
 
     return normalize_url(database_url(loaded))
 

@@ -233,8 +233,7 @@ def _unseal(sealed: dict[str, bytes], key_text: str | None, loaded: LoadedConfig
     """The sealed members decrypted, with the archive's key or else the target's; RestoreError if neither
     opens them."""
     from ailab.ops.sealing import SealError, member_key, unseal
-    from ailab.secrets.base import SecretError
-    from ailab.secrets.keyfile import decode_key, load_key
+    from ailab.secrets import SecretError, decode_key, load_key
 
     if not sealed:
         return {}
@@ -260,7 +259,7 @@ def _unseal(sealed: dict[str, bytes], key_text: str | None, loaded: LoadedConfig
 
 def _key_preflight(key_text: str | None, loaded: LoadedConfig) -> tuple[Path, bytes] | None:
     """The (key file, key) to write; refuses when another key is already in the way."""
-    from ailab.secrets.keyfile import ENV_KEY, decode_key, key_path, load_key
+    from ailab.secrets import ENV_KEY, decode_key, key_path, load_key
 
     if key_text is None:
         return None
@@ -285,7 +284,7 @@ def _key_preflight(key_text: str | None, loaded: LoadedConfig) -> tuple[Path, by
 
 
 def _write_key(path: Path, key: bytes) -> None:
-    from ailab.secrets.keyfile import encode_key
+    from ailab.secrets import encode_key
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -18,8 +18,7 @@ from typing import Any
 
 from ailab import __version__
 from ailab.config.loader import LoadedConfig
-from ailab.db import make_engine
-from ailab.db.migrations import MigrationError, applied_migrations, migrate
+from ailab.db import MigrationError, applied_migrations, make_engine, migrate
 from ailab.ops.labctl import (
     GateResult,
     candidate_argv,
@@ -59,7 +58,7 @@ class UpgradeReport:
 
 
 def plan(loaded: LoadedConfig) -> UpgradeReport:
-    from ailab.server.state import all_migrations, database_url
+    from ailab.db import all_migrations, database_url
 
     engine = make_engine(database_url(loaded))
     try:
@@ -101,7 +100,7 @@ def upgrade(
 
 
 def _migrate(loaded: LoadedConfig, report: UpgradeReport, progress: Progress) -> bool:
-    from ailab.server.state import all_migrations, database_url
+    from ailab.db import all_migrations, database_url
 
     if report.pending:
         progress(f"migrate: applying {', '.join(report.pending)} in one transaction")
@@ -119,7 +118,7 @@ def _migrate(loaded: LoadedConfig, report: UpgradeReport, progress: Progress) ->
 
 
 def _gate(loaded: LoadedConfig, running: RunInfo | None, timeout: float, progress: Progress) -> GateResult:
-    from ailab.access.auth import ensure_master_key
+    from ailab.access import ensure_master_key
 
     key, _ = ensure_master_key(loaded.config.general_settings.master_key, loaded.data_dir)
     if running is not None:

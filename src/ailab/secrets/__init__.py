@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ailab.secrets.base import (
+    Auditor,
     SecretError,
     SecretMeta,
     SecretNotFound,
@@ -16,17 +17,21 @@ from ailab.secrets.base import (
     SecretStoreUnavailable,
     validate_name,
 )
+from ailab.secrets.envimport import EnvRef, find_env_refs, rewrite
+from ailab.secrets.keyfile import ENV_KEY, decode_key, encode_key, key_path, load_key
 from ailab.secrets.local import MIGRATIONS, LocalStore
 from ailab.secrets.refresher import SecretRefresher
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from ailab.access.audit import AuditLog
     from ailab.config.models import SecretsSettings
 
 __all__ = [
+    "ENV_KEY",
     "MIGRATIONS",
+    "Auditor",
+    "EnvRef",
     "LocalStore",
     "SecretError",
     "SecretMeta",
@@ -34,7 +39,13 @@ __all__ = [
     "SecretRefresher",
     "SecretStore",
     "SecretStoreUnavailable",
+    "decode_key",
+    "encode_key",
+    "find_env_refs",
+    "key_path",
+    "load_key",
     "open_secret_store",
+    "rewrite",
     "validate_name",
 ]
 
@@ -43,7 +54,7 @@ def open_secret_store(
     settings: SecretsSettings,
     engine: Engine,
     data_dir: Path,
-    audit: AuditLog | None = None,
+    audit: Auditor | None = None,
     actor: str = "system",
 ) -> SecretStore:
     """The configured backend. `local` needs `engine` migrated with MIGRATIONS; nothing touches the

@@ -11,12 +11,16 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from ailab.access.audit import AuditLog
+from typing import Any, Protocol, runtime_checkable
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class Auditor(Protocol):
+    """Where audited operations are recorded: the access pillar's `Auditor`, which itself keys its MACs
+    with the secret store's key file (so the secrets pillar sits below access and names only this)."""
+
+    def record(self, actor: str, action: str, target: str | None = None, **detail: Any) -> None: ...
 
 
 class SecretError(Exception):
@@ -85,7 +89,7 @@ class StoreBase(ABC):
 
     backend: str = ""
 
-    def __init__(self, audit: AuditLog | None = None, actor: str = "system") -> None:
+    def __init__(self, audit: Auditor | None = None, actor: str = "system") -> None:
         self.audit = audit
         self.actor = actor
 

@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,12 +31,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ailab.db.migrations import Migration
-from ailab.secrets.base import SecretError, SecretMeta, StoreBase
+from ailab.db import Migration
+from ailab.secrets.base import Auditor, SecretError, SecretMeta, StoreBase
 from ailab.secrets.keyfile import load_key
-
-if TYPE_CHECKING:
-    from ailab.access.audit import AuditLog
 
 NONCE_BYTES = 12
 
@@ -73,7 +69,7 @@ class LocalStore(StoreBase):
         engine: Engine,
         key_file: str | None = None,
         data_dir: Path | None = None,
-        audit: AuditLog | None = None,
+        audit: Auditor | None = None,
         actor: str = "system",
     ) -> None:
         super().__init__(audit, actor)

@@ -10,17 +10,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Protocol
 
-from ailab.gateway.types import Deployment
 from ailab.secrets.base import SecretError, SecretNotFound, SecretStore
 
 log = logging.getLogger("ailab.secrets")
 
 
+class KeyedDeployment(Protocol):
+    """What the refresher needs of a gateway deployment: its id, the secret it names, its live key."""
+
+    api_key: str | None
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def api_key_ref(self) -> str | None: ...
+
+
 class SecretRefresher:
-    def __init__(self, store: SecretStore, deployments: Iterable[Deployment]) -> None:
+    def __init__(self, store: SecretStore, deployments: Iterable[KeyedDeployment]) -> None:
         self.store = store
-        self._users: dict[str, list[Deployment]] = {}
+        self._users: dict[str, list[KeyedDeployment]] = {}
         seen: set[int] = set()
         for dep in deployments:
             # An alias group lists the same Deployment object again; update it once.

@@ -15,17 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import requests
 from hvac import exceptions as hv
 
 from ailab.config.models import SecretsSettings
-from ailab.secrets.base import NAME_RE, SecretError, SecretMeta, SecretStoreUnavailable, StoreBase
-
-if TYPE_CHECKING:
-    from ailab.access.audit import AuditLog
+from ailab.secrets.base import NAME_RE, Auditor, SecretError, SecretMeta, SecretStoreUnavailable, StoreBase
 
 T = TypeVar("T")
 TIMEOUT_S = 10
@@ -57,7 +54,7 @@ class VaultStore(StoreBase):
     backend = "vault"
 
     def __init__(
-        self, settings: SecretsSettings, audit: AuditLog | None = None, actor: str = "system"
+        self, settings: SecretsSettings, audit: Auditor | None = None, actor: str = "system"
     ) -> None:
         super().__init__(audit, actor)
         url = settings.vault_url or os.environ.get("VAULT_ADDR")

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ailab.ledger.queries import spend_by
+from ailab.ledger import spend_by
 from ailab.limits import Limiter, LimiterUnavailable, Scope, period_start
 
 

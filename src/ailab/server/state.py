@@ -7,56 +7,31 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy import Engine
 
-from ailab.access.audit import AuditLog
-from ailab.access.auth import Authenticator, ensure_master_key
-from ailab.access.service import AccessService
+from ailab.access import AccessService, AuditLog, Authenticator, ensure_master_key
 from ailab.config.loader import LoadedConfig
-from ailab.db import make_engine, migrate, sqlite_url
-from ailab.db.migrations import Migration
+from ailab.db import open_database
 from ailab.gateway.api import GatewayAPI
 from ailab.gateway.deployments import apply_aliases, build_deployments, build_providers, ollama_deployments
 from ailab.gateway.limits import Budgeter
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
-from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
+from ailab.ledger import LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
-from ailab.observability.metrics import Metrics
+from ailab.observability import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
 from ailab.server.budgets import reseed_when_lost, seed_budgets
+from ailab.types import PICO_PER_USD
+
+if TYPE_CHECKING:
+    from ailab.knowledge.service import KnowledgeService
 
 log = logging.getLogger("ailab")
-
-
-def database_url(loaded: LoadedConfig) -> str:
-    return loaded.config.general_settings.database_url or sqlite_url(loaded.data_dir)
-
-
-def all_migrations() -> list[Migration]:
-    from ailab.access.schema import MIGRATIONS as ACCESS
-    from ailab.db.migrations import plugin_migrations
-    from ailab.knowledge.catalog_pg import MIGRATIONS as KNOWLEDGE
-    from ailab.secrets import MIGRATIONS as SECRETS
-
-    return [*MIGRATIONS, *ACCESS, *SECRETS, *KNOWLEDGE, *plugin_migrations()]
-
-
-def open_database(loaded: LoadedConfig) -> Engine:
-    from ailab.access.files import private_sqlite, secure_data_dir
-
-    secure_data_dir(loaded.data_dir)  # 0700, files 0600
-    url = database_url(loaded)
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        private_sqlite(Path(url.removeprefix("sqlite:///").split("?")[0]))
-    engine = make_engine(url)
-    migrate(engine, all_migrations())
-    return engine
 
 
 @dataclass
@@ -77,7 +52,7 @@ class LabState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
-    knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
+    knowledge: KnowledgeService | None = None  # built on first use (knowledge_service)
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -172,6 +147,26 @@ class LabState:
         log.info("found Ollama at %s with %d models: %s", url, len(names), ", ".join(names))
         return ollama_deployments(names, url)
 
+    def knowledge_service(self) -> KnowledgeService:
+        """The knowledge pillar's service, built on first use from the parts this state holds (imported
+        late: a lab that never uses knowledge does not load numpy, the stores or the parsers)."""
+        if self.knowledge is None:
+            from ailab.knowledge.service import KnowledgeService
+
+            assert self.api is not None
+            cfg = self.loaded.config
+            raw = getattr(cfg, "knowledge", None) or (cfg.model_extra or {}).get("knowledge") or {}
+            self.knowledge = KnowledgeService.build(
+                self.loaded.data_dir,
+                raw,
+                self.api,
+                self.metrics.knowledge,
+                self.engine,
+                self.router,
+                self.session,
+            )
+        return self.knowledge
+
     def secret_store(self, actor: str) -> SecretStore:
         """A store acting (and audited) as `actor`, for the admin API."""
         assert self.engine is not None
@@ -233,4 +228,4 @@ class LabState:
         for group, n in unpriced.items():
             m.unpriced.labels(group).inc(n)
         for (group, provider), pusd in costs.items():
-            m.cost.labels(group, provider).inc(pusd / 1e12)
+            m.cost.labels(group, provider).inc(pusd / PICO_PER_USD)

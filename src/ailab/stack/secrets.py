@@ -68,12 +68,9 @@ class StackSecrets:
 @contextmanager
 def open_stack_secrets(loaded: LoadedConfig, actor: str = "cli:stack") -> Iterator[StackSecrets]:
     """The lab's secret store and key minting, on the lab's own database."""
-    from ailab.access.audit import AuditLog
-    from ailab.access.passwords import generate_password
-    from ailab.access.records import NotFound
-    from ailab.access.service import AccessService
+    from ailab.access import AccessService, AuditLog, NotFound, generate_password
+    from ailab.db import open_database
     from ailab.secrets import open_secret_store
-    from ailab.server.state import open_database
 
     engine = open_database(loaded)
     try:

@@ -109,9 +109,8 @@ def test_counts_that_differ_between_catalog_and_store_fail(lab_config):
 
 
 def test_the_catalog_in_postgresql_is_the_one_checked(lab_config, postgres_server):
-    from ailab.db import make_engine
+    from ailab.db import make_engine, open_database
     from ailab.knowledge.catalog import open_catalog
-    from ailab.server.state import open_database
 
     loaded = lab_config({"general_settings": {"database_url": fresh_pg_database(postgres_server, "doc")}})
     assert run_check(loaded, "vector-migration").status == "skip"  # a fresh database: no catalog tables yet

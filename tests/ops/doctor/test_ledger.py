@@ -6,8 +6,8 @@ import httpx
 import yaml
 
 from ailab.config import load_config
+from ailab.db import open_database
 from ailab.ledger import LedgerWriter, PriceBook
-from ailab.server.state import open_database
 from tests.conftest import MASTER, UPSTREAM_KEY, model
 from tests.ops.doctor.conftest import run_check, serving, spill_line
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from ailab.access.audit import AuditLog
+from ailab.db import open_database
 from ailab.secrets import open_secret_store
-from ailab.server.state import open_database
 from ailab.stack.model import PublicRoute
 from ailab.stack.state import load_state, save_state
 from tests.ops.doctor.conftest import install, run_check

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
+from ailab.db import open_database
 from ailab.secrets import open_secret_store
-from ailab.server.state import open_database
 from ailab.stack.catalog import select
 from ailab.stack.model import RenderContext
 from ailab.stack.monitoring import scrape_config

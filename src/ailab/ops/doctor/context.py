@@ -141,8 +141,7 @@ class DoctorContext:
         return self.once("engine", self._open_engine)
 
     def _open_engine(self) -> Engine | None:
-        from ailab.db import make_engine
-        from ailab.server.state import database_url
+        from ailab.db import database_url, make_engine
 
         url = database_url(self.loaded)
         if url.startswith("sqlite") and not (self.data_dir / "ailab.db").is_file():
@@ -155,7 +154,7 @@ class DoctorContext:
         return self.once("secret_store", self._open_secrets)
 
     def _open_secrets(self) -> SecretStore | None:
-        from ailab.access.audit import AuditLog
+        from ailab.access import AuditLog
         from ailab.secrets import open_secret_store
 
         engine = self.engine()

@@ -42,7 +42,7 @@ def dead_journals(data_dir: Path) -> int:
     """Journal segments no live process holds: left by a lab that was killed, replayed at its next start."""
     import os
 
-    from ailab.ledger.journal import SEGMENT_GLOB, journal_dir, try_lock
+    from ailab.ledger import SEGMENT_GLOB, journal_dir, try_lock
 
     n = 0
     for path in journal_dir(data_dir).glob(SEGMENT_GLOB):

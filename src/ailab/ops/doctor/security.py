@@ -101,8 +101,9 @@ DENIAL_ACTIONS = ("access.denied", "auth.login_failed")
 
 @check("access-denials", "No burst of access denials in the audit log", "rbac-denials")
 def denials_check(ctx: DoctorContext) -> Outcome:
-    from ailab.access.schema import audit_log
+    from ailab.access import schema as access_schema
 
+    audit_log = access_schema.audit_log
     engine = ctx.engine()
     if engine is None or not inspect(engine).has_table(audit_log.name):
         return skip("no audit log yet (the lab has not started)")

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ailab import __version__
-from ailab.access.records import Conflict, NotFound
+from ailab.access import Conflict, NotFound
 from ailab.gateway.errors import GatewayError
 from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, usage
 from ailab.server.admin.deps import ApiError

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.server.admin.deps import require
 
 if TYPE_CHECKING:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from ailab.access.principal import Principal
-from ailab.access.sessions import COOKIE, LoginFailed, LoginThrottled
+from ailab.access import COOKIE, LoginFailed, LoginThrottled, Principal
 from ailab.server.admin.deps import ApiError, require
 
 if TYPE_CHECKING:

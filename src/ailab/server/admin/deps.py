@@ -8,10 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from ailab.access.cache import user_principal
-from ailab.access.policy import decide
-from ailab.access.principal import Principal
-from ailab.access.sessions import COOKIE, CSRF_HEADER
+from ailab.access import COOKIE, CSRF_HEADER, Principal, decide, user_principal
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState

@@ -8,10 +8,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter
 
-from ailab.access.grants import GrantDenied, KeyGrant, bound_key, check_models_served, check_outranks
-from ailab.access.policy import holds
-from ailab.access.principal import Principal
-from ailab.access.records import ApiKey, NotFound
+from ailab.access import (
+    ApiKey,
+    GrantDenied,
+    KeyGrant,
+    NotFound,
+    Principal,
+    bound_key,
+    check_models_served,
+    check_outranks,
+    holds,
+)
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.models import KeyCreate, LimitsBody
 

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ailab.access.policy import decide, holds
-from ailab.access.principal import Principal
+from ailab.access import Principal, decide, holds
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.upload_form import DocumentsBody, read_upload
 
@@ -89,9 +88,7 @@ def _sse(events: AsyncIterator[dict[str, Any]], done: bool) -> StreamingResponse
 
 
 def _svc(state: LabState) -> KnowledgeService:
-    from ailab.knowledge.service import KnowledgeService
-
-    return KnowledgeService.of(state)
+    return state.knowledge_service()
 
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:

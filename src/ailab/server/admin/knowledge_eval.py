@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.server.admin.deps import ApiError, require
 from ailab.server.admin.knowledge import _coll, _mapped, _svc
 

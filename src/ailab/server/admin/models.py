@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ailab.access.records import Limits
+from ailab.access import Limits
 
 Duration = Literal["daily", "weekly", "monthly"]
 

@@ -6,12 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
-from ailab.access.grants import GrantDenied, check_outranks
-from ailab.access.passwords import generate_password
-from ailab.access.policy import holds
-from ailab.access.principal import Principal
-from ailab.access.records import NotFound
-from ailab.access.sessions import COOKIE, session_hash
+from ailab.access import (
+    COOKIE,
+    GrantDenied,
+    NotFound,
+    Principal,
+    check_outranks,
+    generate_password,
+    holds,
+    session_hash,
+)
 from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.models import LimitsBody, ProjectCreate, UserCreate, UserUpdate
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from ailab.access.principal import Principal
+from ailab.access import Principal
 from ailab.secrets import SecretError, SecretNotFound, SecretStoreUnavailable
 from ailab.server.admin.deps import ApiError, require
 from ailab.server.admin.models import Strict

@@ -6,36 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from ailab.access.policy import holds
-from ailab.access.principal import Principal
-from ailab.ledger import parse_since, usage_report
-from ailab.ledger.queries import BY_CHOICES
-from ailab.server.admin.deps import ApiError, allow, require
+from ailab.access import Principal, usage_scope
+from ailab.ledger import BY_CHOICES, parse_since, usage_report
+from ailab.server.admin.deps import ApiError, require
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
 
 
 def usage_filters(p: Principal, project_id: str | None, user_id: str | None) -> dict[str, set[str]]:
-    """The ledger filter a caller is entitled to (and asked for)."""
-    if holds(p, "usage.read.all"):
-        out: dict[str, set[str]] = {}
-    elif holds(p, "usage.read.project"):
-        if project_id is not None:
-            allow(p, "usage.read.project", project_id=project_id)
-        out = {"project": {project_id} if project_id else set(p.projects)}
-        if user_id is not None:
-            out["user"] = {user_id}
-        return out
-    else:
-        if user_id not in (None, p.user_id):
-            allow(p, "usage.read.own", owner_id=user_id)
-        out = {"user": {p.user_id or "-"}}
-    if project_id is not None:
-        out["project"] = {project_id}
-    if user_id is not None and "user" not in out:
-        out["user"] = {user_id}
-    return out
+    """The ledger filter a caller is entitled to (and asked for); a 403 when it asks for more."""
+    scope = usage_scope(p, project_id, user_id)
+    if not scope:
+        raise ApiError(403, scope.decision.reason, "permission_denied")
+    return scope.where
 
 
 def router(state: LabState) -> APIRouter:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from ailab.config.loader import LoadedConfig
-from ailab.knowledge.service import KnowledgeService
 from ailab.server.state import LabState
+
+if TYPE_CHECKING:
+    from ailab.knowledge.service import KnowledgeService
 
 
 @asynccontextmanager
@@ -16,7 +19,7 @@ async def open_lab(loaded: LoadedConfig) -> AsyncIterator[tuple[LabState, Knowle
     state = LabState(loaded)
     await state.start()
     try:
-        yield state, KnowledgeService.of(state)
+        yield state, state.knowledge_service()
     finally:
         if state.ledger is not None:
             state.ledger.flush()
