@@ -25,7 +25,7 @@ from ailab.gateway.limits import Budgeter
 from ailab.gateway.providers.registry import ProviderRegistry, default_registry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment
-from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, UsageEvent
+from ailab.ledger import LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability.metrics import Metrics
 from ailab.secrets import SecretRefresher, SecretStore, open_secret_store
@@ -39,12 +39,9 @@ def database_url(loaded: LoadedConfig) -> str:
 
 
 def all_migrations() -> list[Migration]:
-    from ailab.access.schema import MIGRATIONS as ACCESS
-    from ailab.db.migrations import plugin_migrations
-    from ailab.knowledge.catalog_pg import MIGRATIONS as KNOWLEDGE
-    from ailab.secrets import MIGRATIONS as SECRETS
+    from ailab.db.migrations import registered_migrations  # every pillar's, through `ailab.migrations`
 
-    return [*MIGRATIONS, *ACCESS, *SECRETS, *KNOWLEDGE, *plugin_migrations()]
+    return registered_migrations()
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
