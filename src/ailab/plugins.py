@@ -95,7 +95,7 @@ def each(group: str, use: Callable[[Plugin, Any], None], *, third_party: bool = 
         except Exception as exc:
             if plugin.builtin:
                 raise PluginError(f"built-in plugin {plugin} failed: {type(exc).__name__}: {exc}") from exc
-            log.exception("plugin %s failed to load; skipped", plugin)
+            log.exception("plugin %s failed to load or register; skipped", plugin)
 
 
 def clear_cache() -> None:
