@@ -25,7 +25,7 @@ import importlib
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -193,10 +193,3 @@ def _dist_name(ep: EntryPoint) -> str:
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def describe() -> Iterator[tuple[str, Plugin]]:
-    """(group, plugin) for every extension point: what `ailab doctor`/debugging shows."""
-    for group in GROUPS:
-        for plugin in plugins(group):
-            yield group, plugin
