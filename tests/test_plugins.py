@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from openai import OpenAI
@@ -193,6 +194,20 @@ def test_third_party_store_is_chosen_by_the_knowledge_store_setting(third_party,
             assert store.count(coll.namespace) >= 1
 
     asyncio.run(run())
+
+
+def test_the_knowledge_api_creates_collections_in_a_plugin_store(third_party, make_gateway, tmp_path):
+    from tests.knowledge.conftest import lab_config
+
+    cfg = lab_config("http://127.0.0.1:9", "embedded", tmp_path)
+    cfg.pop("general_settings")
+    cfg.pop("ailab")
+    gw = make_gateway(cfg)
+    c = httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)
+    r = c.post("/v1/knowledge/collections", json={"name": "mem", "store": "memory"})
+    assert r.status_code == 201 and r.json()["store"] == "memory", r.text
+    r = c.post("/v1/knowledge/collections", json={"name": "nope", "store": "nope"})
+    assert r.status_code == 400 and "unknown store 'nope': choose one of embedded, memory" in r.text
 
 
 def test_broken_and_clashing_plugins_are_named_and_skipped(third_party, caplog):
