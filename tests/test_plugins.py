@@ -11,7 +11,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoints
 from pathlib import Path
 
 import httpx
@@ -293,8 +293,8 @@ def fresh_catalog() -> Iterator[None]:
     plugins.clear_cache()
 
 
-def _no_entry_points(**_kw: str) -> list[EntryPoint]:
-    return []
+def _no_entry_points() -> EntryPoints:
+    return EntryPoints()
 
 
 def test_stale_metadata_in_a_checkout_uses_pyproject_and_says_to_reinstall(

@@ -101,6 +101,7 @@ def each(group: str, use: Callable[[Plugin, Any], None], *, third_party: bool = 
 def clear_cache() -> None:
     """Forget what was discovered and loaded (tests that install a plugin at run time)."""
     _plugins.cache_clear()
+    _installed.cache_clear()
     _load.cache_clear()
     _declared.cache_clear()
     _warned.clear()
@@ -113,7 +114,7 @@ def clear_cache() -> None:
 def _plugins(group: str) -> tuple[Plugin, ...]:
     found: dict[str, Plugin] = {}
     third = sorted(
-        (Plugin(group, ep.name, ep.value, _dist_name(ep)) for ep in entry_points(group=group)),
+        (Plugin(group, ep.name, ep.value, _dist_name(ep)) for ep in _entry_points(group)),
         key=lambda p: (p.name, _norm(p.dist)),
     )
     for plugin in [*_builtins(group), *(p for p in third if not p.builtin)]:
@@ -127,7 +128,7 @@ def _plugins(group: str) -> tuple[Plugin, ...]:
 
 def _builtins(group: str) -> list[Plugin]:
     installed = sorted(
-        (Plugin(group, ep.name, ep.value, DIST) for ep in entry_points(group=group) if _is_ours(ep)),
+        (Plugin(group, ep.name, ep.value, DIST) for ep in _entry_points(group) if _is_ours(ep)),
         key=lambda p: p.name,
     )
     declared = _declared()
@@ -149,6 +150,17 @@ def _builtins(group: str) -> list[Plugin]:
             level=logging.ERROR,
         )
     return installed
+
+
+def _entry_points(group: str) -> list[EntryPoint]:
+    return list(_installed().select(group=group))
+
+
+@cache
+def _installed() -> Any:
+    """Every installed entry point, from one scan of the distributions (each scan reads all their
+    metadata); like any `entry_points()`, the first copy of a distribution on sys.path hides the others."""
+    return entry_points()
 
 
 @cache
