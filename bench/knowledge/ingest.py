@@ -24,7 +24,7 @@ LAB_DIR = Path(".bench/knowledge/lab")
 async def pipeline(files: list[Path], data_dir: Path) -> dict[str, Any]:
     from ailab.access.principal import MASTER
     from ailab.config import load_config
-    from ailab.knowledge.local import open_lab
+    from ailab.server.local import open_lab
 
     cfg = data_dir / "ailab.yaml"
     cfg.write_text(yaml.safe_dump({"ailab": {"discover_ollama": False}}))

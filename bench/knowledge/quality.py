@@ -69,7 +69,7 @@ async def rebuild() -> None:
     """The lab's index of the docs, through its ingestion pipeline, with cached embeddings."""
     from ailab.access.principal import MASTER
     from ailab.config import load_config
-    from ailab.knowledge.local import open_lab
+    from ailab.server.local import open_lab
     from bench.knowledge.embcache import EmbeddingCache, install
 
     shutil.rmtree(LAB_DIR, ignore_errors=True)
@@ -87,7 +87,7 @@ async def lab_rankers(questions: list[str]) -> dict[str, dict[str, list[str]]]:
     """Per mode, each question's page ranking, from the lab's index (through its service and gateway)."""
     from ailab.access.principal import MASTER
     from ailab.config import load_config
-    from ailab.knowledge.local import open_lab
+    from ailab.server.local import open_lab
 
     runs: dict[str, dict[str, Any]] = {
         "dense": {"mode": "dense"},

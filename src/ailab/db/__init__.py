@@ -10,7 +10,7 @@ from ailab.db.migrations import (
     applied_migrations,
     migrate,
     pending_migrations,
-    plugin_migrations,
+    registered_migrations,
 )
 
 __all__ = [
@@ -24,9 +24,9 @@ __all__ = [
     "normalize_url",
     "open_database",
     "pending_migrations",
-    "plugin_migrations",
     "private_sqlite",
     "private_umask",
+    "registered_migrations",
     "secure_data_dir",
     "sqlite_url",
 ]

@@ -6,7 +6,6 @@ same way, so this sits in `db/`, below all of them (it imports no pillar but con
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,19 +13,10 @@ from sqlalchemy import Engine
 
 from ailab.db.engine import make_engine, sqlite_url
 from ailab.db.files import private_sqlite, secure_data_dir
-from ailab.db.migrations import Migration, migrate, plugin_migrations
+from ailab.db.migrations import Migration, migrate, registered_migrations
 
 if TYPE_CHECKING:
     from ailab.config.loader import LoadedConfig
-
-# Each pillar's migrations, in the order a new database gets them, named as entry points are
-# ("module:attribute") and loaded the same way, so `db/` does not import the pillars that build on it.
-BUILTIN_MIGRATIONS = (
-    "ailab.ledger:MIGRATIONS",
-    "ailab.access.schema:MIGRATIONS",
-    "ailab.secrets:MIGRATIONS",
-    "ailab.knowledge.catalog_pg:MIGRATIONS",
-)
 
 
 def database_url(loaded: LoadedConfig) -> str:
@@ -35,12 +25,8 @@ def database_url(loaded: LoadedConfig) -> str:
 
 
 def all_migrations() -> list[Migration]:
-    """Every pillar's migrations, then the plugins' (`ailab.migrations` entry points)."""
-    out: list[Migration] = []
-    for ref in BUILTIN_MIGRATIONS:
-        module, _, attr = ref.partition(":")
-        out.extend(getattr(importlib.import_module(module), attr))
-    return [*out, *plugin_migrations()]
+    """Every pillar's migrations, then the plugins', all through the `ailab.migrations` entry points."""
+    return registered_migrations()
 
 
 def open_database(loaded: LoadedConfig) -> Engine:

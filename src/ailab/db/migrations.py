@@ -1,8 +1,9 @@
 """Append-only, named migrations. Each is applied once and recorded in `ailab_migrations`.
 
-Never edit a migration that has shipped; add a new one. Each pillar contributes its own list, and plugins
-contribute theirs through the `ailab.migrations` entry-point group (an object or a callable returning a
-list of `Migration`).
+Never edit a migration that has shipped; add a new one. Each pillar contributes its own list through the
+`ailab.migrations` entry-point group (see `ailab.plugins`), as plugins do: an entry point names a list of
+`Migration` or a callable returning one. Built-ins come first, in the order pyproject.toml declares them
+(ledger, access, secrets, knowledge), then plugins by entry-point name.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, insert, select
 
-ENTRY_POINT_GROUP = "ailab.migrations"
+from ailab import plugins
+
+ENTRY_POINT_GROUP = plugins.MIGRATIONS
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,16 @@ def _apply(conn: Connection, step: Migration) -> None:
     conn.execute(insert(migrations_table).values(name=step.name, applied_at=datetime.now(UTC)))
 
 
-def plugin_migrations() -> list[Migration]:
+def registered_migrations() -> list[Migration]:
+    """Every migration of the lab and its plugins, in the order they are applied to a new database."""
     out: list[Migration] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        obj: Any = ep.load()
-        steps = obj() if callable(obj) else obj
+
+    def add(plugin: plugins.Plugin, obj: Any) -> None:
+        steps = list(obj() if callable(obj) else obj)
+        bad = [s for s in steps if not isinstance(s, Migration)]
+        if bad:
+            raise TypeError(f"not a Migration: {bad[0]!r}")
         out.extend(steps)
+
+    plugins.each(ENTRY_POINT_GROUP, add)
     return out

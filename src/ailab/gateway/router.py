@@ -92,6 +92,13 @@ class Router:
 
     # -- public ---------------------------------------------------------------------------------------
 
+    def add_deployment(self, dep: Deployment, provider: Provider) -> None:
+        """Serve one more deployment (in its group, created if new) through the given adapter."""
+        if dep.id in self.providers:
+            raise ValueError(f"deployment {dep.id!r} is already served")
+        self.providers[dep.id] = provider
+        self.groups.setdefault(dep.group, []).append(dep)
+
     async def call(
         self, group: str, call: Call, attempt: Attempt, extra_fallbacks: list[str] | None = None
     ) -> Any:

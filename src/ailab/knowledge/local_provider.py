@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from ailab.gateway.providers.base import Provider
+from ailab.gateway.providers.registry import ProviderRegistry
 from ailab.gateway.router import Router
 from ailab.gateway.types import Deployment, UpstreamError
 from ailab.knowledge.embedder import MODEL_NAME, EmbedderUnavailable, shared_embedder
@@ -82,5 +83,9 @@ def ensure_builtin(router: Router, session: aiohttp.ClientSession) -> None:
     if BUILTIN_GROUP in router.groups:
         return
     dep = builtin_deployment()
-    router.providers[dep.id] = LocalEmbedProvider(dep, session)
-    router.groups[BUILTIN_GROUP] = [dep]
+    router.add_deployment(dep, LocalEmbedProvider(dep, session))
+
+
+def register(registry: ProviderRegistry) -> None:
+    """The `local` entry point of `ailab.providers`: config may name `local/all-MiniLM-L6-v2` too."""
+    registry.add(LocalEmbedProvider)

@@ -20,6 +20,7 @@ from ailab.gateway.providers.anthropic_convert import (
     usage_from,
 )
 from ailab.gateway.providers.base import Provider, loads_event, now_ts, usage_chunk
+from ailab.gateway.providers.registry import Alias, ProviderRegistry
 from ailab.gateway.types import UpstreamError
 
 API_VERSION = "2023-06-01"
@@ -197,3 +198,12 @@ class _StreamState:
         else:
             usage = estimated_usage(body, "".join(self.text))
         return usage_chunk(self.id, self.created, self.model, usage)
+
+
+def register(registry: ProviderRegistry) -> None:
+    """The `anthropic` entry point; unprefixed `claude…` model names are inferred to it."""
+    registry.add(
+        AnthropicProvider,
+        ("anthropic", Alias("anthropic", "https://api.anthropic.com", "anthropic")),
+        guesses=("claude",),
+    )

@@ -29,6 +29,7 @@ from ailab.gateway.providers.gemini_convert import (
     to_openai,
     usage_dict,
 )
+from ailab.gateway.providers.registry import Alias, ProviderRegistry
 from ailab.gateway.types import UpstreamError
 
 
@@ -221,3 +222,12 @@ def _encode(values: list[float], as_b64: bool) -> list[float] | str:
     if sys.byteorder == "big":
         packed.byteswap()  # OpenAI's base64 embeddings are little-endian float32
     return base64.b64encode(packed.tobytes()).decode()
+
+
+def register(registry: ProviderRegistry) -> None:
+    """The `gemini` entry point (Google AI Studio); unprefixed `gemini…` names are inferred to it."""
+    registry.add(
+        GeminiProvider,
+        ("gemini", Alias("gemini", "https://generativelanguage.googleapis.com", "google")),
+        guesses=("gemini",),
+    )

@@ -23,6 +23,7 @@ from ailab.gateway.providers.base import (
     now_ts,
     usage_chunk,
 )
+from ailab.gateway.providers.registry import Alias, ProviderRegistry
 from ailab.gateway.types import UpstreamError
 
 
@@ -204,3 +205,9 @@ async def list_models(
         for m in models
         if isinstance(m, dict) and (m.get("name") or m.get("model"))
     ]
+
+
+def register(registry: ProviderRegistry) -> None:
+    """The `ollama` entry point: LiteLLM's `ollama/` and `ollama_chat/` prefixes."""
+    base = "http://127.0.0.1:11434"
+    registry.add(OllamaProvider, ("ollama", Alias("ollama", base)), ("ollama_chat", Alias("ollama", base)))

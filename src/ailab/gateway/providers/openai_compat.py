@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ailab.gateway.providers.base import Provider, estimate_tokens, loads_event, messages_text, now_ts
+from ailab.gateway.providers.registry import Alias, ProviderRegistry
 from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 
@@ -190,3 +191,34 @@ def streamed_text(payloads: list[bytes]) -> str:
             if content:
                 out.append(content)
     return "".join(out)
+
+
+def register(registry: ProviderRegistry) -> None:
+    """The `openai` entry point: OpenAI, Azure OpenAI, and the OpenAI-compatible vendors LiteLLM names."""
+    registry.add(
+        OpenAIProvider,
+        *((prefix, Alias("openai", base, price)) for prefix, base, price in _COMPATIBLE),
+        guesses=("gpt-", "o1", "o3", "o4", "text-embedding", "chatgpt"),
+    )
+    registry.add(AzureOpenAIProvider, ("azure", Alias("azure", None, "azure")))
+
+
+# LiteLLM's `<prefix>/<model>` prefixes served by the openai adapter: (prefix, default base URL, price id).
+_COMPATIBLE: tuple[tuple[str, str | None, str | None], ...] = (
+    ("openai", "https://api.openai.com/v1", "openai"),
+    ("text-completion-openai", "https://api.openai.com/v1", "openai"),
+    ("groq", "https://api.groq.com/openai/v1", "groq"),
+    ("deepseek", "https://api.deepseek.com/v1", "deepseek"),
+    ("mistral", "https://api.mistral.ai/v1", "mistral"),
+    ("together_ai", "https://api.together.xyz/v1", "together"),
+    ("openrouter", "https://openrouter.ai/api/v1", "openrouter"),
+    ("fireworks_ai", "https://api.fireworks.ai/inference/v1", "fireworks"),
+    ("xai", "https://api.x.ai/v1", "x-ai"),
+    ("perplexity", "https://api.perplexity.ai", "perplexity"),
+    ("cerebras", "https://api.cerebras.ai/v1", "cerebras"),
+    ("hosted_vllm", None, None),
+    ("vllm", None, None),
+    ("openai_compatible", None, None),
+    ("llamacpp", "http://127.0.0.1:8080/v1", None),
+    ("lm_studio", "http://127.0.0.1:1234/v1", None),
+)

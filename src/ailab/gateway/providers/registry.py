@@ -1,18 +1,17 @@
 """Provider plugins: a registry the app factory builds; built-ins register the way third parties do.
 
-Third-party providers register through the `ailab.providers` entry-point group: the entry point is a
-callable taking the registry (`def register(registry): registry.add(MyProvider)`).
+Every provider (built-in or not) is an entry point of the `ailab.providers` group (see `ailab.plugins`): a
+callable taking the registry, `def register(registry): registry.add(MyProvider, ("myvendor", Alias(…)))`.
+Each adapter module declares the LiteLLM prefixes it serves next to the adapter.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
+from ailab import plugins
 from ailab.gateway.providers.base import Provider
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,44 +21,6 @@ class Alias:
     adapter: str
     api_base: str | None = None
     price_id: str | None = None  # genai-prices provider id
-
-
-# LiteLLM's `<provider>/<model>` prefixes. OpenAI-compatible vendors reuse the openai adapter.
-BUILTIN_ALIASES: dict[str, Alias] = {
-    "openai": Alias("openai", "https://api.openai.com/v1", "openai"),
-    "text-completion-openai": Alias("openai", "https://api.openai.com/v1", "openai"),
-    "azure": Alias("azure", None, "azure"),
-    "groq": Alias("openai", "https://api.groq.com/openai/v1", "groq"),
-    "deepseek": Alias("openai", "https://api.deepseek.com/v1", "deepseek"),
-    "mistral": Alias("openai", "https://api.mistral.ai/v1", "mistral"),
-    "together_ai": Alias("openai", "https://api.together.xyz/v1", "together"),
-    "openrouter": Alias("openai", "https://openrouter.ai/api/v1", "openrouter"),
-    "fireworks_ai": Alias("openai", "https://api.fireworks.ai/inference/v1", "fireworks"),
-    "xai": Alias("openai", "https://api.x.ai/v1", "x-ai"),
-    "perplexity": Alias("openai", "https://api.perplexity.ai", "perplexity"),
-    "cerebras": Alias("openai", "https://api.cerebras.ai/v1", "cerebras"),
-    "hosted_vllm": Alias("openai"),
-    "vllm": Alias("openai"),
-    "openai_compatible": Alias("openai"),
-    "llamacpp": Alias("openai", "http://127.0.0.1:8080/v1"),
-    "lm_studio": Alias("openai", "http://127.0.0.1:1234/v1"),
-    "ollama": Alias("ollama", "http://127.0.0.1:11434"),
-    "ollama_chat": Alias("ollama", "http://127.0.0.1:11434"),
-    "anthropic": Alias("anthropic", "https://api.anthropic.com", "anthropic"),
-    "gemini": Alias("gemini", "https://generativelanguage.googleapis.com", "google"),
-}
-
-# Model names LiteLLM accepts without a prefix, inferred by family.
-_PREFIX_GUESSES = (
-    ("claude", "anthropic"),
-    ("gemini", "gemini"),
-    ("gpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("text-embedding", "openai"),
-    ("chatgpt", "openai"),
-)
 
 
 # LiteLLM prefixes we recognise but do not serve: named in the warning rather than guessed at.
@@ -90,12 +51,26 @@ class ProviderRegistry:
     def __init__(self) -> None:
         self.adapters: dict[str, type[Provider]] = {}
         self.aliases: dict[str, Alias] = {}
+        # Model names LiteLLM accepts without a prefix, inferred by family: (name start, prefix).
+        self.guesses: list[tuple[str, str]] = []
 
-    def add(self, adapter: type[Provider], *aliases: tuple[str, Alias]) -> None:
+    def add(self, adapter: type[Provider], *aliases: tuple[str, Alias], guesses: Iterable[str] = ()) -> None:
+        """Register an adapter, the prefixes it serves, and the unprefixed model-name starts it claims.
+
+        A name or prefix already taken by another adapter is an error (nothing is registered then)."""
+        own = (adapter.name, Alias(adapter.name, adapter.default_api_base))
+        wanted = [own, *aliases] if adapter.name not in dict(aliases) else list(aliases)
+        old = self.adapters.get(adapter.name)
+        if old is not None and old is not adapter:
+            raise ValueError(
+                f"provider {adapter.name!r} is registered twice ({_qual(old)}, {_qual(adapter)})"
+            )
+        taken = [p for p, a in wanted if p in self.aliases and self.aliases[p] != a]
+        if taken:
+            raise ValueError(f"provider prefix {', '.join(map(repr, taken))} is already registered")
         self.adapters[adapter.name] = adapter
-        self.aliases.setdefault(adapter.name, Alias(adapter.name, adapter.default_api_base))
-        for prefix, alias in aliases:
-            self.aliases[prefix] = alias
+        self.aliases.update(wanted)
+        self.guesses += [(start, adapter.name) for start in guesses]
 
     def split(self, model: str) -> tuple[str, str]:
         """`groq/llama3-8b` → ("groq", "llama3-8b"); unprefixed names are inferred like LiteLLM does."""
@@ -106,7 +81,7 @@ class ProviderRegistry:
             raise KeyError(
                 f"provider {prefix!r} is not supported yet (supported: {', '.join(sorted(self.aliases))})"
             )
-        for start, provider in _PREFIX_GUESSES:
+        for start, provider in self.guesses:
             if model.startswith(start):
                 return provider, model
         raise KeyError(
@@ -121,28 +96,12 @@ class ProviderRegistry:
         return self.adapters[name]
 
 
-def default_registry(load_plugins: bool = True) -> ProviderRegistry:
-    from ailab.gateway.providers.anthropic import AnthropicProvider
-    from ailab.gateway.providers.gemini import GeminiProvider
-    from ailab.gateway.providers.ollama import OllamaProvider
-    from ailab.gateway.providers.openai_compat import AzureOpenAIProvider, OpenAIProvider
-    from ailab.knowledge.local_provider import LocalEmbedProvider
+def _qual(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
+
+def default_registry(load_plugins: bool = True) -> ProviderRegistry:
+    """The registry of every `ailab.providers` entry point (built-ins only with `load_plugins=False`)."""
     reg = ProviderRegistry()
-    for adapter in (
-        OpenAIProvider,
-        AzureOpenAIProvider,
-        AnthropicProvider,
-        GeminiProvider,
-        OllamaProvider,
-        LocalEmbedProvider,
-    ):
-        reg.add(adapter)
-    reg.aliases.update(BUILTIN_ALIASES)
-    if load_plugins:
-        for ep in entry_points(group="ailab.providers"):
-            try:
-                ep.load()(reg)
-            except Exception:
-                log.exception("provider plugin %s failed to load; skipped", ep.name)
+    plugins.each(plugins.PROVIDERS, lambda _plugin, register: register(reg), third_party=load_plugins)
     return reg

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ailab.knowledge.stores.base import STORES, StoreError, VectorStore, open_store
+from ailab.knowledge.stores.base import StoreError, StoreFactory, VectorStore, open_store, store_names
 
-__all__ = ["STORES", "StoreError", "VectorStore", "open_store"]
+__all__ = ["StoreError", "StoreFactory", "VectorStore", "open_store", "store_names"]

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ailab import plugins
+
 
 class StoreError(RuntimeError):
     """A store refused or failed an operation; the message is safe to show."""
@@ -37,36 +39,23 @@ class VectorStore(Protocol):
 StoreFactory = Callable[[Path, dict[str, Any]], VectorStore]
 
 
-def _embedded(root: Path, opts: dict[str, Any]) -> VectorStore:
-    from ailab.knowledge.stores.embedded import EmbeddedStore
-
-    return EmbeddedStore(root / "embedded", opts)
-
-
-def _qdrant(root: Path, opts: dict[str, Any]) -> VectorStore:
-    from ailab.knowledge.stores.qdrant import QdrantStore
-
-    return QdrantStore(
-        url=opts.get("url"), path=opts.get("path") or str(root / "qdrant"), api_key=opts.get("api_key")
-    )
-
-
-def _milvus(root: Path, opts: dict[str, Any]) -> VectorStore:
-    from ailab.knowledge.stores.milvus import MilvusStore
-
-    return MilvusStore(uri=opts.get("url") or str(root / "milvus.db"), token=opts.get("token"))
-
-
-STORES: dict[str, StoreFactory] = {"embedded": _embedded, "qdrant": _qdrant, "milvus": _milvus}
-
-
 def open_store(kind: str, root: Path, opts: dict[str, Any] | None = None) -> VectorStore:
-    """`kind` is embedded, qdrant or milvus; `opts` are that store's settings (url, path, api_key …)."""
+    """`kind` names an `ailab.stores` plugin (built-in: embedded, qdrant, milvus); `opts` are that store's
+    settings (url, path, api_key …); `root` is the knowledge data directory it may keep files under."""
     try:
-        factory = STORES[kind]
+        plugin = plugins.get(plugins.STORES, kind)
     except KeyError:
-        raise StoreError(f"unknown store {kind!r}: choose one of {', '.join(sorted(STORES))}") from None
+        raise StoreError(f"unknown store {kind!r}: choose one of {', '.join(store_names())}") from None
+    try:
+        factory: StoreFactory = plugin.load()
+    except Exception as exc:  # a broken plugin is named, not a 500 with a trace
+        raise StoreError(f"store plugin {plugin} failed to load: {type(exc).__name__}: {exc}") from exc
     return factory(root, opts or {})
+
+
+def store_names() -> list[str]:
+    """The stores `knowledge.store` may name: every `ailab.stores` entry point."""
+    return sorted(plugins.names(plugins.STORES))
 
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:

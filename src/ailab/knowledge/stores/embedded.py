@@ -342,3 +342,8 @@ def _write_meta(d: Path, meta: dict[str, Any]) -> None:
     tmp = d / "meta.json.tmp"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, d / "meta.json")
+
+
+def open_embedded(root: Path, opts: dict[str, Any]) -> EmbeddedStore:
+    """The `embedded` entry point of `ailab.stores`: files under the knowledge data directory."""
+    return EmbeddedStore(root / "embedded", opts)

@@ -4,6 +4,8 @@ URL. Inner product over normalised vectors (= cosine); ids are the catalog's int
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,3 +93,8 @@ class MilvusStore:
             raise StoreError(f"collection {collection!r} does not exist in milvus")
         self.client.load_collection(collection)  # a reopened Milvus Lite file starts with it released
         self._loaded.add(collection)
+
+
+def open_milvus(root: Path, opts: dict[str, Any]) -> MilvusStore:
+    """The `milvus` entry point of `ailab.stores`: a server by `url`, else Milvus Lite in one file."""
+    return MilvusStore(uri=opts.get("url") or str(root / "milvus.db"), token=opts.get("token"))

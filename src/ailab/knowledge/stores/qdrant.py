@@ -5,6 +5,7 @@ for tests and small collections, slow at 100k points (see docs/benchmarks.md).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,3 +97,10 @@ class QdrantStore:
     def _exists(self, collection: str) -> None:
         if not self.client.collection_exists(collection):
             raise StoreError(f"collection {collection!r} does not exist in qdrant")
+
+
+def open_qdrant(root: Path, opts: dict[str, Any]) -> QdrantStore:
+    """The `qdrant` entry point of `ailab.stores`: a server by `url`, else local mode on disk."""
+    return QdrantStore(
+        url=opts.get("url"), path=opts.get("path") or str(root / "qdrant"), api_key=opts.get("api_key")
+    )

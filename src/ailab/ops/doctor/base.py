@@ -1,25 +1,27 @@
 """Checks, results and the runner: one check per runbook, each answering pass / warn / fail / skip.
 
 A check is a plain function `DoctorContext -> Outcome`; the registry adds its name and runbook. Modules
-register the way the stack catalog does: each exposes `CHECKS`, and `MODULES` lists the built-in ones.
+register the way the stack catalog does: each is an `ailab.doctor` entry point (see `ailab.plugins`)
+naming a module that exposes `CHECKS` (or a list of checks); built-ins run first, in declaration order.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
+
+from ailab import plugins
 
 if TYPE_CHECKING:
     from ailab.ops.doctor.context import DoctorContext
 
 Status = Literal["pass", "warn", "fail", "skip"]
 SEVERITY: dict[str, int] = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
-MODULES = ("ci", "gateway", "ledger", "storage", "knowledge", "security", "stack", "apps")
 RUNBOOKS = "docs/runbooks"
 
 
@@ -96,12 +98,17 @@ class Result:
 @cache
 def all_checks() -> tuple[Check, ...]:
     found: dict[str, Check] = {}
-    for module_name in MODULES:
-        module = importlib.import_module(f"ailab.ops.doctor.{module_name}")
-        for c in module.CHECKS:
+
+    def add(plugin: plugins.Plugin, obj: Any) -> None:
+        checks = list(obj.CHECKS if isinstance(obj, ModuleType) else obj)
+        for c in checks:
+            if not isinstance(c, Check):
+                raise TypeError(f"not a doctor Check: {c!r}")
             if c.name in found:
-                raise ValueError(f"doctor check {c.name} is declared twice")
-            found[c.name] = c
+                raise ValueError(f"doctor check {c.name} is declared twice (again by {plugin})")
+        found.update((c.name, c) for c in checks)
+
+    plugins.each(plugins.DOCTOR_CHECKS, add)
     return tuple(found.values())
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ailab.access import Principal, decide, holds
 from ailab.server.admin.deps import ApiError, allow, require
@@ -26,10 +26,19 @@ if TYPE_CHECKING:
 class CollectionCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     project_id: str | None = None
-    store: Literal["embedded", "qdrant", "milvus"] | None = None
+    store: str | None = Field(default=None, max_length=100)  # an `ailab.stores` plugin name
     embedding_model: str | None = None
     dimension: int | None = Field(default=None, ge=1, le=65536)
     description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        from ailab.knowledge.stores import store_names
+
+        if value is not None and value not in store_names():
+            raise ValueError(f"unknown store {value!r}: choose one of {', '.join(store_names())}")
+        return value
 
 
 class SearchBody(BaseModel):

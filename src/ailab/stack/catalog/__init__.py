@@ -1,36 +1,18 @@
 """The component catalog: one module per component (or per tightly-coupled set, like Dify's services).
 
-Built-in modules register the same way a plugin would: a module exposes `COMPONENT` or `COMPONENTS`.
+Built-in modules register the same way a plugin would: each is an `ailab.components` entry point (see
+`ailab.plugins`) naming a module that exposes `COMPONENT` or `COMPONENTS` (or a Component, or a list).
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
+from types import ModuleType
+from typing import Any
 
+from ailab import plugins
 from ailab.stack.model import Component
 
-MODULES = (
-    "ailab",
-    "postgres",
-    "redis",
-    "qdrant",
-    "ollama",
-    "open_webui",
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "node_exporter",
-    "cadvisor",
-    "dify",
-    "n8n",
-    "node_red",
-    "jupyter",
-    "code_server",
-    "vault",
-    "milvus",
-    "edge",
-)
 PHASES = (1, 2, 3, 4)
 
 
@@ -41,14 +23,27 @@ class UnknownComponent(LookupError):
 @cache
 def catalog() -> dict[str, Component]:
     found: dict[str, Component] = {}
-    for module_name in MODULES:
-        module = importlib.import_module(f"ailab.stack.catalog.{module_name}")
-        comps = list(getattr(module, "COMPONENTS", [])) or [module.COMPONENT]
+
+    def add(plugin: plugins.Plugin, obj: Any) -> None:
+        comps = components_of(obj)
         for comp in comps:
             if comp.name in found:
-                raise ValueError(f"component {comp.name} is declared twice")
-            found[comp.name] = comp
+                raise ValueError(f"component {comp.name} is declared twice (again by {plugin})")
+        found.update((c.name, c) for c in comps)
+
+    plugins.each(plugins.COMPONENTS, add)
     return dict(sorted(found.items()))
+
+
+def components_of(obj: Any) -> list[Component]:
+    """What an `ailab.components` entry point names: a module, a Component or a list of them."""
+    if isinstance(obj, ModuleType):
+        obj = getattr(obj, "COMPONENTS", None) or obj.COMPONENT
+    comps = [obj] if isinstance(obj, Component) else list(obj)
+    bad = [c for c in comps if not isinstance(c, Component)]
+    if bad:
+        raise TypeError(f"not a Component: {bad[0]!r}")
+    return comps
 
 
 def expand(names: list[str] | tuple[str, ...]) -> list[str]:
