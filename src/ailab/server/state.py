@@ -78,6 +78,7 @@ class LabState:
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
     knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
+    sso: Any = None  # ailab.access.sso.wiring.Sso: OpenID Connect and tunnel identity (docs/sso.md)
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -89,6 +90,9 @@ class LabState:
         self.access = AccessService.build(self.engine, cfg.access, AuditLog.of(self.engine, self.loaded))
         self.access.cache.load()
         self.auth.resolvers.append(self.access.cache.resolve)
+        from ailab.access.sso.wiring import start_sso
+
+        self.sso = start_sso(self)
         self.limiter = make_limiter(cfg.limits)
         if cfg.limits.backend == "memory" and cfg.ailab.workers > 1:
             log.warning(

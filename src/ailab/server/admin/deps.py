@@ -12,6 +12,7 @@ from ailab.access.cache import user_principal
 from ailab.access.policy import decide
 from ailab.access.principal import Principal
 from ailab.access.sessions import COOKIE, CSRF_HEADER
+from ailab.access.sso.tunnel import TunnelRefused
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
@@ -43,6 +44,9 @@ def caller_dependency(state: LabState) -> Callable[[Request], Principal]:
             if request.method not in SAFE_METHODS and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
                 raise ApiError(403, "missing or invalid CSRF token (send the X-CSRF-Token header)", "csrf")
             return user_principal(session.user, state.access.roles)
+        tunnel = _tunnel_user(state, request)
+        if tunnel is not None:
+            return tunnel
         raise ApiError(
             401,
             "authentication required: 'Authorization: Bearer <key>' or a console session",
@@ -50,6 +54,24 @@ def caller_dependency(state: LabState) -> Callable[[Request], Principal]:
         )
 
     return caller
+
+
+def _tunnel_user(state: LabState, request: Request) -> Principal | None:
+    """The user a Cloudflare Access JWT or the local tailscaled vouches for (docs/sso.md)."""
+    tunnel = state.sso.tunnel if state.sso is not None else None
+    if tunnel is None:
+        return None
+    try:
+        found = tunnel.identify(request.headers, request.client.host if request.client else None)
+    except TunnelRefused as exc:
+        raise ApiError(401, str(exc), "invalid_tunnel_identity") from None
+    if found is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        # The edge adds the header to any request the browser sends, cross-site ones too: changes need a
+        # console session (cookie + CSRF token) or a key.
+        raise ApiError(403, "sign in to the console (or use a key) to change things", "csrf")
+    return user_principal(found.user, state.access.roles)
 
 
 def require(state: LabState, permission: str | None) -> Any:
