@@ -65,6 +65,11 @@ class CloudflareAccessSettings(_Strict):
         return "https://" + self.team_domain.removeprefix("https://").rstrip("/")
 
     @property
+    def team(self) -> str:
+        """The team name (the first label of the team domain), as cloudflared's `teamName` wants it."""
+        return self.team_domain.removeprefix("https://").split(".", 1)[0]
+
+    @property
     def certs(self) -> str:
         return self.certs_url or f"{self.issuer}/cdn-cgi/access/certs"
 
