@@ -5,6 +5,7 @@ key that works with the openai SDK, and a user disabled at the provider loses th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -210,3 +211,28 @@ def test_device_flow_issues_a_working_key(make_sso_lab: Any) -> None:
     # The device code is spent.
     again = httpx.post(f"{lab.url}/api/auth/oidc/device/token", json={"device_code": start["device_code"]})
     assert again.status_code == 401
+
+
+def test_ailab_login_saves_a_short_lived_key(make_sso_lab: Any) -> None:
+    """The CLI's device flow: the code is shown, a person approves it at the provider, the key lands 0600."""
+    from ailab.cli.login_cmd import credentials_path, device_login, save_credentials
+
+    lab = make_sso_lab()
+    lab.provider.account("frank", email="frank@example.org", groups=["lab-admins"])
+    shown: list[dict[str, Any]] = []
+    browser = httpx.Client(timeout=15)
+
+    def approve_once(_: float) -> None:  # instead of waiting: the person approves during the first wait
+        if len(shown) == 1:
+            sign_in_at_provider(browser, browser.get(shown[0]["verification_uri_complete"]), "frank", None)
+            shown.append({})
+
+    answer = device_login(lab.url, shown.append, sleep=approve_once)
+    assert answer["user"]["username"] == "frank@example.org" and answer["user"]["role"] == "admin"
+    path = save_credentials(lab.url, answer)
+    assert path == credentials_path() and path.stat().st_mode & 0o777 == 0o600
+    lab.gw.app.state.access.cache.load()
+    key = json.loads(path.read_text())[lab.url]["key"]
+    assert openai.OpenAI(base_url=lab.gw.base_url, api_key=key).models.list().data[0].id == "gpt"
+    logins = [e for e in lab.audit("sso.login") if e.detail.get("via") == "device"]
+    assert len(logins) == 1

@@ -143,7 +143,7 @@ def test_a_bad_access_jwt_is_401(lab: Any, certs: tuple[Certs, str], spoil: str)
     elif spoil == "expired":
         token = assertion(key, exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)
     elif spoil == "unsigned":
-        head, body, _ = assertion(key).split(".")
+        _, body, _ = assertion(key).split(".")
         token = f"eyJhbGciOiJub25lIn0.{body}."
     elif spoil == "other_key":  # same kid, another private key
         token = assertion(new_key("k1"))
