@@ -162,6 +162,11 @@ def test_email_domain_and_local_passwords(make_sso_lab: Any) -> None:
     _, r = lab.sign_in("mallory")
     assert r.status_code == 401 and "elsewhere.test" in r.json()["error"]["message"]
     assert lab.access.identity.users() == []
+    # An address the provider has not verified never names a lab user (it could be anyone's).
+    lab.provider.account("mallory", email="admin@example.org", email_verified=False)
+    _, r = lab.sign_in("mallory")
+    assert r.status_code == 401 and "not verified" in r.json()["error"]["message"]
+    assert lab.access.identity.users() == []
     # Passwords are off: even a local user with one cannot use it; the master key still works.
     lab.access.identity.create_user("test", "local", "admin", "correct-horse-battery")
     r = httpx.post(

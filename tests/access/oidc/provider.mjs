@@ -44,7 +44,7 @@ const provider = new Provider(issuer, {
         return {
           sub: id,
           email: acct.email,
-          email_verified: true,
+          email_verified: acct.email_verified ?? true,
           name: acct.name,
           preferred_username: id,
           groups: acct.groups,

@@ -37,13 +37,14 @@ def groups_of(claims: dict[str, Any], claim: str) -> tuple[str, ...]:
 
 
 def email_allowed(email: str | None, verified: Any, domains: list[str]) -> str | None:
-    """None when allowed, else why not."""
+    """None when allowed, else why not. An address the provider says is unverified is never used: it
+    names the lab user (and may match one invited by name), so it must belong to whoever signs in."""
+    if email and verified is False:
+        return f"the email address {email!r} is not verified at the provider"
     if not domains:
         return None
     if not email or "@" not in email:
         return "the provider sent no email address, and allowed_email_domains is set"
-    if verified is False:
-        return f"the email address {email!r} is not verified at the provider"
     domain = email.rsplit("@", 1)[1].lower()
     if domain not in {d.lower().lstrip("@") for d in domains}:
         return f"the email domain {domain!r} is not allowed here"

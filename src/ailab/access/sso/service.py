@@ -27,6 +27,10 @@ class SignInRefused(Exception):
     """Shown to the person signing in (never a secret); already audited."""
 
 
+class TooManySignIns(SignInRefused):
+    """More sign-ins in progress than the lab keeps (a flood of /auth/oidc/login)."""
+
+
 @dataclass(frozen=True)
 class Started:
     url: str
@@ -70,7 +74,8 @@ class SsoService:
         except ProviderError as exc:
             raise SignInRefused(str(exc)) from None
         ttl = int(self.settings.login_ttl_seconds * 1000)
-        self.store.begin(state, PendingLogin(nonce, verifier, redirect_uri, next_url, now_ms()), ttl)
+        if not self.store.begin(state, PendingLogin(nonce, verifier, redirect_uri, next_url, now_ms()), ttl):
+            raise TooManySignIns("too many sign-ins in progress; try again in a few minutes")
         return Started(url, state)
 
     def finish(self, state: str, code: str, client: str) -> tuple[str, Session, str | None]:

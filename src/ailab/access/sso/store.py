@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 from ailab.access.identity import now_ms
 
 metadata = MetaData()
+MAX_PENDING = 10_000  # sign-ins started and not finished within login_ttl_seconds
 
 sso_logins = Table(
     "sso_logins",
@@ -101,9 +103,12 @@ class SsoStore:
 
     # -- sign-ins in progress ----------------------------------------------------------------------
 
-    def begin(self, state: str, pending: PendingLogin, ttl_ms: int) -> None:
+    def begin(self, state: str, pending: PendingLogin, ttl_ms: int) -> bool:
+        """Keep a started sign-in; False when too many are in progress (anyone may start one)."""
         with self.engine.begin() as conn:
             conn.execute(delete(sso_logins).where(sso_logins.c.created_ms < now_ms() - ttl_ms))
+            if conn.execute(select(func.count()).select_from(sso_logins)).scalar_one() >= MAX_PENDING:
+                return False
             conn.execute(
                 insert(sso_logins).values(
                     state_hash=_digest(state),
@@ -114,6 +119,7 @@ class SsoStore:
                     created_ms=pending.created_ms,
                 )
             )
+        return True
 
     def take(self, state: str) -> PendingLogin | None:
         """The sign-in begun with `state`, removed in the same transaction: a state is good exactly once."""

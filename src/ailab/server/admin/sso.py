@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ailab.access.sessions import COOKIE, Session
 from ailab.access.sso.oidc import ProviderError
-from ailab.access.sso.service import SignInRefused, SsoService
+from ailab.access.sso.service import SignInRefused, SsoService, TooManySignIns
 from ailab.access.sso.tunnel import TunnelRefused
 from ailab.server.admin.deps import ApiError
 
@@ -75,6 +75,8 @@ def router(state: LabState) -> APIRouter:
         svc = service()
         try:
             started = svc.begin(redirect_uri(request, svc), safe_next(next))
+        except TooManySignIns as exc:
+            raise ApiError(429, str(exc), "sso_busy", headers={"Retry-After": "60"}) from None
         except SignInRefused as exc:
             raise ApiError(502, str(exc), "sso_provider_unavailable") from None
         return RedirectResponse(started.url, status_code=302)
