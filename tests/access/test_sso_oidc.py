@@ -57,6 +57,15 @@ class SsoLab:
         return browser.get(f"{self.url}/api/me")
 
 
+def csrf(lab: SsoLab, browser: httpx.Client) -> str:
+    """The session's CSRF token, as the console pages carry it."""
+    from ailab.access.sessions import COOKIE
+
+    session = lab.access.sessions.resolve(browser.cookies[COOKIE])
+    assert session is not None
+    return str(session.csrf_token)
+
+
 @pytest.fixture
 def make_sso_lab(openai_upstream: Any, make_gateway: Any) -> Iterator[Callable[..., SsoLab]]:
     providers: list[Provider] = []
@@ -175,6 +184,8 @@ def test_email_domain_and_local_passwords(make_sso_lab: Any) -> None:
     assert r.status_code == 401 and "Test IdP" in r.json()["error"]["message"]
     page = httpx.get(f"{lab.url}/console/login", timeout=15).text
     assert "Sign in with Test IdP" in page and 'name="password"' not in page
+    offered = httpx.get(f"{lab.url}/api/auth/providers").json()
+    assert offered["local_passwords"] is False and offered["oidc"]["name"] == "Test IdP"
     assert httpx.get(f"{lab.url}/api/me", headers={"Authorization": f"Bearer {MASTER}"}).status_code == 200
 
 
@@ -192,6 +203,13 @@ def test_a_user_disabled_at_the_provider_loses_the_session(make_sso_lab: Any) ->
     assert [e.target for e in lab.audit("sso.session_ended")] == [
         lab.access.identity.user("carol@example.org").id
     ]
+    # Signed out: the lab stops asking the provider about that session.
+    assert (
+        dave.post(f"{lab.url}/api/auth/logout", headers={"x-csrf-token": csrf(lab, dave)}).status_code == 200
+    )
+    lab.sso.store.due_now()
+    assert lab.sso.check_sessions() == 0
+    assert lab.sso.store.sessions() == []
 
 
 def test_device_flow_issues_a_working_key(make_sso_lab: Any) -> None:

@@ -131,6 +131,14 @@ class Sessions:
             return None
         return Session(user, row["csrf_token"], row["expires_ms"])
 
+    def alive(self, id_hash: str) -> bool:
+        """Whether the session stored as `id_hash` still exists and has not expired."""
+        with self.engine.connect() as conn:
+            expires = conn.execute(
+                select(s.sessions.c.expires_ms).where(s.sessions.c.id_hash == id_hash)
+            ).scalar_one_or_none()
+        return expires is not None and expires > now_ms()
+
     def end(self, id_hash: str) -> None:
         """End the session stored as `id_hash` (the provider no longer vouches for its user)."""
         with self.engine.begin() as conn:

@@ -197,6 +197,9 @@ class SsoService:
         ended = 0
         for sess in self.store.due(lease_ms=60_000):
             next_check = now_ms() + int(self.settings.refresh_interval_seconds * 1000)
+            if not self._alive(sess.session_hash):  # signed out, expired or revoked: nothing to end
+                self.store.forget(sess.session_hash)
+                continue
             if sess.refresh_token is None:
                 self.store.checked(sess.session_hash, None, next_check)  # nothing to ask with
                 continue
@@ -214,6 +217,15 @@ class SsoService:
                 continue
             self.store.checked(sess.session_hash, signed.refresh_token, next_check)
         return ended
+
+    def _alive(self, handle: str) -> bool:
+        if not handle.startswith("key:"):
+            return self.access.sessions.alive(handle)
+        try:
+            key = self.access.keys.key(handle.removeprefix("key:"))
+        except NotFound:
+            return False
+        return key.revoked_ms is None and (key.expires_ms is None or key.expires_ms > now_ms())
 
     def _end(self, sess: SsoSession, why: str) -> None:
         if sess.session_hash.startswith("key:"):
