@@ -11,8 +11,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ailab.access.sessions import COOKIE, LoginFailed, LoginThrottled
+from ailab.access.sso.web import tunnel_sign_in
 from ailab.console.web import Pages, Viewer, viewer
-from ailab.server.admin.sso import tunnel_sign_in
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState

@@ -3,17 +3,15 @@ relayed device flow for `ailab login`, and what the sign-in page and the CLI nee
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from ailab.access.sessions import COOKIE, Session
 from ailab.access.sso.oidc import ProviderError
 from ailab.access.sso.service import SignInRefused, SsoService, TooManySignIns
-from ailab.access.sso.tunnel import TunnelRefused
+from ailab.access.sso.web import safe_next, set_session_cookie
 from ailab.server.admin.deps import ApiError
 
 if TYPE_CHECKING:
@@ -24,24 +22,6 @@ PUBLIC = {"x-permission": "public"}
 
 class DeviceTokenBody(BaseModel):
     device_code: str = Field(min_length=1, max_length=2000)
-
-
-def safe_next(value: str | None) -> str:
-    """Only a path on this lab (never `//host` or a URL): no open redirect through sign-in."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value[:1000]
-    return "/console"
-
-
-def set_session_cookie(response: Any, request: Request, token: str, session: Session) -> None:
-    response.set_cookie(
-        COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",  # the provider's redirect back is a cross-site top-level GET
-        secure=request.url.scheme == "https",
-        max_age=max(60, int(session.expires_ms / 1000 - time.time())),
-    )
 
 
 def _client(request: Request) -> str:
@@ -127,20 +107,3 @@ def router(state: LabState) -> APIRouter:
         return {"key": token, "key_id": key.id, "expires_ms": key.expires_ms, "user": user.public()}
 
     return r
-
-
-def tunnel_sign_in(state: LabState, request: Request, target: str) -> Response | None:
-    """A console session for the visitor a tunnel vouches for (None: no tunnel identity applies)."""
-    tunnel = state.sso.tunnel if state.sso is not None else None
-    if tunnel is None:
-        return None
-    try:
-        found = tunnel.identify(request.headers, _client(request))
-    except TunnelRefused as exc:
-        return Response(str(exc), status_code=401, media_type="text/plain")
-    if found is None:
-        return None
-    token, session = state.access.sessions.start(found.user, _client(request), "sso.login", via=found.via)
-    response = RedirectResponse(target, status_code=303)
-    set_session_cookie(response, request, token, session)
-    return response
