@@ -81,12 +81,16 @@ AILAB := $(BIN)/ailab
 	install-all-phase4 backup
 
 # promtool and prometheus (Debian `prometheus`) for the stack tests, Debian's chromium for the console's
-# browser tests (Playwright drives it; `playwright install` is never run); CI runs as root.
+# browser tests (Playwright drives it; `playwright install` is never run), and npm's oidc-provider for the
+# SSO tests; CI runs as root.
 test-deps:
 	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
 	@test -x /usr/bin/chromium || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@# The SSO tests' OpenID provider (npm oidc-provider, panva) from its lock file (docs/sso.md).
+	@test -d tests/access/oidc/node_modules/oidc-provider || \
+		(cd tests/access/oidc && npm ci --no-audit --no-fund --ignore-scripts)
 
 install-monitoring: install
 	$(AILAB) install prometheus alertmanager grafana node-exporter cadvisor $(ARGS)

@@ -32,6 +32,8 @@ LEAVES = ("types", "text")
 # One door per pillar: another pillar imports `ailab.<pillar>` (its `__init__`), never a module inside it.
 # The pillars whose door is enforced; the others are still on the way there.
 DOORS = ("ledger", "secrets", "db", "types", "limits", "observability", "access")
+# A pillar's second door: a sub-package others may import as a whole (its `__init__` says what it offers).
+SUB_DOORS = frozenset({f"{ROOT}.access.sso"})
 # Deliberate reaches past a door: (importing module, imported module) -> why.
 DEEP_ALLOWED: dict[tuple[str, str], str] = {}
 # Imports left out of the cycle check until the change that removes them lands: (module, imported) -> why.
@@ -236,7 +238,12 @@ def door_breaches(all_edges: list[Edge]) -> list[str]:
     out = []
     for e in all_edges:
         door = f"{ROOT}.{e.dst}"
-        if e.dst in DOORS and e.target != door and (e.module, e.target) not in DEEP_ALLOWED:
+        if (
+            e.dst in DOORS
+            and e.target != door
+            and e.target not in SUB_DOORS
+            and (e.module, e.target) not in DEEP_ALLOWED
+        ):
             out.append(f"{e.src} reaches past {door}'s door to {e.target}: {e.where()}")
     return out
 

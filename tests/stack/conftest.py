@@ -28,8 +28,16 @@ def fake_secrets(ctx: RenderContext) -> dict[str, str]:
     return {k: generate(s.kind) for k, s in specs_for(ctx.components).items()}
 
 
+# The identity layer every public route needs (docs/sso.md): Cloudflare Access in front of the tunnel.
+ZERO_TRUST = {
+    "access": {
+        "sso": {"cloudflare_access": {"team_domain": "team.cloudflareaccess.com", "audience": "aud-tag"}}
+    }
+}
+
+
 def context(selection: str, routes: tuple[PublicRoute, ...] = ()) -> RenderContext:
-    return RenderContext(select(expand([selection])), routes=routes)
+    return RenderContext(select(expand([selection])), routes=routes, lab_config=ZERO_TRUST if routes else {})
 
 
 @pytest.fixture(scope="session", params=SELECTIONS)
@@ -37,7 +45,8 @@ def compose_project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[RenderContext, dict[str, str], Path]:
     ctx = context(
-        request.param, (PublicRoute("grafana", "grafana.example.org"),) if request.param == "all" else ()
+        request.param,
+        (PublicRoute("grafana", "grafana.example.org", "cloudflared"),) if request.param == "all" else (),
     )
     secrets = fake_secrets(ctx)
     out = tmp_path_factory.mktemp(f"compose-{request.param}")

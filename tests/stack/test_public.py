@@ -7,6 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ailab.cli.main import app
+from ailab.config.sso import SsoSettings
 from ailab.stack.catalog import catalog
 from ailab.stack.compose import render_compose
 from ailab.stack.model import PublicRoute
@@ -30,7 +31,12 @@ def test_guard_allows_components_with_a_login_and_renders_the_route() -> None:
     router = next(iter(routes["http"]["routers"].values()))
     assert router["rule"] == "Host(`chat.example.org`)"
     tunnel = yaml.safe_load(tree.files["config/cloudflared/config.yml"][0])
-    assert tunnel["ingress"][0] == {"hostname": "chat.example.org", "service": "http://traefik:80"}
+    assert tunnel["ingress"][0] == {
+        "hostname": "chat.example.org",
+        "service": "http://traefik:80",
+        # cloudflared checks the Access JWT too (access.sso.cloudflare_access, docs/sso.md)
+        "originRequest": {"access": {"required": True, "teamName": "team", "audTag": ["aud-tag"]}},
+    }
 
 
 def test_render_refuses_a_route_slipped_into_state() -> None:
@@ -45,3 +51,23 @@ def test_cli_expose_refuses_with_a_clear_message(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "refusing to publish prometheus" in result.output and "Keep it private" in result.output
+
+
+@pytest.mark.parametrize("via", ["traefik", "cloudflared", "tailscale"])
+def test_guard_refuses_a_route_without_an_identity_layer(via: str) -> None:
+    """Zero-trust: a component's own login is not enough; one of access.sso's layers must be in front."""
+    route = PublicRoute("open-webui", "chat.example.org", via)  # type: ignore[arg-type]
+    with pytest.raises(PublicAccessError, match="no identity layer"):
+        check_route(route, catalog(), SsoSettings())
+    layers = {
+        "cloudflared": {"cloudflare_access": {"team_domain": "t.cloudflareaccess.com", "audience": "a"}},
+        "tailscale": {"tailscale": {"trust_user_header": True}},
+        "traefik": {"oidc": {"issuer": "https://idp.example.org", "client_id": "lab"}},
+    }
+    sso = SsoSettings.model_validate(layers[via])
+    if via == "traefik":  # the lab's own sign-in vouches only for the lab
+        with pytest.raises(PublicAccessError, match="no identity layer"):
+            check_route(route, catalog(), sso)
+        check_route(PublicRoute("ailab", "lab.example.org", "traefik"), catalog(), sso)
+    else:
+        check_route(route, catalog(), sso)

@@ -160,4 +160,11 @@ MIGRATIONS = [
     Migration("access_0002_key_parent", _key_parent_0002),
     # Existing chains are re-chained under the lab's key at first use (ailab.access.audit), when they verify.
     Migration("access_0003_audit_keyed", lambda conn: _add_column(conn, audit_head, "keyed")),
+    Migration("access_0004_sso", lambda conn: _sso_tables(conn)),
 ]
+
+
+def _sso_tables(conn: Connection) -> None:
+    from ailab.access.sso.store import create_tables  # SSO's own tables (sign-ins, links, sessions)
+
+    create_tables(conn)

@@ -56,6 +56,12 @@ class Sessions:
         self.settings = settings
 
     def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
+        oidc = self.settings.sso.oidc
+        if oidc is not None and not oidc.local_passwords:
+            self.audit.record(
+                f"client:{client}", "auth.login_refused", username[:200], reason="local_passwords"
+            )
+            raise LoginFailed(f"password sign-in is switched off here: sign in with {oidc.name}")
         who = self._throttle_key(username)
         self._throttle(who, client)
         user = self.identity.check_password(username, password)
@@ -66,11 +72,18 @@ class Sessions:
                 )
             self.audit.record(f"client:{client}", "auth.login_failed", username[:200])
             raise LoginFailed("wrong username or password")
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.login_attempts).where(s.login_attempts.c.username == who))
+        return self.start(user, client)
+
+    def start(
+        self, user: User, client: str, action: str = "auth.login", **detail: object
+    ) -> tuple[str, Session]:
+        """A new session for `user`, already authenticated (by password, or by a provider: `action`)."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         expires = now_ms() + int(self.settings.session_ttl_hours * 3600 * 1000)
         with self.engine.begin() as conn:
-            conn.execute(delete(s.login_attempts).where(s.login_attempts.c.username == who))
             conn.execute(
                 insert(s.sessions).values(
                     id_hash=_digest(token),
@@ -80,7 +93,7 @@ class Sessions:
                     expires_ms=expires,
                 )
             )
-        self.audit.record(f"user:{user.id}", "auth.login", user.id, client=client)
+        self.audit.record(f"user:{user.id}", action, user.id, client=client, **detail)
         return token, Session(user, csrf, expires)
 
     def _throttle_key(self, typed: str) -> str:
@@ -117,6 +130,19 @@ class Sessions:
         if user.disabled:
             return None
         return Session(user, row["csrf_token"], row["expires_ms"])
+
+    def alive(self, id_hash: str) -> bool:
+        """Whether the session stored as `id_hash` still exists and has not expired."""
+        with self.engine.connect() as conn:
+            expires = conn.execute(
+                select(s.sessions.c.expires_ms).where(s.sessions.c.id_hash == id_hash)
+            ).scalar_one_or_none()
+        return expires is not None and expires > now_ms()
+
+    def end(self, id_hash: str) -> None:
+        """End the session stored as `id_hash` (the provider no longer vouches for its user)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.sessions).where(s.sessions.c.id_hash == id_hash))
 
     def logout(self, token: str) -> None:
         with self.engine.begin() as conn:

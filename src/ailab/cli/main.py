@@ -14,6 +14,7 @@ from ailab.cli import (
     doctor_cmd,
     knowledge_cmd,
     knowledge_eval_cmd,
+    login_cmd,
     models_cmd,
     secrets_cmd,
     stack_cmd,
@@ -48,6 +49,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up_cmd.up)
+app.command("login")(login_cmd.login)
 app.command("models")(models_cmd.models)
 app.command("usage")(usage_cmd.usage)
 app.add_typer(secrets_cmd.app, name="secrets")

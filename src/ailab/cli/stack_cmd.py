@@ -136,7 +136,7 @@ def expose(
     loaded = load_or_exit(config, data_dir)
     route = PublicRoute(name, host, via)  # type: ignore[arg-type]
     try:
-        check_route(route, catalog())
+        check_route(route, catalog(), loaded.config.access.sso)
     except PublicAccessError as exc:
         raise _fail(str(exc)) from None
     state = load_state(loaded.data_dir)

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ailab.config.sso import SsoSettings
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -151,6 +153,7 @@ class AccessSettings(_Open):
     refresh_interval: float = Field(default=0.5, gt=0)  # key revocation reaches every worker within this
     # Repeated denials of one principal on one permission are one audit row (with a count) per window.
     audit_repeat_window_seconds: float = Field(default=60.0, ge=0)
+    sso: SsoSettings = Field(default_factory=SsoSettings)  # OpenID Connect, tunnel identity (docs/sso.md)
 
 
 class LimitsSettings(_Open):

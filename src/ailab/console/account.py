@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ailab.access import COOKIE, LoginFailed, LoginThrottled
+from ailab.access.sso import tunnel_sign_in
 from ailab.console.web import Pages, Viewer, viewer
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ def _sign_in_routes(state: LabState, pages: Pages) -> list[Route]:
         if request.method == "GET":
             if viewer(state, request) is not None:  # already signed in
                 return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+            tunnel = tunnel_sign_in(state, request, _safe_next(request.query_params.get("next")))
+            if tunnel is not None:  # Cloudflare Access / tailscaled vouch for the visitor
+                return tunnel
             return pages.render(
                 request,
                 "login.html",

@@ -82,6 +82,7 @@ class Pages:
     def __init__(self, state: LabState) -> None:
         self.state = state
         self.t = templates()
+        self.t.env.globals["sso"] = state.loaded.config.access.sso.oidc  # the "Sign in with …" button
 
     def render(self, request: Request, name: str, v: Viewer | None, code: int = 200, **ctx: Any) -> Response:
         base = {"v": v, "path": request.url.path, "csrf": v.session.csrf_token if v else ""}

@@ -53,6 +53,7 @@ class LabState:
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
     knowledge: KnowledgeService | None = None  # built on first use (knowledge_service)
+    sso: Any = None  # ailab.access.sso.wiring.Sso: OpenID Connect and tunnel identity (docs/sso.md)
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -64,6 +65,9 @@ class LabState:
         self.access = AccessService.build(self.engine, cfg.access, AuditLog.of(self.engine, self.loaded))
         self.access.cache.load()
         self.auth.resolvers.append(self.access.cache.resolve)
+        from ailab.access.sso import start_sso
+
+        self.sso = start_sso(self)
         self.limiter = make_limiter(cfg.limits)
         if cfg.limits.backend == "memory" and cfg.ailab.workers > 1:
             log.warning(

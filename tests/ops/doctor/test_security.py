@@ -136,8 +136,13 @@ def test_burst_of_denials_warns_and_clears_after_an_hour(lab_config):
     assert run_check(loaded, "access-denials", clock=lambda: later).status == "pass"
 
 
+ZERO_TRUST = {
+    "access": {"sso": {"cloudflare_access": {"team_domain": "t.cloudflareaccess.com", "audience": "a"}}}
+}
+
+
 def test_public_route_to_an_open_component_is_blocked(lab_config):
-    loaded = lab_config()
+    loaded = lab_config(ZERO_TRUST)
     install(loaded.data_dir, "grafana", "prometheus", "traefik")
     state = load_state(loaded.data_dir)
     state.routes = [PublicRoute("prometheus", "metrics.example.org")]  # hand-edited: no login in front
@@ -145,14 +150,20 @@ def test_public_route_to_an_open_component_is_blocked(lab_config):
     result = run_check(loaded, "public-access")
     assert result.status == "fail" and "refusing to publish prometheus" in result.saw
 
-    state.routes = [PublicRoute("grafana", "grafana.example.org")]
+    state.routes = [PublicRoute("grafana", "grafana.example.org")]  # straight on Traefik: no identity layer
     save_state(loaded.data_dir, state)
     result = run_check(loaded, "public-access")
-    assert result.status == "pass", result.saw
+    assert result.status == "fail" and "no identity layer" in result.saw
+
+    state.routes = [PublicRoute("grafana", "grafana.example.org", "cloudflared")]  # behind Access
+    state.installed = sorted({*state.installed, "cloudflared"})
+    save_state(loaded.data_dir, state)
+    result = run_check(loaded, "public-access")
+    assert "refusing" not in result.saw, result.saw
 
 
 def test_tunnel_without_its_token_is_blocked_until_the_token_is_set(lab_config):
-    loaded = lab_config()
+    loaded = lab_config(ZERO_TRUST)
     install(loaded.data_dir, "grafana", "traefik", "cloudflared")
     state = load_state(loaded.data_dir)
     state.routes = [PublicRoute("grafana", "grafana.example.org", "cloudflared")]

@@ -161,7 +161,7 @@ def public_check(ctx: DoctorContext) -> Outcome:
     for r in routes:
         name = f"https://{r.host} → {r.component} via {r.via}"
         try:
-            check_route(r, catalog())
+            check_route(r, catalog(), ctx.loaded.config.access.sso)
         except PublicAccessError as exc:
             outcomes.append(fail(f"{name}: {exc}"))
             continue

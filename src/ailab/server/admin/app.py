@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ailab import __version__
 from ailab.access import Conflict, NotFound
 from ailab.gateway.errors import GatewayError
-from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, usage
+from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, sso, usage
 from ailab.server.admin.deps import ApiError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def build_admin_app(state: LabState) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    for module in (auth, people, keys, usage, audit, secrets, knowledge, knowledge_eval):
+    for module in (auth, sso, people, keys, usage, audit, secrets, knowledge, knowledge_eval):
         app.include_router(module.router(state))
     for extra in state.admin_routers:
         app.include_router(extra(state))

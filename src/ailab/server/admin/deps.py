@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, HTTPException, Request
 
 from ailab.access import COOKIE, CSRF_HEADER, Principal, decide, user_principal
+from ailab.access.sso import TunnelRefused
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState
@@ -40,6 +41,9 @@ def caller_dependency(state: LabState) -> Callable[[Request], Principal]:
             if request.method not in SAFE_METHODS and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
                 raise ApiError(403, "missing or invalid CSRF token (send the X-CSRF-Token header)", "csrf")
             return user_principal(session.user, state.access.roles)
+        tunnel = _tunnel_user(state, request)
+        if tunnel is not None:
+            return tunnel
         raise ApiError(
             401,
             "authentication required: 'Authorization: Bearer <key>' or a console session",
@@ -47,6 +51,24 @@ def caller_dependency(state: LabState) -> Callable[[Request], Principal]:
         )
 
     return caller
+
+
+def _tunnel_user(state: LabState, request: Request) -> Principal | None:
+    """The user a Cloudflare Access JWT or the local tailscaled vouches for (docs/sso.md)."""
+    tunnel = state.sso.tunnel if state.sso is not None else None
+    if tunnel is None:
+        return None
+    try:
+        found = tunnel.identify(request.headers, request.client.host if request.client else None)
+    except TunnelRefused as exc:
+        raise ApiError(401, str(exc), "invalid_tunnel_identity") from None
+    if found is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        # The edge adds the header to any request the browser sends, cross-site ones too: changes need a
+        # console session (cookie + CSRF token) or a key.
+        raise ApiError(403, "sign in to the console (or use a key) to change things", "csrf")
+    return user_principal(found.user, state.access.roles)
 
 
 def require(state: LabState, permission: str | None) -> Any:

@@ -21,7 +21,7 @@ from ailab.stack.model import (
     SecretSpec,
     Volume,
 )
-from ailab.stack.public import checked_routes, traefik_routes
+from ailab.stack.public import checked_routes, sso_of, traefik_routes
 
 
 def _traefik(ctx: RenderContext) -> list[ConfigFile]:
@@ -31,8 +31,17 @@ def _traefik(ctx: RenderContext) -> list[ConfigFile]:
 
 def _cloudflared(ctx: RenderContext) -> list[ConfigFile]:
     traefik = ctx.url_of("traefik", "web")
+    cf = sso_of(ctx.lab_config).cloudflare_access
+    # cloudflared checks the Access JWT itself too, before anything reaches Traefik (the lab checks again).
+    origin = (
+        {"originRequest": {"access": {"required": True, "teamName": cf.team, "audTag": [cf.audience]}}}
+        if cf is not None
+        else {}
+    )
     ingress = [
-        {"hostname": r.host, "service": traefik} for r in checked_routes(ctx) if r.via == "cloudflared"
+        {"hostname": r.host, "service": traefik, **origin}
+        for r in checked_routes(ctx)
+        if r.via == "cloudflared"
     ]
     config = {"ingress": [*ingress, {"service": "http_status:404"}]}
     return [ConfigFile("config.yml", "/etc/cloudflared/config.yml", yaml.safe_dump(config))]
