@@ -1,0 +1,56 @@
+"""Errors in Anthropic's shape: `{"type": "error", "error": {"type", "message"}, "request_id"}`, the
+status kept from the gateway's own error (so limits, scopes and upstream failures mean the same on every
+endpoint) and the type chosen the way Anthropic pairs types with statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ailab.gateway.asgi import Send, send_json
+from ailab.gateway.errors import GatewayError
+
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type(status: int) -> str:
+    if status in TYPES:
+        return TYPES[status]
+    return "invalid_request_error" if status < 500 else "api_error"
+
+
+def error_body(err: GatewayError, request_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "error",
+        "error": {"type": error_type(err.status), "message": err.message},
+    }
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def request_id_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    # Anthropic's clients read `request-id`; the lab's own tools read `x-request-id`.
+    rid = request_id.encode()
+    return [(b"x-request-id", rid), (b"request-id", rid)]
+
+
+async def send_anthropic_error(send: Send, err: GatewayError, request_id: str | None = None) -> None:
+    extra = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+    if request_id:
+        extra.extend(request_id_headers(request_id))
+    await send_json(send, err.status, error_body(err, request_id), extra)
