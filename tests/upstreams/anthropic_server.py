@@ -1,4 +1,5 @@
-"""A fake Anthropic Messages API (POST /v1/messages, incl. SSE streaming, tools, thinking and prompt caching).
+"""A fake Anthropic Messages API (POST /v1/messages, incl. SSE streaming, tools, thinking and prompt caching;
+POST /v1/messages/count_tokens).
 
 It validates requests the way the real API does (required max_tokens, user/assistant roles only, no
 unknown top-level fields, non-empty text blocks, tool_use/tool_result pairing) so mapping bugs give 400s.
@@ -304,7 +305,29 @@ def make_app(up: Upstream) -> Starlette:
             )
         return JSONResponse(message)
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    async def count_tokens(request: Request) -> Response:
+        entry = await up.record(request)
+        if up.api_key and request.headers.get("x-api-key") != up.api_key:
+            return JSONResponse(anthropic_error(401, "invalid x-api-key"), status_code=401)
+        body = entry["body"]
+        try:
+            if not isinstance(body, dict) or "max_tokens" in body or "stream" in body:
+                raise Invalid("max_tokens, stream: Extra inputs are not permitted")
+            validate({**body, "max_tokens": 1})
+        except Invalid as exc:
+            return JSONResponse(anthropic_error(400, str(exc)), status_code=400)
+        usage = prompt_usage(body, set())  # a count reads and writes no cache
+        total = (
+            usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+        )
+        return JSONResponse({"input_tokens": total})
+
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )
 
 
 async def _sse(events: list[dict[str, Any]], cut: int | None) -> AsyncIterator[bytes]:

@@ -66,6 +66,10 @@ class GatewayAPI:
             self.routes[("POST", f"{prefix}/chat/completions")] = chat
             self.routes[("POST", f"{prefix}/embeddings")] = emb
             self.routes[("GET", f"{prefix}/models")] = models
+        # Imported here: the endpoint adapters use this module's Outcome.
+        from ailab.gateway.endpoints.messages import MessagesEndpoint
+
+        self.routes.update(MessagesEndpoint(self, Outcome).routes())
 
     def match(self, scope: Scope) -> Handler | None:
         return self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))

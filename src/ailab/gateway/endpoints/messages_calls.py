@@ -1,0 +1,140 @@
+"""One Messages call on one deployment, chosen per deployment (the router may fall back across providers):
+native pass-through to Anthropic deployments (the body as the client sent it, with the deployment's model;
+`anthropic-beta` forwarded), translation to chat for every other provider.
+
+Each call returns what the endpoint sends (a Message, or Anthropic SSE bytes) and keeps the usage the
+upstream reported, in the ledger's semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ailab.gateway.endpoints.messages_convert import (
+    estimate_input_tokens,
+    native_usage,
+    request_text,
+    to_chat,
+    to_message,
+)
+from ailab.gateway.endpoints.messages_stream import ChatToEvents, NativeEvents, sse
+from ailab.gateway.providers.anthropic import AnthropicProvider
+from ailab.gateway.providers.base import Provider, estimate_tokens
+from ailab.gateway.types import RawEvents, UpstreamError, Usage
+
+# Fields of a Messages request that only the gateway reads: never sent upstream.
+GATEWAY_FIELDS = ("fallbacks",)
+
+
+def is_native(provider: Provider) -> bool:
+    return isinstance(provider, AnthropicProvider)
+
+
+@dataclass
+class Call:
+    """A Messages request as the gateway will send it: the body and the client headers that travel."""
+
+    body: dict[str, Any]
+    beta: str | None = None  # the client's `anthropic-beta`, for Anthropic deployments only
+
+    def native_payload(self, provider: Provider) -> dict[str, Any]:
+        payload = {k: v for k, v in self.body.items() if k not in GATEWAY_FIELDS}
+        payload["model"] = provider.deployment.model
+        return payload
+
+    def native_headers(self, provider: Provider) -> dict[str, str]:
+        headers = provider.headers()
+        if self.beta:
+            headers["anthropic-beta"] = self.beta
+        return headers
+
+
+@dataclass
+class Answer:
+    message: dict[str, Any]
+    usage: Usage | None
+
+
+async def create(provider: Provider, call: Call) -> Answer:
+    if is_native(provider):
+        assert isinstance(provider, AnthropicProvider)
+        payload = {**call.native_payload(provider), "stream": False}
+        data = await provider.post_json(provider.url(), payload, call.native_headers(provider))
+        if data.get("type") == "error":
+            raise provider.event_error(data)
+        return Answer(data, native_usage(data))
+    chat = await provider.chat(to_chat({**call.body, "stream": False}, provider.name))
+    raw = chat.get("usage")
+    usage = Usage.from_openai(raw)
+    if usage is not None and isinstance(raw, dict) and raw.get("estimated"):
+        usage.estimated = True
+    return Answer(to_message(chat, call.body["model"]), usage)
+
+
+async def count_tokens(provider: Provider, call: Call) -> tuple[dict[str, Any], bool]:
+    """({"input_tokens": n}, native?): Anthropic's own count, else the gateway's estimate."""
+    if not is_native(provider):
+        return {"input_tokens": estimate_input_tokens(call.body)}, False
+    assert isinstance(provider, AnthropicProvider)
+    payload = {k: v for k, v in call.native_payload(provider).items() if k not in ("stream", "max_tokens")}
+    url = f"{provider.url()}/count_tokens"
+    data = await provider.post_json(url, payload, call.native_headers(provider))
+    if data.get("type") == "error":
+        raise provider.event_error(data)
+    return data, True
+
+
+@dataclass
+class EventSource:
+    """One attempt's stream of Anthropic SSE bytes, with the usage it has seen so far."""
+
+    provider: Provider
+    call: Call
+    native: NativeEvents = field(default_factory=NativeEvents)
+    chat: ChatToEvents | None = None
+
+    def usage(self) -> Usage | None:
+        if is_native(self.provider):
+            return self.native.usage
+        return self.chat.usage if self.chat else None
+
+    def estimate(self) -> Usage:
+        """What was sent so far, counted the gateway's way, for a stream that ended without usage."""
+        text = self.native.text if is_native(self.provider) else "".join(self.chat.text if self.chat else ())
+        return Usage(
+            prompt_tokens=estimate_tokens(request_text(self.call.body)),
+            completion_tokens=estimate_tokens(text),
+            estimated=True,
+        )
+
+    def events(self) -> AsyncIterator[RawEvents]:
+        """The SSE bytes to send, as RawEvents (what the router's StreamStart carries; no payloads: the
+        usage is read here, never from them)."""
+        return self._native() if is_native(self.provider) else self._translated()
+
+    async def _native(self) -> AsyncIterator[RawEvents]:
+        provider = self.provider
+        assert isinstance(provider, AnthropicProvider)
+        payload = {**self.call.native_payload(provider), "stream": True}
+        async for data in provider.sse_data(provider.url(), payload, self.call.native_headers(provider)):
+            event, wire = self.native.wire(data)
+            if event.get("type") == "error":
+                raise provider.event_error(event)
+            yield RawEvents(wire, [])
+            if self.native.stopped:
+                return
+        what = f"{provider.label} upstream stream ended before message_stop"
+        raise UpstreamError(what, kind="connection", status=502)
+
+    async def _translated(self) -> AsyncIterator[RawEvents]:
+        conv = self.chat = ChatToEvents(model=self.call.body["model"])
+        body = to_chat({**self.call.body, "stream": True}, self.provider.name)
+        async for item in self.provider.chat_stream(body):
+            events = conv.feed(item)
+            if events:
+                yield RawEvents(b"".join(sse(e) for e in events), [])
+        if conv.usage is None:
+            conv.usage = self.estimate()
+        yield RawEvents(b"".join(sse(e) for e in conv.end()), [])
