@@ -20,10 +20,15 @@ from ailab.access.principal import Principal
 from ailab.gateway.asgi import SSE_HEADERS, Message, Receive, Scope, Send, header, read_json, send_json
 from ailab.gateway.endpoints.messages_calls import Answer, Call, EventSource, count_tokens, create
 from ailab.gateway.endpoints.messages_convert import reserve_view
-from ailab.gateway.endpoints.messages_errors import error_type, request_id_headers, send_anthropic_error
+from ailab.gateway.endpoints.messages_errors import (
+    error_type,
+    from_upstream_messages,
+    request_id_headers,
+    send_anthropic_error,
+)
 from ailab.gateway.endpoints.messages_stream import error_event
 from ailab.gateway.endpoints.messages_validate import validate_messages
-from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
+from ailab.gateway.errors import GatewayError, retry_after_header
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, StreamStart
 from ailab.gateway.streaming import DisconnectWatch, Seen, _close
@@ -197,7 +202,7 @@ class MessagesEndpoint:
             await send_anthropic_error(send, err, request_id)
             return
         except UpstreamError as exc:
-            await send_anthropic_error(send, from_upstream(exc), request_id)
+            await send_anthropic_error(send, from_upstream_messages(exc), request_id)
             return
         await send_json(send, 200, data, request_id_headers(request_id))
 
@@ -247,7 +252,7 @@ async def _relay(
             item = await anext(start.rest, None)
     except UpstreamError as exc:
         seen.finishing = True
-        err = from_upstream(exc)
+        err = from_upstream_messages(exc)
         _ended(outcome, source, err.status, "stream_interrupted")
         try:
             await send(
@@ -278,7 +283,7 @@ async def _fail(
             429, str(exc), code="no_deployment_available", headers=retry_after_header(exc.retry_after)
         )
     else:
-        err = from_upstream(exc)
+        err = from_upstream_messages(exc)
     outcome.status, outcome.error_type = err.status, err.code
     await send_anthropic_error(send, err, request_id)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from ailab.gateway.asgi import Send, send_json
-from ailab.gateway.errors import GatewayError
+from ailab.gateway.errors import GatewayError, from_upstream
+from ailab.gateway.types import UpstreamError
 
 TYPES = {
     400: "invalid_request_error",
@@ -54,3 +55,12 @@ async def send_anthropic_error(send: Send, err: GatewayError, request_id: str | 
     if request_id:
         extra.extend(request_id_headers(request_id))
     await send_json(send, err.status, error_body(err, request_id), extra)
+
+
+def from_upstream_messages(exc: UpstreamError) -> GatewayError:
+    """The gateway's mapping of an upstream failure (errors.from_upstream), except that an overloaded
+    upstream stays Anthropic's 529 `overloaded_error`, which Anthropic's clients back off from and retry."""
+    err = from_upstream(exc)
+    if exc.status in (503, 529) and exc.kind == "http":
+        return GatewayError(529, err.message, code="upstream_overloaded", headers=err.headers)
+    return err
