@@ -270,3 +270,21 @@ def test_errors_in_anthropic_shape(lab: Gateway) -> None:
         f"{lab.url}/v1/messages/count_tokens", json={"model": "gpt"}, headers={"x-api-key": MASTER}
     )
     assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+
+
+def test_thinking_passes_through_natively(lab: Gateway) -> None:
+    msg = client(lab).messages.create(
+        model="claude",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=user("think first"),
+    )
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    with client(lab).messages.stream(
+        model="claude",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=user("t"),
+    ) as s:
+        final = s.get_final_message()
+    assert final.content[0].type == "thinking" and final.content[0].signature  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ events with cumulative usage; `x-fake-stream-error: <error type>` (and `x-fake-s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.upstreams.harness import StreamCut, Upstream, apply_fault
+from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -300,9 +301,7 @@ def make_app(up: Upstream) -> Starlette:
         }
         if body.get("stream"):
             events = stream_events(message, request.headers)
-            return StreamingResponse(
-                _sse(events, fault.cut_after if fault else None), media_type="text/event-stream"
-            )
+            return StreamingResponse(_sse(up, events, fault), media_type="text/event-stream")
         return JSONResponse(message)
 
     async def count_tokens(request: Request) -> Response:
@@ -330,11 +329,21 @@ def make_app(up: Upstream) -> Starlette:
     )
 
 
-async def _sse(events: list[dict[str, Any]], cut: int | None) -> AsyncIterator[bytes]:
-    for sent, event in enumerate(events):
-        if cut is not None and sent >= cut:
-            raise StreamCut()
-        yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+async def _sse(up: Upstream, events: list[dict[str, Any]], fault: Fault | None) -> AsyncIterator[bytes]:
+    cut, delay = (fault.cut_after, fault.event_delay) if fault else (None, 0.0)
+    finished = False
+    try:
+        for sent, event in enumerate(events):
+            if cut is not None and sent >= cut:
+                raise StreamCut()
+            if sent and delay:
+                await asyncio.sleep(delay)
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+        finished = True
+    finally:
+        if not finished:  # cut, cancelled or closed: the gateway hung up before the end
+            with up.lock:
+                up.streams_closed_early += 1
 
 
 def stream_events(message: dict[str, Any], headers: Any) -> list[dict[str, Any]]:

@@ -64,13 +64,23 @@ async def create(provider: Provider, call: Call) -> Answer:
         data = await provider.post_json(provider.url(), payload, call.native_headers(provider))
         if data.get("type") == "error":
             raise provider.event_error(data)
-        return Answer(data, native_usage(data))
+        return Answer(data, native_usage(data) or _estimate(call.body, data))
     chat = await provider.chat(to_chat({**call.body, "stream": False}, provider.name))
     raw = chat.get("usage")
     usage = Usage.from_openai(raw)
     if usage is not None and isinstance(raw, dict) and raw.get("estimated"):
         usage.estimated = True
     return Answer(to_message(chat, call.body["model"]), usage)
+
+
+def _estimate(body: dict[str, Any], message: dict[str, Any]) -> Usage:
+    """An answer without usage (never from Anthropic itself; from look-alikes): counted, flagged estimated."""
+    text = " ".join(str(b.get("text") or "") for b in message.get("content") or () if isinstance(b, dict))
+    return Usage(
+        prompt_tokens=estimate_tokens(request_text(body)),
+        completion_tokens=estimate_tokens(text),
+        estimated=True,
+    )
 
 
 async def count_tokens(provider: Provider, call: Call) -> tuple[dict[str, Any], bool]:
