@@ -22,7 +22,7 @@ from ailab.gateway.endpoints.messages_convert import (
 from ailab.gateway.endpoints.messages_stream import ChatToEvents, NativeEvents, sse
 from ailab.gateway.providers.anthropic import AnthropicProvider
 from ailab.gateway.providers.base import Provider, estimate_tokens
-from ailab.gateway.types import RawEvents, UpstreamError, Usage
+from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
 
 # Fields of a Messages request that only the gateway reads: never sent upstream.
 GATEWAY_FIELDS = ("fallbacks",)
@@ -125,18 +125,9 @@ class EventSource:
         return self._native() if is_native(self.provider) else self._translated()
 
     async def _native(self) -> AsyncIterator[RawEvents]:
-        provider = self.provider
-        assert isinstance(provider, AnthropicProvider)
-        payload = {**self.call.native_payload(provider), "stream": True}
-        async for data in provider.sse_data(provider.url(), payload, self.call.native_headers(provider)):
-            event, wire = self.native.wire(data)
-            if event.get("type") == "error":
-                raise provider.event_error(event)
-            yield RawEvents(wire, [])
-            if self.native.stopped:
-                return
-        what = f"{provider.label} upstream stream ended before message_stop"
-        raise UpstreamError(what, kind="connection", status=502)
+        async for item in native_items(self.provider, self.call, self.native):
+            if isinstance(item, RawEvents):
+                yield item
 
     async def _translated(self) -> AsyncIterator[RawEvents]:
         conv = self.chat = ChatToEvents(model=self.call.body["model"])
@@ -148,3 +139,21 @@ class EventSource:
         if conv.usage is None:
             conv.usage = self.estimate()
         yield RawEvents(b"".join(sse(e) for e in conv.end()), [])
+
+
+async def native_items(provider: Provider, call: Call, tracker: NativeEvents) -> AsyncIterator[StreamItem]:
+    """An Anthropic deployment's stream: each event forwarded as it came (RawEvents), then one OpenAI-style
+    usage chunk (`choices: []`) carrying what the events reported, for the ledger."""
+    assert isinstance(provider, AnthropicProvider)
+    payload = {**call.native_payload(provider), "stream": True}
+    async for data in provider.sse_data(provider.url(), payload, call.native_headers(provider)):
+        event, wire = tracker.wire(data)
+        if event.get("type") == "error":
+            raise provider.event_error(event)
+        yield RawEvents(wire, [])
+        if tracker.stopped:
+            usage = tracker.usage
+            yield {"choices": [], "usage": usage.to_openai() if usage else {}}
+            return
+    what = f"{provider.label} upstream stream ended before message_stop"
+    raise UpstreamError(what, kind="connection", status=502)
