@@ -28,7 +28,7 @@ from ailab.gateway.endpoints.messages_errors import (
 )
 from ailab.gateway.endpoints.messages_stream import error_event
 from ailab.gateway.endpoints.messages_validate import validate_messages
-from ailab.gateway.errors import GatewayError, retry_after_header
+from ailab.gateway.errors import GatewayError, from_upstream, retry_after_header
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, StreamStart
 from ailab.gateway.streaming import DisconnectWatch, Seen, _close
@@ -252,8 +252,11 @@ async def _relay(
             item = await anext(start.rest, None)
     except UpstreamError as exc:
         seen.finishing = True
-        err = from_upstream_messages(exc)
+        err = from_upstream(exc)
         _ended(outcome, source, err.status, "stream_interrupted")
+        if source.native.errored:  # Anthropic's own error event went out as it came
+            await send({"type": "http.response.body", "body": b""})
+            return
         try:
             await send(
                 {"type": "http.response.body", "body": error_event(error_type(err.status), err.message)}
@@ -283,7 +286,7 @@ async def _fail(
             429, str(exc), code="no_deployment_available", headers=retry_after_header(exc.retry_after)
         )
     else:
-        err = from_upstream_messages(exc)
+        err = from_upstream(exc)
     outcome.status, outcome.error_type = err.status, err.code
     await send_anthropic_error(send, err, request_id)
 

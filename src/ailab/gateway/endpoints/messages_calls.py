@@ -148,9 +148,9 @@ async def native_items(provider: Provider, call: Call, tracker: NativeEvents) ->
     payload = {**call.native_payload(provider), "stream": True}
     async for data in provider.sse_data(provider.url(), payload, call.native_headers(provider)):
         event, wire = tracker.wire(data)
+        yield RawEvents(wire, [])  # an `error` event too: the client sees Anthropic's own error type
         if event.get("type") == "error":
-            raise provider.event_error(event)
-        yield RawEvents(wire, [])
+            raise provider.event_error(event)  # the relay ends the stream and ledgers the failure
         if tracker.stopped:
             usage = tracker.usage
             yield {"choices": [], "usage": usage.to_openai() if usage else {}}

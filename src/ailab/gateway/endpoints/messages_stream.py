@@ -166,12 +166,15 @@ class NativeEvents:
 
     state: _StreamState = field(default_factory=_StreamState)
     stopped: bool = False
+    errored: bool = False  # the upstream's own `error` event was forwarded
 
     def wire(self, data: bytes) -> tuple[dict[str, Any], bytes]:
         event = loads_event(data, "anthropic")
         self.state.handle(event)  # the adapter's own reading: cumulative usage, text for estimates
         if event.get("type") == "message_stop":
             self.stopped = True
+        elif event.get("type") == "error":
+            self.errored = True
         return event, b"event: " + str(event.get("type") or "").encode() + b"\ndata: " + data + b"\n\n"
 
     @property
