@@ -38,7 +38,7 @@ requests = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("request_id", String(40), nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
-    Column("endpoint", SmallInteger, nullable=False),  # 1 chat, 2 embeddings
+    Column("endpoint", SmallInteger, nullable=False),  # ENDPOINT_* below
     Column("key_dim", Integer),
     Column("user_dim", Integer),
     Column("project_dim", Integer),

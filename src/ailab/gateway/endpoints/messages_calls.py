@@ -9,7 +9,7 @@ upstream reported, in the ledger's semantics.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ailab.gateway.endpoints.messages_convert import (
@@ -19,7 +19,8 @@ from ailab.gateway.endpoints.messages_convert import (
     to_chat,
     to_message,
 )
-from ailab.gateway.endpoints.messages_stream import ChatToEvents, NativeEvents, sse
+from ailab.gateway.endpoints.messages_stream import NativeEvents
+from ailab.gateway.endpoints.native import native_url, speaks_anthropic
 from ailab.gateway.providers.anthropic import AnthropicProvider
 from ailab.gateway.providers.base import Provider, estimate_tokens
 from ailab.gateway.types import RawEvents, StreamItem, UpstreamError, Usage
@@ -29,7 +30,7 @@ GATEWAY_FIELDS = ("fallbacks",)
 
 
 def is_native(provider: Provider) -> bool:
-    return isinstance(provider, AnthropicProvider)
+    return speaks_anthropic(provider)
 
 
 @dataclass
@@ -89,56 +90,11 @@ async def count_tokens(provider: Provider, call: Call) -> tuple[dict[str, Any], 
         return {"input_tokens": estimate_input_tokens(call.body)}, False
     assert isinstance(provider, AnthropicProvider)
     payload = {k: v for k, v in call.native_payload(provider).items() if k not in ("stream", "max_tokens")}
-    url = f"{provider.url()}/count_tokens"
+    url = native_url(provider, "messages/count_tokens")
     data = await provider.post_json(url, payload, call.native_headers(provider))
     if data.get("type") == "error":
         raise provider.event_error(data)
     return data, True
-
-
-@dataclass
-class EventSource:
-    """One attempt's stream of Anthropic SSE bytes, with the usage it has seen so far."""
-
-    provider: Provider
-    call: Call
-    native: NativeEvents = field(default_factory=NativeEvents)
-    chat: ChatToEvents | None = None
-
-    def usage(self) -> Usage | None:
-        if is_native(self.provider):
-            return self.native.usage
-        return self.chat.usage if self.chat else None
-
-    def estimate(self) -> Usage:
-        """What was sent so far, counted the gateway's way, for a stream that ended without usage."""
-        text = self.native.text if is_native(self.provider) else "".join(self.chat.text if self.chat else ())
-        return Usage(
-            prompt_tokens=estimate_tokens(request_text(self.call.body)),
-            completion_tokens=estimate_tokens(text),
-            estimated=True,
-        )
-
-    def events(self) -> AsyncIterator[RawEvents]:
-        """The SSE bytes to send, as RawEvents (what the router's StreamStart carries; no payloads: the
-        usage is read here, never from them)."""
-        return self._native() if is_native(self.provider) else self._translated()
-
-    async def _native(self) -> AsyncIterator[RawEvents]:
-        async for item in native_items(self.provider, self.call, self.native):
-            if isinstance(item, RawEvents):
-                yield item
-
-    async def _translated(self) -> AsyncIterator[RawEvents]:
-        conv = self.chat = ChatToEvents(model=self.call.body["model"])
-        body = to_chat({**self.call.body, "stream": True}, self.provider.name)
-        async for item in self.provider.chat_stream(body):
-            events = conv.feed(item)
-            if events:
-                yield RawEvents(b"".join(sse(e) for e in events), [])
-        if conv.usage is None:
-            conv.usage = self.estimate()
-        yield RawEvents(b"".join(sse(e) for e in conv.end()), [])
 
 
 async def native_items(provider: Provider, call: Call, tracker: NativeEvents) -> AsyncIterator[StreamItem]:
