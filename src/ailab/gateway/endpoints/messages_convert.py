@@ -281,8 +281,3 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     """count_tokens for a model that is not Anthropic's: the gateway's own estimate (~4 characters a
     token, the one budgets reserve with), not the upstream model's tokenizer."""
     return estimate_tokens(request_text(body))
-
-
-def reserve_view(body: dict[str, Any]) -> dict[str, Any]:
-    """What the budgeter reads of a chat body (messages' text, max_tokens), for a Messages request."""
-    return {"messages": [{"content": request_text(body)}], "max_tokens": body.get("max_tokens")}

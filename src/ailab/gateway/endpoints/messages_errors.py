@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ailab.gateway.asgi import Send, send_json
 from ailab.gateway.errors import GatewayError, from_upstream
 from ailab.gateway.types import UpstreamError
 
@@ -42,19 +41,6 @@ def error_body(err: GatewayError, request_id: str | None = None) -> dict[str, An
     if request_id:
         body["request_id"] = request_id
     return body
-
-
-def request_id_headers(request_id: str) -> list[tuple[bytes, bytes]]:
-    # Anthropic's clients read `request-id`; the lab's own tools read `x-request-id`.
-    rid = request_id.encode()
-    return [(b"x-request-id", rid), (b"request-id", rid)]
-
-
-async def send_anthropic_error(send: Send, err: GatewayError, request_id: str | None = None) -> None:
-    extra = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-    if request_id:
-        extra.extend(request_id_headers(request_id))
-    await send_json(send, err.status, error_body(err, request_id), extra)
 
 
 def from_upstream_messages(exc: UpstreamError) -> GatewayError:
