@@ -1,6 +1,7 @@
-"""Gateway benchmark: direct nginx upstream, nginx proxy_pass, a bare Python pass-through, ailab and LiteLLM,
-side by side in one run, non-streaming and streaming (wrk, concurrency 32, 2 workers each), plus added latency
-at one connection, peak RSS and time to ready.
+"""Gateway benchmark: direct nginx upstream, nginx proxy_pass, a bare Python pass-through, ailab (chat, and the
+same requests on /v1/messages translated to the OpenAI upstream) and LiteLLM, side by side in one run,
+non-streaming and streaming (wrk, concurrency 32, 2 workers each), plus added latency at one connection, peak
+RSS and time to ready.
 
     python -m bench gateway [--seconds 10] [--litellm PATH_TO_litellm]
 """
@@ -48,6 +49,14 @@ def _bodies(model_json: str, model_sse: str) -> dict[str, dict[str, Any]]:
     return {
         "json": {"model": model_json, "messages": MESSAGES},
         "stream": {"model": model_sse, "messages": MESSAGES, "stream": True},
+    }
+
+
+def _messages_bodies(model_json: str, model_sse: str) -> dict[str, dict[str, Any]]:
+    """The same requests on the Anthropic Messages API (translated to the OpenAI-speaking upstream)."""
+    return {
+        mode: {"max_tokens": 256, **{k: v for k, v in body.items() if k != "stream_options"}}
+        for mode, body in _bodies(model_json, model_sse).items()
     }
 
 
@@ -221,6 +230,8 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
             rows += measure(
                 "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
             )
+            messages = _messages_bodies("bench-json", "bench-sse")
+            rows += measure("ailab-messages", url + "/v1/messages", messages, auth, secs, proc.pid, conns)
             stop(proc)
             proc, url, _ = start_ailab(work, ports, journal=False)
             rows += measure(
@@ -266,6 +277,9 @@ def report(result: dict[str, Any]) -> None:
             print(f"  {mode}: ailab / python floor RPS = {a['rps'] / floor['rps']:.2f}")
         if a and ngx:
             print(f"  {mode}: ailab / nginx proxy_pass RPS = {a['rps'] / ngx['rps']:.2f}")
+        msgs = _get(rows, "ailab-messages", mode)
+        if a and msgs:
+            print(f"  {mode}: ailab /v1/messages / chat RPS = {msgs['rps'] / a['rps']:.2f}")
         off = _get(rows, "ailab-nojournal", mode)
         if a and off:
             print(f"  {mode}: ailab with / without the usage journal RPS = {a['rps'] / off['rps']:.3f}")

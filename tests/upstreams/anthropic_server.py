@@ -1,4 +1,5 @@
-"""A fake Anthropic Messages API (POST /v1/messages, incl. SSE streaming, tools, thinking and prompt caching).
+"""A fake Anthropic Messages API (POST /v1/messages, incl. SSE streaming, tools, thinking and prompt caching;
+POST /v1/messages/count_tokens).
 
 It validates requests the way the real API does (required max_tokens, user/assistant roles only, no
 unknown top-level fields, non-empty text blocks, tool_use/tool_result pairing) so mapping bugs give 400s.
@@ -15,6 +16,7 @@ events with cumulative usage; `x-fake-stream-error: <error type>` (and `x-fake-s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -25,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.upstreams.harness import StreamCut, Upstream, apply_fault
+from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -299,19 +301,49 @@ def make_app(up: Upstream) -> Starlette:
         }
         if body.get("stream"):
             events = stream_events(message, request.headers)
-            return StreamingResponse(
-                _sse(events, fault.cut_after if fault else None), media_type="text/event-stream"
-            )
+            return StreamingResponse(_sse(up, events, fault), media_type="text/event-stream")
         return JSONResponse(message)
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    async def count_tokens(request: Request) -> Response:
+        entry = await up.record(request)
+        if up.api_key and request.headers.get("x-api-key") != up.api_key:
+            return JSONResponse(anthropic_error(401, "invalid x-api-key"), status_code=401)
+        body = entry["body"]
+        try:
+            if not isinstance(body, dict) or "max_tokens" in body or "stream" in body:
+                raise Invalid("max_tokens, stream: Extra inputs are not permitted")
+            validate({**body, "max_tokens": 1})
+        except Invalid as exc:
+            return JSONResponse(anthropic_error(400, str(exc)), status_code=400)
+        usage = prompt_usage(body, set())  # a count reads and writes no cache
+        total = (
+            usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+        )
+        return JSONResponse({"input_tokens": total})
+
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )
 
 
-async def _sse(events: list[dict[str, Any]], cut: int | None) -> AsyncIterator[bytes]:
-    for sent, event in enumerate(events):
-        if cut is not None and sent >= cut:
-            raise StreamCut()
-        yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+async def _sse(up: Upstream, events: list[dict[str, Any]], fault: Fault | None) -> AsyncIterator[bytes]:
+    cut, delay = (fault.cut_after, fault.event_delay) if fault else (None, 0.0)
+    finished = False
+    try:
+        for sent, event in enumerate(events):
+            if cut is not None and sent >= cut:
+                raise StreamCut()
+            if sent and delay:
+                await asyncio.sleep(delay)
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+        finished = True
+    finally:
+        if not finished:  # cut, cancelled or closed: the gateway hung up before the end
+            with up.lock:
+                up.streams_closed_early += 1
 
 
 def stream_events(message: dict[str, Any], headers: Any) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from ailab.ledger.queries import (
     totals,
     usage_report,
 )
-from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, MIGRATIONS
+from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, ENDPOINT_MESSAGES, MIGRATIONS
 from ailab.ledger.series import usage_series
 from ailab.ledger.writer import LedgerWriter
 
@@ -24,6 +24,7 @@ __all__ = [
     "BY_CHOICES",
     "ENDPOINT_CHAT",
     "ENDPOINT_EMBEDDINGS",
+    "ENDPOINT_MESSAGES",
     "GROUPS",
     "JOURNAL_DIR",
     "MIGRATIONS",
