@@ -41,10 +41,11 @@ def database_url(loaded: LoadedConfig) -> str:
 def all_migrations() -> list[Migration]:
     from ailab.access.schema import MIGRATIONS as ACCESS
     from ailab.db.migrations import plugin_migrations
+    from ailab.gateway.responses.store import MIGRATIONS as RESPONSES
     from ailab.knowledge.catalog_pg import MIGRATIONS as KNOWLEDGE
     from ailab.secrets import MIGRATIONS as SECRETS
 
-    return [*MIGRATIONS, *ACCESS, *SECRETS, *KNOWLEDGE, *plugin_migrations()]
+    return [*MIGRATIONS, *ACCESS, *SECRETS, *KNOWLEDGE, *RESPONSES, *plugin_migrations()]
 
 
 def open_database(loaded: LoadedConfig) -> Engine:
@@ -129,6 +130,7 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
+        self._serve_responses()
         ledger = self.ledger
         reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
@@ -139,6 +141,14 @@ class LabState:
             from ailab.ops.schedule import start_schedule
 
             self.tasks.append(start_schedule(self.loaded))
+
+    def _serve_responses(self) -> None:
+        """/v1/responses, its stored responses in the lab's database (ailab.responses_ttl_days)."""
+        from ailab.gateway.responses.endpoint import install
+        from ailab.gateway.responses.store import ResponseStore
+
+        assert self.api is not None and self.engine is not None
+        install(self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400))
 
     async def stop(self) -> None:
         for task in self.tasks:
