@@ -102,7 +102,7 @@ def make_app(up: Upstream) -> Starlette:
 
     def unauthorized(request: Request) -> Response | None:
         # Azure OpenAI sends `api-key`; everything else a Bearer token.
-        azure = request.url.path.startswith("/openai/deployments/")
+        azure = request.url.path.startswith("/openai/")
         if azure and up.api_key and request.headers.get("api-key") == up.api_key:
             return None
         if up.api_key and request.headers.get("authorization") != f"Bearer {up.api_key}":
