@@ -69,7 +69,7 @@ def ledger_rows(gw: Gateway) -> list[Any]:
 
 
 def test_create_string_items_and_instructions(lab: Any) -> None:
-    _, gw, up = lab
+    name, gw, up = lab
     client = client_of(gw)
     r = client.responses.create(model="chat", input="hello there")
     assert r.output_text == "echo: hello there" and r.status == "completed"
@@ -91,6 +91,14 @@ def test_create_string_items_and_instructions(lab: Any) -> None:
     assert "Answer briefly." in json.dumps(up.up.log[-1]["body"])  # the instructions reached the upstream
     rows = ledger_rows(gw)
     assert [row["endpoint"] for row in rows] == [schema.ENDPOINT_RESPONSES] * 2
+    if name.startswith("openai"):  # the upstream's own usage, from the body it sent
+        sent = json.loads(up.up.responses[-1]["body"])["usage"]
+        own = (
+            (sent["input_tokens"], sent["output_tokens"])
+            if "input_tokens" in sent
+            else (sent["prompt_tokens"], sent["completion_tokens"])
+        )
+        assert (rows[-1]["prompt_tokens"], rows[-1]["completion_tokens"]) == own
     for row, resp in zip(rows, (r, r2), strict=True):
         assert resp.usage is not None
         assert (row["prompt_tokens"], row["completion_tokens"]) == (
@@ -151,6 +159,9 @@ def test_stream_events_in_order(lab: Any) -> None:
     rows = ledger_rows(gw)
     assert all(row["flags"] & schema.FLAG_STREAM for row in rows) and len(rows) == 2
     assert rows[0]["completion_tokens"] == final.usage.output_tokens
+    # Stored before the stream ended: a follow-up the moment it finished finds it.
+    follow = client.responses.create(model="chat", previous_response_id=final.id, input="and then?")
+    assert follow.previous_response_id == final.id
 
 
 def test_tools_round_trip_with_previous_response_id(lab: Any) -> None:
