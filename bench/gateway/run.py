@@ -51,6 +51,15 @@ def _bodies(model_json: str, model_sse: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def _responses_bodies() -> dict[str, dict[str, Any]]:
+    """/v1/responses with the SDK's defaults (stored), and unstored."""
+    return {
+        "json": {"model": "bench-json", "input": "Say hello."},
+        "stream": {"model": "bench-sse", "input": "Say hello.", "stream": True},
+        "json-nostore": {"model": "bench-json", "input": "Say hello.", "store": False},
+    }
+
+
 def measure(
     name: str,
     url: str,
@@ -89,7 +98,12 @@ def start_ailab(work: Path, ports: Ports, journal: bool = True) -> tuple[subproc
                     "api_key": "sk-up",
                     "api_base": f"http://127.0.0.1:{ports.json}/v1",
                 },
-                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+                # /v1/responses is translated to chat (the nginx upstream answers chat completions).
+                "model_info": {
+                    "input_cost_per_token": 1e-7,
+                    "output_cost_per_token": 4e-7,
+                    "responses_api": False,
+                },
             },
             {
                 "model_name": "bench-sse",
@@ -98,7 +112,12 @@ def start_ailab(work: Path, ports: Ports, journal: bool = True) -> tuple[subproc
                     "api_key": "sk-up",
                     "api_base": f"http://127.0.0.1:{ports.sse}/v1",
                 },
-                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+                # /v1/responses is translated to chat (the nginx upstream answers chat completions).
+                "model_info": {
+                    "input_cost_per_token": 1e-7,
+                    "output_cost_per_token": 4e-7,
+                    "responses_api": False,
+                },
             },
         ],
         "router_settings": {"num_retries": 0},
@@ -221,6 +240,9 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
             rows += measure(
                 "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
             )
+            rows += measure(
+                "ailab-responses", url + "/v1/responses", _responses_bodies(), auth, secs, proc.pid, conns
+            )
             stop(proc)
             proc, url, _ = start_ailab(work, ports, journal=False)
             rows += measure(
@@ -266,6 +288,9 @@ def report(result: dict[str, Any]) -> None:
             print(f"  {mode}: ailab / python floor RPS = {a['rps'] / floor['rps']:.2f}")
         if a and ngx:
             print(f"  {mode}: ailab / nginx proxy_pass RPS = {a['rps'] / ngx['rps']:.2f}")
+        resp = _get(rows, "ailab-responses", mode)
+        if a and resp:
+            print(f"  {mode}: ailab /v1/responses / chat RPS = {resp['rps'] / a['rps']:.2f}")
         off = _get(rows, "ailab-nojournal", mode)
         if a and off:
             print(f"  {mode}: ailab with / without the usage journal RPS = {a['rps'] / off['rps']:.3f}")
