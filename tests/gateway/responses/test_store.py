@@ -45,3 +45,10 @@ def test_expired_responses_are_gone(store: ResponseStore, monkeypatch: pytest.Mo
     assert store.get("resp_old", "key:a") is None  # invisible at once
     assert not store.delete("resp_old", "key:a")
     assert store.purge() == 1
+
+
+async def test_concurrent_saves_share_transactions(store: ResponseStore) -> None:
+    import asyncio
+
+    await asyncio.gather(*(store.save(_stored(f"resp_{i}")) for i in range(20)))
+    assert all(store.get(f"resp_{i}", "key:a") is not None for i in range(20))

@@ -9,11 +9,13 @@ Budgets, rate limits, model scope and the ledger row (endpoint `responses`) are 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ailab.gateway.cycle import RequestContext
 from ailab.gateway.endpoints.base import Endpoint, Route
+from sqlalchemy.exc import SQLAlchemyError
 
 from ailab.gateway.asgi import Receive, Scope, Send, read_json, send_json
 from ailab.gateway.errors import GatewayError
@@ -30,6 +32,8 @@ from ailab.ledger.schema import ENDPOINT_RESPONSES
 
 if TYPE_CHECKING:
     from ailab.gateway.api import GatewayAPI
+
+log = logging.getLogger("ailab.gateway")
 
 
 def install(api: GatewayAPI, store: ResponseStore) -> None:
@@ -128,7 +132,10 @@ class CreateResponse(Endpoint):
                 stored = Stored(
                     state.final["id"], owner(ctx), state.final, state.conversation, len(state.items)
                 )
-                await asyncio.to_thread(self.store.put, stored)
+                try:
+                    await self.store.save(stored)
+                except SQLAlchemyError as exc:  # the answer is still good; only a follow-up will miss it
+                    log.warning("could not store response %s: %s", stored.id, type(exc).__name__)
             await send(message)
 
         return send_stored

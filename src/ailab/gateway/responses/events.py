@@ -12,7 +12,6 @@ Every event carries `sequence_number`, counting from 0. The translator is pure: 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -44,7 +43,8 @@ class ChatToEvents:
         return event
 
     def _snapshot(self, kind: str) -> dict[str, Any]:
-        return self._event(kind, response=copy.deepcopy(self.response))
+        # Shallow copies are enough: the response's and items' fields are replaced, never mutated in place.
+        return self._event(kind, response=dict(self.response))
 
     def start(self) -> list[dict[str, Any]]:
         return [self._snapshot("response.created"), self._snapshot("response.in_progress")]
@@ -79,9 +79,7 @@ class ChatToEvents:
 
     def _added(self, item: dict[str, Any]) -> dict[str, Any]:
         self.items.append(item)
-        return self._event(
-            "response.output_item.added", output_index=len(self.items) - 1, item=copy.deepcopy(item)
-        )
+        return self._event("response.output_item.added", output_index=len(self.items) - 1, item=dict(item))
 
     def _index(self, item: dict[str, Any]) -> int:
         return next(i for i, x in enumerate(self.items) if x is item)
@@ -122,9 +120,7 @@ class ChatToEvents:
         return out
 
     def _item_done(self, item: dict[str, Any]) -> dict[str, Any]:
-        return self._event(
-            "response.output_item.done", output_index=self._index(item), item=copy.deepcopy(item)
-        )
+        return self._event("response.output_item.done", output_index=self._index(item), item=dict(item))
 
     # -- function calls -------------------------------------------------------------------------------
 
@@ -177,7 +173,7 @@ class ChatToEvents:
     def finish(self, usage: Usage) -> list[dict[str, Any]]:
         """Close what is open and send the final response, with the upstream's usage."""
         out = [*self._close_message(), *self._close_call()]
-        self.response["output"] = copy.deepcopy(self.items)
+        self.response["output"] = [dict(i) for i in self.items]
         complete(self.response, self.finish_reason, usage)
         kind = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
         out.append(self._snapshot(kind))
@@ -186,7 +182,7 @@ class ChatToEvents:
 
     def fail(self, code: str, message: str, usage: Usage | None = None) -> list[dict[str, Any]]:
         """The stream broke after it began: the response as far as it got, `failed`, with the reason."""
-        self.response["output"] = copy.deepcopy(self.items)
+        self.response["output"] = [dict(i) for i in self.items]
         self.response["status"] = "failed"
         self.response["error"] = {"code": code, "message": message}
         if usage is not None:

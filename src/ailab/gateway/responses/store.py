@@ -9,6 +9,7 @@ passing (at most once a minute, by the writer).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -81,10 +82,42 @@ class ResponseStore:
         self.ttl_ms = int(ttl_s * 1000)
         self._lock = threading.Lock()
         self._last_purge = 0.0
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def save(self, stored: Stored) -> None:
+        """Store and wait until it is committed. Concurrent saves share one transaction (group commit):
+        under load the database sees one write per batch, not one per response."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((self._row(stored), done))
+        if self._writer is None:
+            self._writer = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await asyncio.to_thread(self._write, [row for row, _ in batch])
+                except Exception as exc:  # each waiting request gets the failure; none is lost silently
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writer = None
 
     def put(self, stored: Stored) -> None:
+        self._write([self._row(stored)])
+
+    def _row(self, stored: Stored) -> dict[str, Any]:
         now = int(time.time() * 1000)
-        row = {
+        return {
             "id": stored.id,
             "owner": stored.owner,
             "created_ms": now,
@@ -93,9 +126,12 @@ class ResponseStore:
             "items": orjson.dumps(stored.items).decode(),
             "n_input": stored.n_input,
         }
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        ids = [row["id"] for row in rows]
         with self.engine.begin() as conn:
-            conn.execute(delete(responses_table).where(responses_table.c.id == stored.id))
-            conn.execute(insert(responses_table).values(**row))
+            conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
+            conn.execute(insert(responses_table), rows)
         self._maybe_purge()
 
     def get(self, response_id: str, owner: str) -> Stored | None:
