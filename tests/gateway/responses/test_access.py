@@ -47,6 +47,21 @@ def lab(
     return gw, openai_upstream, scoped, limited
 
 
+def test_budgets_reserve_by_max_output_tokens(lab: Any) -> None:
+    gw, _, _, _ = lab
+    admin = httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {MASTER}"})
+    user = admin.post("/api/users", json={"username": "bo", "password": "correct-horse-battery"}).json()
+    key = admin.post("/api/keys", json={"user_id": user["id"], "name": "b", "max_budget_usd": 0.001}).json()
+    client = client_of(gw, key["key"])
+    # gpt-4o-mini: $0.60 per million output tokens; 1,000 fit the budget, 2,000 cannot be reserved.
+    assert (
+        client.responses.create(model="native", input="hi", max_output_tokens=1000).output_text == "echo: hi"
+    )
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(model="translated", input="hi", max_output_tokens=2000)
+    assert info.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+
+
 def test_stored_responses_belong_to_their_key(lab: Any) -> None:
     gw, _, scoped, _ = lab
     mine = client_of(gw).responses.create(model="native", input="hello there")
