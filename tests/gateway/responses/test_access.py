@@ -118,6 +118,17 @@ def test_azure_is_native_and_openai_chat_only_is_translated(lab: Any) -> None:
             assert sent["body"]["store"] is False  # the lab holds the state
 
 
+def test_hosted_tools_pass_natively_and_are_refused_when_translated(lab: Any) -> None:
+    gw, up, _, _ = lab
+    client = client_of(gw)
+    hosted: Any = [{"type": "web_search"}]
+    assert client.responses.create(model="native", input="hi", tools=hosted).output_text == "echo: hi"
+    assert up.up.log[-1]["body"]["tools"] == hosted
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="translated", input="hi", tools=hosted)
+    assert info.value.body["param"] == "tools[0].type"  # type: ignore[index]
+
+
 def test_upstream_errors_and_cut_streams(lab: Any) -> None:
     gw, up, _, _ = lab
     client = client_of(gw)

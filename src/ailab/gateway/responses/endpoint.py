@@ -67,15 +67,22 @@ class CreateResponse(Endpoint):
     store: ResponseStore
 
     async def handle(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        # Endpoint.handle, with two async steps of its own: the previous response is read from the store,
+        # and the response is stored before the answer's last bytes (`_storing`).
         cycle = self.cycle
         try:
             body = await read_json(scope, receive, self.api.max_body)
             validate(body)
             state = ResponsesState(body, normalise(body["input"]))
-            cycle.resolve(ctx, body["model"])
-            state.history = await self._history(ctx, body)
             ctx.scratch["responses"] = state
-            ctx.body = self._chat_body(ctx, state)
+            state.history = await self._history(ctx, body)
+            untranslatable = self._chat_body(ctx, state)
+            model = body["model"]
+            if self.api.model_hooks:  # apps: `app:NAME` → its group (may rewrite the chat body)
+                model = await self.api.map_model(ctx, model)
+            cycle.resolve(ctx, model)
+            if untranslatable is not None and self._translates(ctx.group):
+                raise untranslatable
             ctx.stream = bool(body.get("stream"))
             await cycle.reserve(ctx, *self.estimate(ctx))
         except GatewayError as err:
@@ -102,21 +109,24 @@ class CreateResponse(Endpoint):
             raise not_found(previous, "previous_response_id")
         return stored.conversation()
 
-    def _chat_body(self, ctx: RequestContext, state: ResponsesState) -> dict[str, Any]:
-        """The chat request for translated deployments (also what budgets estimate from). A request chat
-        cannot express is refused only if the group has a deployment that would need the translation."""
+    def _chat_body(self, ctx: RequestContext, state: ResponsesState) -> GatewayError | None:
+        """Set the chat request for translated deployments (also what budgets estimate from). What chat
+        cannot express is returned: refused only if the group has a deployment that needs translating."""
         try:
-            return to_chat(state.body, state.history, state.items)
-        except GatewayError:
-            if any(
-                not native.speaks_responses(self._provider(d.id)) for d in self.cycle.router.groups[ctx.group]
-            ):
-                raise
+            ctx.body = to_chat(state.body, state.history, state.items)
+            return None
+        except GatewayError as err:
             text = " ".join(
                 str(p.get("text", "")) for i in state.conversation for p in i.get("content") or ()
             )
             limit = state.body.get("max_output_tokens")
-            return {"model": ctx.group, "messages": [{"role": "user", "content": text}], "max_tokens": limit}
+            ctx.body = {"model": state.body["model"], "messages": [{"role": "user", "content": text}]}
+            if limit:
+                ctx.body["max_completion_tokens"] = limit
+            return err
+
+    def _translates(self, group: str) -> bool:
+        return any(not native.speaks_responses(self._provider(d.id)) for d in self.cycle.router.groups[group])
 
     def _provider(self, deployment_id: str) -> Provider:
         return self.cycle.router.providers[deployment_id]
