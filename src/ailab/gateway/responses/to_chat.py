@@ -74,7 +74,7 @@ def _add(messages: list[dict[str, Any]], item: dict[str, Any], where: str) -> No
         }
         last = messages[-1] if messages else None
         # Consecutive calls (and the text before them) are one assistant turn in chat.
-        if last is not None and last["role"] == "assistant" and not _answered(messages):
+        if last is not None and last["role"] == "assistant":
             last.setdefault("tool_calls", []).append(call)
         else:
             messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
@@ -86,10 +86,6 @@ def _add(messages: list[dict[str, Any]], item: dict[str, Any], where: str) -> No
     elif kind == "item_reference":
         raise unsupported(f"{where}.type", "'item_reference'")
     # reasoning items carry the provider's own hidden state: other providers cannot read them.
-
-
-def _answered(messages: list[dict[str, Any]]) -> bool:
-    return bool(messages) and messages[-1]["role"] == "tool"
 
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
