@@ -60,6 +60,15 @@ def _messages_bodies(model_json: str, model_sse: str) -> dict[str, dict[str, Any
     }
 
 
+def _responses_bodies() -> dict[str, dict[str, Any]]:
+    """/v1/responses with the SDK's defaults (stored), and unstored."""
+    return {
+        "json": {"model": "bench-json", "input": "Say hello."},
+        "stream": {"model": "bench-sse", "input": "Say hello.", "stream": True},
+        "json-nostore": {"model": "bench-json", "input": "Say hello.", "store": False},
+    }
+
+
 def measure(
     name: str,
     url: str,
@@ -98,7 +107,12 @@ def start_ailab(work: Path, ports: Ports, journal: bool = True) -> tuple[subproc
                     "api_key": "sk-up",
                     "api_base": f"http://127.0.0.1:{ports.json}/v1",
                 },
-                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+                # /v1/responses is translated to chat (the nginx upstream answers chat completions).
+                "model_info": {
+                    "input_cost_per_token": 1e-7,
+                    "output_cost_per_token": 4e-7,
+                    "responses_api": False,
+                },
             },
             {
                 "model_name": "bench-sse",
@@ -107,7 +121,12 @@ def start_ailab(work: Path, ports: Ports, journal: bool = True) -> tuple[subproc
                     "api_key": "sk-up",
                     "api_base": f"http://127.0.0.1:{ports.sse}/v1",
                 },
-                "model_info": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+                # /v1/responses is translated to chat (the nginx upstream answers chat completions).
+                "model_info": {
+                    "input_cost_per_token": 1e-7,
+                    "output_cost_per_token": 4e-7,
+                    "responses_api": False,
+                },
             },
         ],
         "router_settings": {"num_retries": 0},
@@ -232,6 +251,9 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
             )
             messages = _messages_bodies("bench-json", "bench-sse")
             rows += measure("ailab-messages", url + "/v1/messages", messages, auth, secs, proc.pid, conns)
+            rows += measure(
+                "ailab-responses", url + "/v1/responses", _responses_bodies(), auth, secs, proc.pid, conns
+            )
             stop(proc)
             proc, url, _ = start_ailab(work, ports, journal=False)
             rows += measure(
@@ -280,6 +302,9 @@ def report(result: dict[str, Any]) -> None:
         msgs = _get(rows, "ailab-messages", mode)
         if a and msgs:
             print(f"  {mode}: ailab /v1/messages / chat RPS = {msgs['rps'] / a['rps']:.2f}")
+        resp = _get(rows, "ailab-responses", mode)
+        if a and resp:
+            print(f"  {mode}: ailab /v1/responses / chat RPS = {resp['rps'] / a['rps']:.2f}")
         off = _get(rows, "ailab-nojournal", mode)
         if a and off:
             print(f"  {mode}: ailab with / without the usage journal RPS = {a['rps'] / off['rps']:.3f}")

@@ -1,10 +1,12 @@
-"""A fake OpenAI API (chat completions incl. SSE streaming and tools, embeddings, models).
+"""A fake OpenAI API (chat completions incl. SSE streaming and tools, the Responses API, embeddings, models).
 
 Deterministic: the reply is `echo: <last message text>`; prompt tokens are the words of all messages plus
 3 per message; completion tokens are the words of the reply. Usage follows OpenAI's documented fields, with
 its details: a first message of 1,024 tokens or more is cached after its first sight (in steps of 128, as
 OpenAI's prompt caching does), reasoning models (o-series, gpt-5) think 8 tokens, an `input_audio` part
 counts 20 audio tokens and `modalities: ["text", "audio"]` answers with 4 audio tokens per reply word.
+A json_schema response format whose schema has an `echo` property gets `{"echo": "<reply>"}`.
+`/v1/responses` (and Azure's `/openai/responses`): see `responses_server`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.upstreams import responses_server
 from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 
@@ -87,7 +90,11 @@ def reply_for(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | 
             {"id": "call_1", "type": "function", "function": {"name": fn, "arguments": '{"city": "Paris"}'}}
         ]
     prefix = "tool said:" if last.get("role") == "tool" else "echo:"
-    return f"{prefix} {message_text(last)}".strip(), None
+    text = f"{prefix} {message_text(last)}".strip()
+    fmt = body.get("response_format") or {}
+    if "echo" in (((fmt.get("json_schema") or {}).get("schema") or {}).get("properties") or {}):
+        text = json.dumps({"echo": text})  # structured output, for a schema that asks for `echo`
+    return text, None
 
 
 def make_app(up: Upstream) -> Starlette:
@@ -95,7 +102,7 @@ def make_app(up: Upstream) -> Starlette:
 
     def unauthorized(request: Request) -> Response | None:
         # Azure OpenAI sends `api-key`; everything else a Bearer token.
-        azure = request.url.path.startswith("/openai/deployments/")
+        azure = request.url.path.startswith("/openai/")
         if azure and up.api_key and request.headers.get("api-key") == up.api_key:
             return None
         if up.api_key and request.headers.get("authorization") != f"Bearer {up.api_key}":
@@ -244,9 +251,24 @@ def make_app(up: Upstream) -> Starlette:
             {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "x"}]}
         )
 
+    async def responses(request: Request) -> Response:
+        entry = await up.record(request)
+        if (resp := unauthorized(request)) is not None:
+            return resp
+        fault = up.next_fault()
+        if (resp := await apply_fault(fault, openai_error)) is not None:
+            return resp
+        body = entry["body"]
+        if body.get("stream"):
+            events = responses_server.stream_events(body, fault or Fault())
+            return StreamingResponse(events, media_type="text/event-stream")
+        return JSONResponse(responses_server.respond(body))
+
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/openai/responses", responses, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),

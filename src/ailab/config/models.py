@@ -56,6 +56,9 @@ class ModelInfo(_Open):
     watts: float | None = Field(default=None, ge=0)
     kwh_price: float | None = Field(default=None, ge=0)
     base_model: str | None = None
+    # /v1/responses: True forwards it to this deployment's own Responses API, False translates it to chat
+    # (chat-only servers); unset: native for openai/ and azure/ deployments only.
+    responses_api: bool | None = None
 
 
 class ModelEntry(_Open):
@@ -101,6 +104,8 @@ class ServerSettings(_Open):
     # /metrics without a key: "auto" allows it only while the lab listens on loopback.
     metrics_auth: Literal["auto", "always", "never"] = "auto"
     discover_ollama: bool = True
+    # Stored responses (`store: true` on /v1/responses) are kept this long, then deleted.
+    responses_ttl_days: float = Field(default=30.0, gt=0)
     ollama_url: str = "http://127.0.0.1:11434"
     # Slow clients (see docs/configuration.md): seconds to send the request line and headers, to stay
     # silent while sending a body, and to keep an idle connection open between requests.

@@ -16,7 +16,13 @@ from ailab.ledger.queries import (
     totals,
     usage_report,
 )
-from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, ENDPOINT_MESSAGES, MIGRATIONS
+from ailab.ledger.schema import (
+    ENDPOINT_CHAT,
+    ENDPOINT_EMBEDDINGS,
+    ENDPOINT_MESSAGES,
+    ENDPOINT_RESPONSES,
+    MIGRATIONS,
+)
 from ailab.ledger.series import usage_series
 from ailab.ledger.writer import LedgerWriter
 
@@ -25,6 +31,7 @@ __all__ = [
     "ENDPOINT_CHAT",
     "ENDPOINT_EMBEDDINGS",
     "ENDPOINT_MESSAGES",
+    "ENDPOINT_RESPONSES",
     "GROUPS",
     "JOURNAL_DIR",
     "MIGRATIONS",

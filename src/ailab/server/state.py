@@ -108,6 +108,7 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
+        self._serve_responses()
         ledger = self.ledger
         reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
@@ -118,6 +119,14 @@ class LabState:
             from ailab.ops.schedule import start_schedule
 
             self.tasks.append(start_schedule(self.loaded))
+
+    def _serve_responses(self) -> None:
+        """/v1/responses, its stored responses in the lab's database (ailab.responses_ttl_days)."""
+        from ailab.gateway.responses.endpoint import install
+        from ailab.gateway.responses.store import ResponseStore
+
+        assert self.api is not None and self.engine is not None
+        install(self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400))
 
     async def stop(self) -> None:
         for task in self.tasks:

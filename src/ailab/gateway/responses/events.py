@@ -1,0 +1,191 @@
+"""Chat completion chunks → the Responses API's stream events, in OpenAI's documented order:
+
+    response.created, response.in_progress,
+    per output item: response.output_item.added,
+      text:  response.content_part.added, response.output_text.delta …, response.output_text.done,
+             response.content_part.done
+      calls: response.function_call_arguments.delta …, response.function_call_arguments.done
+    response.output_item.done, and last response.completed (or response.incomplete) with usage.
+
+Every event carries `sequence_number`, counting from 0. The translator is pure: chunks in, events out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ailab.gateway.responses.from_chat import call_item, complete, message_item, text_part
+from ailab.gateway.types import Usage
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    data: bytes = orjson.dumps(event)
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
+
+
+class ChatToEvents:
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response  # the skeleton; its output fills in as items finish
+        self.seq = 0
+        self.items: list[dict[str, Any]] = []  # every output item, in output_index order
+        self.message: dict[str, Any] | None = None  # the message item being streamed
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index → its open item
+        self.open_call: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return event
+
+    def _snapshot(self, kind: str) -> dict[str, Any]:
+        # Shallow copies are enough: the response's and items' fields are replaced, never mutated in place.
+        return self._event(kind, response=dict(self.response))
+
+    def start(self) -> list[dict[str, Any]]:
+        return [self._snapshot("response.created"), self._snapshot("response.in_progress")]
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # the Responses API has one answer per response
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                out.extend(self._text(str(delta["content"])))
+            for call in delta.get("tool_calls") or ():
+                out.extend(self._call(call))
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return out
+
+    # -- text -----------------------------------------------------------------------------------------
+
+    def _text(self, delta: str) -> list[dict[str, Any]]:
+        out = self._close_call()
+        if self.message is None:
+            self.message = message_item("", status="in_progress")
+            self.message["content"] = []
+            self.text = []
+            out.append(self._added(self.message))
+            out.append(self._part_event("response.content_part.added", text_part("")))
+        self.text.append(delta)
+        out.append(self._text_event("response.output_text.delta", delta=delta))
+        return out
+
+    def _added(self, item: dict[str, Any]) -> dict[str, Any]:
+        self.items.append(item)
+        return self._event("response.output_item.added", output_index=len(self.items) - 1, item=dict(item))
+
+    def _index(self, item: dict[str, Any]) -> int:
+        return next(i for i, x in enumerate(self.items) if x is item)
+
+    def _part_event(self, kind: str, part: dict[str, Any]) -> dict[str, Any]:
+        assert self.message is not None
+        return self._event(
+            kind,
+            item_id=self.message["id"],
+            output_index=self._index(self.message),
+            content_index=0,
+            part=part,
+        )
+
+    def _text_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        assert self.message is not None
+        return self._event(
+            kind,
+            item_id=self.message["id"],
+            output_index=self._index(self.message),
+            content_index=0,
+            logprobs=[],
+            **fields,
+        )
+
+    def _close_message(self) -> list[dict[str, Any]]:
+        if self.message is None:
+            return []
+        text = "".join(self.text)
+        out = [
+            self._text_event("response.output_text.done", text=text),
+            self._part_event("response.content_part.done", text_part(text)),
+        ]
+        self.message["content"] = [text_part(text)]
+        self.message["status"] = "completed"
+        out.append(self._item_done(self.message))
+        self.message = None
+        return out
+
+    def _item_done(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self._event("response.output_item.done", output_index=self._index(item), item=dict(item))
+
+    # -- function calls -------------------------------------------------------------------------------
+
+    def _call(self, call: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        index = int(call.get("index") or 0)
+        fn = call.get("function") or {}
+        item = self.calls.get(index)
+        if item is None:
+            out.extend(self._close_message())
+            out.extend(self._close_call())
+            item = call_item(
+                str(call.get("id") or f"call_{index}"), fn.get("name") or "", "", status="in_progress"
+            )
+            self.calls[index] = item
+            self.open_call = item
+            out.append(self._added(item))
+        elif fn.get("name") and not item["name"]:
+            item["name"] = fn["name"]
+        args = fn.get("arguments")
+        if args:
+            item["arguments"] += args
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=self._index(item),
+                    delta=args,
+                )
+            )
+        return out
+
+    def _close_call(self) -> list[dict[str, Any]]:
+        item = self.open_call
+        if item is None:
+            return []
+        self.open_call = None
+        item["status"] = "completed"
+        done = self._event(
+            "response.function_call_arguments.done",
+            item_id=item["id"],
+            name=item["name"],
+            output_index=self._index(item),
+            arguments=item["arguments"],
+        )
+        return [done, self._item_done(item)]
+
+    # -- the end --------------------------------------------------------------------------------------
+
+    def finish(self, usage: Usage) -> list[dict[str, Any]]:
+        """Close what is open and send the final response, with the upstream's usage."""
+        out = [*self._close_message(), *self._close_call()]
+        self.response["output"] = [dict(i) for i in self.items]
+        complete(self.response, self.finish_reason, usage)
+        kind = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
+        out.append(self._snapshot(kind))
+        self.done = True
+        return out
+
+    def fail(self, code: str, message: str, usage: Usage | None = None) -> list[dict[str, Any]]:
+        """The stream broke after it began: the response as far as it got, `failed`, with the reason."""
+        self.response["output"] = [dict(i) for i in self.items]
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message}
+        if usage is not None:
+            self.response["usage"] = complete({}, None, usage)["usage"]
+        self.done = True
+        return [self._snapshot("response.failed")]
