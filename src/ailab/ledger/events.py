@@ -29,6 +29,7 @@ class UsageEvent:
     # The serving deployment's busy time shared to this request (what cost_per_hour and watts bill);
     # None: the whole latency (events not made by the router).
     busy_s: float | None = None
+    app: str | None = None  # the app (ailab.apps) the call was made for; None: a plain model call
 
     @property
     def billed_s(self) -> float:
