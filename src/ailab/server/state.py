@@ -78,6 +78,7 @@ class LabState:
     limiter: Limiter | None = None
     secrets: SecretStore | None = None
     knowledge: Any = None  # ailab.knowledge.service.KnowledgeService, built on first use
+    apps: Any = None  # ailab.apps.AppService: the apps of ailab.yaml and the apps folder
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -129,6 +130,7 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
+        self._start_apps()
         ledger = self.ledger
         reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
@@ -139,6 +141,15 @@ class LabState:
             from ailab.ops.schedule import start_schedule
 
             self.tasks.append(start_schedule(self.loaded))
+
+    def _start_apps(self) -> None:
+        """Apps are checked at start: a lab with an invalid app does not start (ailab apps validate)."""
+        from ailab.apps import runtime
+        from ailab.apps.routes import router
+
+        self.apps = runtime.build(self)
+        if router not in self.admin_routers:
+            self.admin_routers.append(router)
 
     async def stop(self) -> None:
         for task in self.tasks:
