@@ -16,6 +16,8 @@ from typing import Any
 from ailab.access.auth import Authenticator
 from ailab.access.policy import decide, holds
 from ailab.access.principal import Principal
+from ailab.apps import gateway as apps_gateway  # apps (ailab.apps): `app:NAME` and /v1/apps/NAME/…
+from ailab.apps.service import AppCall, acting
 from ailab.gateway.asgi import Message, Receive, Scope, Send, header, read_json, send_error, send_json
 from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
 from ailab.gateway.limits import Budgeter
@@ -39,6 +41,7 @@ class Outcome:
     error_type: str | None = None
     usage: Usage | None = None
     ttft: float | None = None
+    app: str | None = None  # the app the call was made for (ailab.apps), ledgered with it
 
 
 class GatewayAPI:
@@ -60,6 +63,7 @@ class GatewayAPI:
         self.created = created
         self.budgeter = budgeter
         self.in_flight = 0  # read into the gauge at scrape time: no metric write per request
+        self.apps: Any = None  # ailab.apps.AppService, set by the lab's state once apps are loaded
         chat, emb, models = (guarded(h) for h in (self.chat_completions, self.embeddings, self.list_models))
         self.routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
@@ -68,7 +72,13 @@ class GatewayAPI:
             self.routes[("GET", f"{prefix}/models")] = models
 
     def match(self, scope: Scope) -> Handler | None:
-        return self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        found = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        if found is None and scope["method"] == "POST":
+            name = apps_gateway.route_app(scope["path"])  # POST /v1/apps/{name}/chat/completions
+            if name is not None:
+                scope["ailab.app"] = name
+                return self.routes[("POST", "/v1/chat/completions")]
+        return found
 
     def allowed_methods(self, path: str) -> list[str]:
         path = path.rstrip("/") or "/"
@@ -87,6 +97,11 @@ class GatewayAPI:
             for name in self.router.groups
             if principal.may_use(name)
         ]
+        if self.apps is not None:  # the apps it may use, as the models they are to an OpenAI client
+            data += [
+                {"id": s.alias, "object": "model", "created": self.created, "owned_by": "ailab-app"}
+                for s in self.apps.visible(principal)
+            ]
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,13 +117,19 @@ class GatewayAPI:
         t0 = time.perf_counter()
         principal: Principal | None = None
         group = ""
+        app_call: AppCall | None = None
         try:
             principal = self._authenticate(scope, check=False)
             self._may_use_models(principal)  # after: a 403 is ledgered against the key it names
             body = await read_json(scope, receive, self.max_body)
+            route_app = scope.get("ailab.app")
+            if endpoint == ENDPOINT_CHAT and apps_gateway.wants_app(body, route_app):
+                app_call = await apps_gateway.resolve(self.apps, principal, body, route_app)
+                body = app_call.body
             validate_chat(body) if endpoint == ENDPOINT_CHAT else validate_embeddings(body)
-            group = self._group(body["model"], principal)
-            extra_fallbacks = self._fallbacks(group, body.pop("fallbacks", None), principal)
+            scoped = acting(principal) if app_call else principal  # an app grants its model group
+            group = self._group(body["model"], scoped)
+            extra_fallbacks = self._fallbacks(group, body.pop("fallbacks", None), scoped)
         except GatewayError as err:
             await self._refuse(send, err, request_id, endpoint, principal, group, t0)
             return
@@ -122,7 +143,7 @@ class GatewayAPI:
                 await self._refuse(send, err, request_id, endpoint, principal, group, t0)
                 return
         attempt = Attempt(group)
-        outcome = Outcome()
+        outcome = Outcome(app=app_call.name if app_call else None)
         stream = endpoint == ENDPOINT_CHAT and bool(body.get("stream"))
         finished: list[UsageEvent] = []
 
@@ -143,11 +164,12 @@ class GatewayAPI:
         self.in_flight += 1
         try:
             if stream:
-                await self._stream(
-                    body, attempt, outcome, extra_fallbacks, receive, send_last, request_id, t0
-                )
+                out = apps_gateway.stream_sender(app_call, send_last) if app_call else send_last
+                await self._stream(body, attempt, outcome, extra_fallbacks, receive, out, request_id, t0)
             else:
-                await self._unary(body, endpoint, attempt, outcome, extra_fallbacks, send_last, request_id)
+                await self._unary(
+                    body, endpoint, attempt, outcome, extra_fallbacks, send_last, request_id, app_call
+                )
         except BaseException as exc:
             _crashed(outcome, exc)
             raise
@@ -183,6 +205,7 @@ class GatewayAPI:
         fallbacks: list[str] | None,
         send: Send,
         request_id: str,
+        app_call: AppCall | None = None,
     ) -> None:
         def call(p: Any) -> Awaitable[dict[str, Any]]:
             return p.chat(body) if endpoint == ENDPOINT_CHAT else p.embed(body)  # type: ignore[no-any-return]
@@ -196,6 +219,8 @@ class GatewayAPI:
         outcome.usage = Usage.from_openai(usage)
         if isinstance(usage, dict) and usage.pop("estimated", False) and outcome.usage:
             outcome.usage.estimated = True
+        if app_call is not None:
+            result = apps_gateway.unary_answer(app_call, result)
         await send_json(send, 200, result, [(b"x-request-id", request_id.encode())])
 
     async def _stream(
@@ -300,6 +325,8 @@ class GatewayAPI:
             stream=stream,
             retries=attempt.retries,
             busy_s=attempt.billed_s(),
+            # An app call, or a call an app makes while it is prepared (retrieval's embeddings).
+            app=outcome.app or apps_gateway.CURRENT_APP.get(),
         )
         if dep is None:
             event.cost_pusd, event.priced = 0, True  # no upstream was called: nothing to pay

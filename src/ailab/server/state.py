@@ -148,6 +148,8 @@ class LabState:
         from ailab.apps.routes import router
 
         self.apps = runtime.build(self)
+        if self.api is not None:
+            self.api.apps = self.apps
         if router not in self.admin_routers:
             self.admin_routers.append(router)
 
