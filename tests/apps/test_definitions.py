@@ -153,3 +153,16 @@ def test_the_body_the_app_sends() -> None:
     assert out["tool_choice"] == "auto" and "variables" not in out
     with pytest.raises(AppRequestError, match="messages: required"):
         rewrite_body(s, {"messages": []}, "sys")
+
+
+def test_a_container_config_carries_the_apps_folder_inline(tmp_path: Path) -> None:
+    from ailab.apps.loader import inlined
+
+    raw = {"apps_dir": str(EXAMPLES), "apps": {"inline": {"model": "gpt"}}}
+    cfg = write(tmp_path / "ailab.yaml", raw)
+    out = inlined(raw, load_config(cfg, tmp_path / "data"))
+    assert "apps_dir" not in out
+    assert [a["name"] for a in out["apps"]] == ["inline", "docs-qa", "meeting-notes", "sql-helper"]
+    moved = write(tmp_path / "elsewhere" / "ailab.yaml", out)  # a config without the folder next to it
+    apps = load_apps(load_config(moved, tmp_path / "data"))
+    assert apps.problems == [] and len(apps.apps) == 4

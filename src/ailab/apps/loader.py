@@ -140,3 +140,23 @@ def cross_check(
         if spec.project is not None and projects is not None and spec.project not in projects:
             found.append(Problem(where, "project", f"project {spec.project!r} does not exist"))
     return found
+
+
+def inlined(raw: dict[str, Any], loaded: LoadedConfig) -> dict[str, Any]:
+    """The config as written, with the apps folder's files moved under `apps:` (a container gets the
+    config file, not the folder next to it). Files that do not parse stay out: the lab reports them."""
+    folder = apps_dir(loaded)
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    out = {k: v for k, v in raw.items() if k != "apps_dir"}
+    given = out.get("apps") or []
+    entries = [{"name": n, **v} for n, v in given.items()] if isinstance(given, dict) else list(given)
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict):
+            entries.append({"name": path.stem, **data})
+    if entries:
+        out["apps"] = entries
+    return out
