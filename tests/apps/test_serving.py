@@ -66,16 +66,14 @@ def lab(tmp_path_factory, request):
     path.write_text(yaml.safe_dump(cfg))
     app = create_app(load_config(path, tmp / "data"))
     gw = Gateway(app, ServerThread(app).start(), path, tmp / "data")
-    admin = httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=120)
-    assert admin.post("/v1/knowledge/collections", json={"name": "docs"}).status_code == 201
-    docs = {"documents": [{"name": n, "text": t} for n, t in DOCS]}
-    assert admin.post("/v1/knowledge/collections/docs/documents", json=docs).status_code in (200, 201)
-    # The SQL helper's schema document, shipped with the example apps.
-    schema = {
-        "documents": [{"name": "shop-schema.md", "text": (EXAMPLES / "data" / "shop-schema.md").read_text()}]
-    }
-    assert admin.post("/v1/knowledge/collections", json={"name": "sql-schema"}).status_code == 201
-    assert admin.post("/v1/knowledge/collections/sql-schema/documents", json=schema).status_code in (200, 201)
+    admin = httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=300)
+    schema = (EXAMPLES / "data" / "shop-schema.md").read_text()  # shipped with the example apps
+    for coll, docs in (("docs", DOCS), ("sql-schema", [("shop-schema.md", schema)])):
+        made = admin.post("/v1/knowledge/collections", json={"name": coll})
+        assert made.status_code == 201, made.text
+        body = {"documents": [{"name": n, "text": t} for n, t in docs]}
+        filled = admin.post(f"/v1/knowledge/collections/{coll}/documents", json=body)
+        assert filled.status_code in (200, 201), filled.text
     yield gw, up, admin
     admin.close()
     gw.stop()
@@ -227,3 +225,37 @@ def test_app_calls_are_ledgered_by_app(lab) -> None:
     assert rows["meeting-notes"].requests >= 1 and rows["team-notes"].requests >= 1
     api = admin.get("/api/usage", params={"by": "app", "since": "1h"}).json()
     assert {"docs-qa", "meeting-notes"} <= {r["name"] for r in api}
+
+
+def test_difys_external_knowledge_call_gets_the_labs_chunks(lab) -> None:
+    gw, _, admin = lab
+    body = {
+        "knowledge_id": "docs",
+        "query": "restore an archive",
+        "retrieval_setting": {"top_k": 2, "score_threshold": 0},
+    }
+    r = admin.post("/api/apps/dify/retrieval", json=body)
+    assert r.status_code == 200
+    records = r.json()["records"]
+    assert 1 <= len(records) <= 2 and records[0]["title"]
+    assert "ailab restore ARCHIVE" in records[0]["content"] and 0 <= records[0]["score"] <= 1
+    missing = admin.post("/api/apps/dify/retrieval", json={**body, "knowledge_id": "nope"})
+    assert missing.status_code == 404 and missing.json()["error_code"] == 2001
+    anon = httpx.post(f"{gw.url}/api/apps/dify/retrieval", json=body)
+    assert anon.status_code == 401
+
+
+def test_admin_api_lists_shows_and_exports_by_permission(lab) -> None:
+    gw, _, admin = lab
+    names = {a["name"] for a in admin.get("/api/apps").json()}
+    assert {"docs-qa", "meeting-notes", "sql-helper", "team-notes"} <= names
+    assert admin.get("/api/apps/docs-qa").json()["knowledge"]["collections"] == ["docs"]
+    dsl = admin.get("/api/apps/docs-qa/export", params={"to": "dify"})
+    assert dsl.status_code == 200 and "version: 0.1.5" in dsl.text
+    user = _key(admin, "gamma")  # role user: apps.use, not apps.manage
+    _wait_for_key(gw, user)
+    as_user = {"Authorization": f"Bearer {user}"}
+    listed = {a["name"] for a in httpx.get(f"{gw.url}/api/apps", headers=as_user).json()}
+    assert "docs-qa" in listed and "team-notes" not in listed  # alpha's app: not for gamma
+    denied = httpx.get(f"{gw.url}/api/apps/docs-qa", headers=as_user)
+    assert denied.status_code == 403 and "apps.manage" in denied.text
