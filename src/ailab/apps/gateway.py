@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -21,10 +20,9 @@ from ailab.apps.models import ALIAS_PREFIX
 from ailab.apps.prompt import AppRequestError
 from ailab.apps.service import AppCall, AppService
 from ailab.gateway.errors import GatewayError
+from ailab.ledger.events import CURRENT_APP
 
 ROUTE = re.compile(r"^/v1/apps/([^/]{1,100})/chat/completions/?$")
-# The app a call is made for, while it is prepared (retrieval's embedding calls are ledgered with it).
-CURRENT_APP: ContextVar[str | None] = ContextVar("ailab_app", default=None)
 Send = Callable[[Any], Awaitable[None]]
 DONE = b"data: [DONE]\n\n"
 

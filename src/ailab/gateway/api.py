@@ -25,7 +25,7 @@ from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router
 from ailab.gateway.streaming import relay_stream
 from ailab.gateway.types import UpstreamError, Usage
 from ailab.gateway.validate import validate_chat, validate_embeddings
-from ailab.ledger.events import UsageEvent
+from ailab.ledger.events import CURRENT_APP, UsageEvent
 from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from ailab.observability.metrics import Metrics
 
@@ -326,7 +326,7 @@ class GatewayAPI:
             retries=attempt.retries,
             busy_s=attempt.billed_s(),
             # An app call, or a call an app makes while it is prepared (retrieval's embeddings).
-            app=outcome.app or apps_gateway.CURRENT_APP.get(),
+            app=outcome.app or CURRENT_APP.get(),
         )
         if dep is None:
             event.cost_pusd, event.priced = 0, True  # no upstream was called: nothing to pay

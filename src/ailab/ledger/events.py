@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ailab.gateway.types import Deployment, Usage
+
+# The app (ailab.apps) whose call is being prepared in this task: in-process calls it makes (retrieval's
+# embeddings) are ledgered with it too. Unset for everything else.
+CURRENT_APP: ContextVar[str | None] = ContextVar("ailab_current_app", default=None)
 
 
 @dataclass(slots=True)
