@@ -223,6 +223,8 @@ def test_app_calls_are_ledgered_by_app(lab) -> None:
     rows = {r.name: r for r in usage_report(gw.app.state.engine, "app", None)}
     assert rows["docs-qa"].requests >= 8  # the chat calls and their retrieval embeddings
     assert rows["meeting-notes"].requests >= 1 and rows["team-notes"].requests >= 1
+    by_model = {r.name for r in usage_report(gw.app.state.engine, "model", None, where={"app": {"docs-qa"}})}
+    assert by_model == {"chat", "embed"}  # the answer and the retrieval's embeddings
     api = admin.get("/api/usage", params={"by": "app", "since": "1h"}).json()
     assert {"docs-qa", "meeting-notes"} <= {r["name"] for r in api}
 
