@@ -14,39 +14,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ailab.console.web import Pages, Viewer, viewer
+from ailab.gateway.cycle import RequestContext
 from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
+from ailab.ledger.schema import ENDPOINT_CHAT
 
 if TYPE_CHECKING:
     from ailab.access.principal import Principal
-    from ailab.gateway.router import Attempt
     from ailab.server.state import LabState
 
 PARAMS = ("temperature", "top_p", "max_tokens", "seed")
-
-
-class MeteredClient(GatewayClient):
-    """The knowledge pillar's in-process gateway client, keeping the ledger event of its call so the
-    playground can show that turn's tokens, cost, latency and TTFT exactly as the ledger records them."""
-
-    event: Any = None
-
-    async def _finish(
-        self,
-        endpoint: int,
-        principal: Principal,
-        attempt: Attempt,
-        outcome: Any,
-        stream: bool,
-        t0: float,
-        reservation: Any,
-    ) -> None:
-        import os
-
-        self.event = self.api._finish(
-            os.urandom(12).hex(), endpoint, principal, attempt, outcome, stream, t0, reservation
-        )
-        if reservation is not None and self.api.budgeter is not None:
-            await self.api.budgeter.settle(reservation, self.event.usage, self.event.cost_pusd)
 
 
 def _body(raw: Any) -> tuple[str, dict[str, Any]]:
@@ -84,15 +60,16 @@ def _turn_stats(state: LabState, event: Any, t0: float) -> dict[str, Any]:
 
 
 async def _stream(
-    state: LabState, client: MeteredClient, p: Principal, group: str, body: dict[str, Any]
+    state: LabState, client: GatewayClient, p: Principal, group: str, body: dict[str, Any]
 ) -> AsyncIterator[bytes]:
     t0 = time.perf_counter()
+    ctx = RequestContext(ENDPOINT_CHAT)  # its ledger event is the turn's stats, as the ledger records them
     try:
-        async for chunk in client.chat_stream(p, group, body):
+        async for chunk in client.chat_stream(p, group, body, ctx):
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
     except ModelCallError as exc:
         yield b"event: error\ndata: " + orjson.dumps({"message": str(exc), "status": exc.status}) + b"\n\n"
-    yield b"event: stats\ndata: " + orjson.dumps(_turn_stats(state, client.event, t0)) + b"\n\n"
+    yield b"event: stats\ndata: " + orjson.dumps(_turn_stats(state, ctx.event, t0)) + b"\n\n"
 
 
 def chat_models(state: LabState, v: Viewer) -> list[str]:
@@ -125,7 +102,7 @@ def _playground_routes(state: LabState, pages: Pages) -> list[Route]:
         if group not in chat_models(state, v):
             return _error(400, f"model {group!r} is not a chat model you may use")
         assert state.api is not None
-        client = MeteredClient(state.api)
+        client = GatewayClient(state.api)
         return StreamingResponse(
             _stream(state, client, v.principal, group, body),
             media_type="text/event-stream",

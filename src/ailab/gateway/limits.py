@@ -25,13 +25,27 @@ class Budgeter:
     async def reserve(
         self, scopes: tuple[Any, ...], body: dict[str, Any], deployments: list[Deployment], chat: bool
     ) -> Reservation:
+        prompt, completion = self.estimate(body, chat)
+        return await self.reserve_tokens(scopes, deployments, prompt, completion)
+
+    def estimate(self, body: dict[str, Any], chat: bool) -> tuple[int, int]:
+        """(prompt, completion) tokens to reserve for a chat or embeddings body."""
         prompt = estimate_tokens(messages_text(body.get("messages")) if chat else _embedding_text(body))
-        completion = 0
-        if chat:
-            completion = int(
-                body.get("max_completion_tokens") or body.get("max_tokens") or self.default_max_tokens
-            )
-            completion *= int(body.get("n") or 1)
+        if not chat:
+            return prompt, 0
+        return prompt, self.completion_estimate(body)
+
+    def completion_estimate(self, body: dict[str, Any], *names: str) -> int:
+        """The completion tokens a generating request may use: its max-tokens field (`names`, else chat's),
+        or the configured default, times `n`."""
+        fields = names or ("max_completion_tokens", "max_tokens")
+        asked = next((body.get(f) for f in fields if body.get(f)), None)
+        return int(asked or self.default_max_tokens) * int(body.get("n") or 1)
+
+    async def reserve_tokens(
+        self, scopes: tuple[Any, ...], deployments: list[Deployment], prompt: int, completion: int
+    ) -> Reservation:
+        """Reserve an estimate (tokens; cost at the dearest deployment of the group)."""
         cost = self._estimate(deployments, Usage(prompt_tokens=prompt, completion_tokens=completion))
         try:
             return await self.limiter.acquire(scopes, prompt + completion, cost)

@@ -4,7 +4,6 @@ exactly as if it had come in on /v1 (budgets and rate limits included)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -13,10 +12,11 @@ import numpy as np
 import orjson
 
 from ailab.access.principal import Principal
-from ailab.gateway.api import Outcome
-from ailab.gateway.errors import GatewayError
-from ailab.gateway.router import Attempt, NoDeploymentAvailable
-from ailab.gateway.types import RawEvents, UpstreamError, Usage
+from ailab.gateway.cycle import RequestContext, usage_of
+from ailab.gateway.errors import GatewayError, from_upstream
+from ailab.gateway.router import NoDeploymentAvailable
+from ailab.gateway.streaming import Seen, StreamShape, interrupted
+from ailab.gateway.types import RawEvents, UpstreamError
 from ailab.knowledge.filters import clip
 from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 
@@ -56,92 +56,116 @@ class GatewayClient:
         unit: np.ndarray = vectors / np.clip(norms, 1e-12, None)  # stores and scores assume unit vectors
         return unit
 
-    async def chat(self, principal: Principal, group: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._unary(principal, group, {**body, "model": group}, ENDPOINT_CHAT)
+    async def chat(
+        self, principal: Principal, group: str, body: dict[str, Any], ctx: RequestContext | None = None
+    ) -> dict[str, Any]:
+        """`ctx`: pass one to set extra ledger fields (`ctx.ledger`) or read the ledger event after."""
+        return await self._unary(principal, group, {**body, "model": group}, ENDPOINT_CHAT, ctx)
 
     async def _unary(
-        self, principal: Principal, group: str, body: dict[str, Any], endpoint: int
+        self,
+        principal: Principal,
+        group: str,
+        body: dict[str, Any],
+        endpoint: int,
+        ctx: RequestContext | None = None,
     ) -> dict[str, Any]:
-        self._check_group(principal, group)
-        t0 = time.perf_counter()
-        reservation = await self._reserve(principal, group, body, endpoint == ENDPOINT_CHAT)
-        attempt, outcome = Attempt(group), Outcome()
-        try:
-            call = (lambda p: p.chat(body)) if endpoint == ENDPOINT_CHAT else (lambda p: p.embed(body))
-            result: dict[str, Any] = await self.api.router.call(group, call, attempt)
-            outcome.usage = Usage.from_openai(result.get("usage"))
+        ctx = await self._start(principal, group, body, endpoint, False, ctx)
+        cycle = self.api.cycle
+
+        async def call() -> dict[str, Any]:
+            chat = endpoint == ENDPOINT_CHAT
+            try:
+                result: dict[str, Any] = await cycle.call(
+                    ctx, (lambda p: p.chat(body)) if chat else (lambda p: p.embed(body))
+                )
+            except (UpstreamError, NoDeploymentAvailable) as exc:
+                raise _call_error(group, cycle.failure(ctx, exc)) from None
+            ctx.outcome.usage = usage_of(result)
             return result
-        except (UpstreamError, NoDeploymentAvailable) as exc:
-            outcome.status = getattr(exc, "status", None) or 502
-            outcome.error_type = getattr(exc, "kind", "no_deployment_available")
-            raise ModelCallError(
-                f"model {clip(group)}: {exc}", 502 if outcome.status < 500 else outcome.status
-            ) from None
-        finally:
-            await self._finish(endpoint, principal, attempt, outcome, False, t0, reservation)
+
+        return await cycle.run(ctx, call)
 
     async def chat_stream(
-        self, principal: Principal, group: str, body: dict[str, Any]
+        self, principal: Principal, group: str, body: dict[str, Any], ctx: RequestContext | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI chat.completion.chunk dicts; the usage chunk (choices: []) comes last."""
-        self._check_group(principal, group)
+        """OpenAI chat.completion.chunk dicts; the usage chunk (choices: []) comes last. `ctx` as for
+        `chat`: its `event` is the ledger event once the iteration has ended."""
         body = {**body, "model": group, "stream": True}
-        t0 = time.perf_counter()
-        reservation = await self._reserve(principal, group, body, True)
-        attempt, outcome = Attempt(group), Outcome()
+        ctx = await self._start(principal, group, body, ENDPOINT_CHAT, True, ctx)
+        cycle = self.api.cycle
+        cycle.begin(ctx)
         try:
-            start = await self.api.router.open_stream(group, body, attempt)
+            start = await cycle.open_stream(ctx)
         except (UpstreamError, NoDeploymentAvailable) as exc:
-            outcome.status, outcome.error_type = 502, "upstream"
-            await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
-            raise ModelCallError(f"model {clip(group)}: {exc}") from None
+            err = cycle.failure(ctx, exc)
+            await cycle.end(ctx)
+            raise _call_error(group, err) from None
         try:
-            item: Any = start.first
+            async for chunk in self._relay(ctx, start.first, start.rest):
+                yield chunk
+        except BaseException as exc:
+            start.release()
+            await cycle.end(ctx, exc)
+            raise
+        start.release()
+        await cycle.end(ctx)
+
+    async def _relay(self, ctx: RequestContext, first: Any, rest: Any) -> AsyncIterator[dict[str, Any]]:
+        shape, seen, item = StreamShape(ctx), Seen(), first
+        try:
             while item is not None:
                 for chunk in _chunks(item):
-                    if outcome.ttft is None:
-                        outcome.ttft = time.perf_counter() - t0
-                    if chunk.get("usage"):
-                        outcome.usage = Usage.from_openai(chunk["usage"])
+                    if ctx.outcome.ttft is None:
+                        ctx.outcome.ttft = time.perf_counter() - ctx.t0
+                    if isinstance(chunk.get("usage"), dict):
+                        ctx.outcome.usage = usage_of(chunk)
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            seen.text.append(content)
                     yield chunk
-                item = await anext(start.rest, None)
-        finally:
-            start.release()
-            await self._finish(ENDPOINT_CHAT, principal, attempt, outcome, True, t0, reservation)
+                item = await anext(rest, None)
+        except UpstreamError as exc:
+            # The same failure as on /v1: ledgered stream_interrupted with the delivered tokens.
+            err = from_upstream(exc)
+            interrupted(ctx, shape, err.status, "stream_interrupted", seen)
+            raise _call_error(ctx.group, err) from None
+        if ctx.outcome.usage is None:
+            interrupted(ctx, shape, 200, None, seen)
 
-    def _check_group(self, principal: Principal, group: str) -> None:
-        # The same answer as /v1 (404 model_not_found) for a model that is not served and for one the key
-        # may not use.
-        try:
-            self.api.check_model(principal, group)
-        except GatewayError as err:
-            raise ModelCallError(err.message, err.status, err.code or "model_not_found") from None
-
-    async def _reserve(self, principal: Principal, group: str, body: dict[str, Any], chat: bool) -> Any:
-        budgeter = self.api.budgeter
-        if not principal.limits or budgeter is None:
-            return None
-        try:
-            return await budgeter.reserve(principal.limits, body, self.api.router.groups[group], chat)
-        except GatewayError as err:
-            raise ModelCallError(err.message, err.status) from None
-
-    async def _finish(
+    async def _start(
         self,
-        endpoint: int,
         principal: Principal,
-        attempt: Attempt,
-        outcome: Outcome,
+        group: str,
+        body: dict[str, Any],
+        endpoint: int,
         stream: bool,
-        t0: float,
-        reservation: Any,
-    ) -> None:
-        # The gateway's own bookkeeping: metrics, the ledger event, and budget settlement.
-        event = self.api._finish(
-            os.urandom(12).hex(), endpoint, principal, attempt, outcome, stream, t0, reservation
-        )
-        if reservation is not None and self.api.budgeter is not None:
-            await self.api.budgeter.settle(reservation, event.usage, event.cost_pusd, event.ts)
+        ctx: RequestContext | None,
+    ) -> RequestContext:
+        """The context, resolved (model scope, fallbacks) and reserved; a refusal is ledgered as on /v1
+        and raised as a ModelCallError."""
+        ctx = ctx or RequestContext(endpoint)
+        ctx.endpoint, ctx.principal, ctx.body, ctx.stream = endpoint, principal, body, stream
+        cycle = self.api.cycle
+        try:
+            # The same answer as /v1 (404 model_not_found) for a model that is not served and for one
+            # the key may not use.
+            cycle.resolve(ctx, group)
+            budgeter = cycle.budgeter
+            estimate = budgeter.estimate(body, endpoint == ENDPOINT_CHAT) if budgeter else (0, 0)
+            await cycle.reserve(ctx, *estimate)
+        except GatewayError as err:
+            await cycle.refuse(ctx, err)
+            raise ModelCallError(err.message, err.status, err.code or err.type) from None
+        return ctx
+
+
+def _call_error(group: str, err: GatewayError) -> ModelCallError:
+    """An upstream failure as the knowledge pillar reports it (a 4xx from the upstream is the gateway's
+    failure to the knowledge client, hence 502)."""
+    status = 502 if err.status < 500 else err.status
+    return ModelCallError(f"model {clip(group)}: {err.message}", status, err.code or "model_error")
 
 
 def _chunks(item: Any) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ requests = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("request_id", String(40), nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
-    Column("endpoint", SmallInteger, nullable=False),  # 1 chat, 2 embeddings
+    Column("endpoint", SmallInteger, nullable=False),  # ENDPOINT_* below
     Column("key_dim", Integer),
     Column("user_dim", Integer),
     Column("project_dim", Integer),
@@ -97,7 +97,19 @@ FLAG_STREAM = 1
 FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
 ENDPOINT_EMBEDDINGS = 2
-ENDPOINTS = {ENDPOINT_CHAT: "chat", ENDPOINT_EMBEDDINGS: "embeddings"}
+# Reserved for the endpoints of issue 17 (one id each, so that merged branches never collide).
+ENDPOINT_COMPLETIONS = 3
+ENDPOINT_RERANK = 4
+ENDPOINT_RESPONSES = 5
+ENDPOINT_MESSAGES = 6
+ENDPOINTS = {
+    ENDPOINT_CHAT: "chat",
+    ENDPOINT_EMBEDDINGS: "embeddings",
+    ENDPOINT_COMPLETIONS: "completions",
+    ENDPOINT_RERANK: "rerank",
+    ENDPOINT_RESPONSES: "responses",
+    ENDPOINT_MESSAGES: "messages",
+}
 PICO = 10**12
 
 

@@ -1,0 +1,1 @@
+"""The gateway's endpoint adapters, each a thin layer over the request cycle (`ailab.gateway.cycle`)."""
