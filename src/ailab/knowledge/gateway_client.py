@@ -18,6 +18,7 @@ from ailab.gateway.router import NoDeploymentAvailable
 from ailab.gateway.streaming import Seen, StreamShape, interrupted
 from ailab.gateway.types import RawEvents, UpstreamError
 from ailab.knowledge.filters import clip
+from ailab.ledger.events import CURRENT_APP
 from ailab.ledger.schema import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ class GatewayClient:
         and raised as a ModelCallError."""
         ctx = ctx or RequestContext(endpoint)
         ctx.endpoint, ctx.principal, ctx.body, ctx.stream = endpoint, principal, body, stream
+        app = CURRENT_APP.get()  # made for an app (its retrieval's embeddings): ledgered with it
+        if app is not None:
+            ctx.ledger.setdefault("app", app)
         cycle = self.api.cycle
         try:
             # The same answer as /v1 (404 model_not_found) for a model that is not served and for one

@@ -149,7 +149,9 @@ class LabState:
 
         self.apps = runtime.build(self)
         if self.api is not None:
-            self.api.apps = self.apps
+            from ailab.apps.serve import install
+
+            install(self.api, self.apps)  # app:NAME, /v1/apps/NAME/chat/completions, /v1/models entries
         if router not in self.admin_routers:
             self.admin_routers.append(router)
 
