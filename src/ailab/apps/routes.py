@@ -34,7 +34,7 @@ class RetrievalBody(BaseModel):
     retrieval_setting: RetrievalSetting = Field(default_factory=RetrievalSetting)
 
 
-def summary(svc: Any, spec: AppSpec) -> dict[str, Any]:
+def summary(spec: AppSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "alias": spec.alias,
@@ -61,8 +61,7 @@ def router(state: LabState) -> APIRouter:
 
     @r.get("", openapi_extra={"x-permission": "apps.use"})
     def list_apps(p: Principal = use) -> list[dict[str, Any]]:
-        svc = runtime.of(state)
-        return [summary(svc, s) for s in svc.visible(p)]
+        return [summary(s) for s in runtime.of(state).visible(p)]
 
     @r.get("/{name}", openapi_extra={"x-permission": "apps.manage"})
     def show(name: str, p: Principal = manage) -> dict[str, Any]:
