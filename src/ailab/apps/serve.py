@@ -39,11 +39,15 @@ class AppShape(StreamShape):
 
     def __init__(self, ctx: RequestContext) -> None:
         super().__init__(ctx)
+        call = app_call(ctx)
+        self.call = call if call is not None and call.hits is not None else None  # only RAG apps cite
         self.text: list[str] = []
         self.raws: list[bytes] = []
         self.meta: dict[str, Any] = {}
 
     def chunk(self, chunk: dict[str, Any], seen: Seen) -> bytes | None:
+        if self.call is None:  # every plain chat stream passes here: nothing extra
+            return super().chunk(chunk, seen)
         self.meta.update({k: chunk[k] for k in ("id", "created", "model") if k in chunk})
         before = len(seen.text)
         out = super().chunk(chunk, seen)
@@ -51,17 +55,17 @@ class AppShape(StreamShape):
         return out
 
     def raw(self, item: RawEvents) -> bytes:
-        self.raws.extend(item.payloads)
+        if self.call is not None:
+            self.raws.extend(item.payloads)
         return super().raw(item)
 
     def last(self) -> bytes:
-        call = app_call(self.ctx)
-        trailer = None
-        if call is not None:
-            answer = "".join(self.text) + (streamed_text(self.raws) if self.raws else "")
-            if self.raws and not self.meta:
-                self.meta = _meta(self.raws[-1])
-            trailer = call.trailer(answer, self.meta)
+        if self.call is None:
+            return super().last()
+        answer = "".join(self.text) + (streamed_text(self.raws) if self.raws else "")
+        if self.raws and not self.meta:
+            self.meta = _meta(self.raws[-1])
+        trailer = self.call.trailer(answer, self.meta)
         head = b"data: " + orjson.dumps(trailer) + b"\n\n" if trailer else b""
         return head + super().last()
 
