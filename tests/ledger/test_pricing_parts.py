@@ -101,6 +101,7 @@ def test_ledger_0004_adds_the_1h_column_to_an_existing_ledger(database_url) -> N
         assert migrate(engine, MIGRATIONS) == [
             "ledger_0003_unique_request_id",
             "ledger_0004_cache_write_1h_tokens",
+            "ledger_0005_app",
         ]
         with engine.connect() as conn:
             assert conn.execute(text("SELECT cache_write_1h_tokens FROM ledger_requests")).scalar_one() == 0

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.notebooks.conftest import NOTEBOOKS, ROOT, NotebookLab, apps_served
+from tests.notebooks.conftest import NOTEBOOKS, ROOT, NotebookLab
 
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CELL_TIMEOUT_S = 180
@@ -60,8 +60,6 @@ def _env(lab: NotebookLab, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_notebook_runs_without_error(path: Path, notebook_lab: NotebookLab, tmp_path: Path) -> None:
-    if path.stem.startswith("10-") and not apps_served():
-        pytest.skip("the lab serves no apps in this branch (ailab.apps / examples/apps come with issue 18.1)")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,

@@ -87,7 +87,8 @@ def test_kubernetes_urls_resolve_to_service_and_port(k8s_all) -> None:
     services = {
         d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]} for d in docs if d["kind"] == "Service"
     }
-    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    workloads = ("Deployment", "StatefulSet", "Job")
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] in workloads}
     # The lab's store URLs live in the Secret under their own names (an external store replaces them).
     secret = dict(ln.split("=", 1) for ln in (out / "manifests/secrets.env").read_text().splitlines() if ln)
     for comp, var, ref in _wired(ctx):

@@ -17,6 +17,8 @@ PERMISSIONS: dict[str, str] = {
     "knowledge.use": "search and ask the knowledge collections of one's projects",
     "knowledge.manage": "create, fill and delete knowledge collections of one's projects",
     "knowledge.manage.global": "create, fill and delete lab-wide knowledge collections (no project)",
+    "apps.use": "call the apps of one's projects (app:NAME, /v1/apps/NAME) and list them",
+    "apps.manage": "read apps' definitions (prompts, tools) and export them (Dify DSL)",
     "usage.read.own": "read one's own usage and cost",
     "usage.read.project": "read usage and cost of one's projects",
     "usage.read.all": "read everyone's usage and cost",
@@ -37,6 +39,8 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
             "models.use",
             "knowledge.use",
             "knowledge.manage",
+            "apps.use",
+            "apps.manage",
             "usage.read.own",
             "usage.read.project",
             "keys.manage.own",
@@ -44,7 +48,14 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
         }
     ),
     "user": frozenset(
-        {"models.use", "knowledge.use", "usage.read.own", "keys.manage.own", "projects.read.own"}
+        {
+            "models.use",
+            "knowledge.use",
+            "apps.use",
+            "usage.read.own",
+            "keys.manage.own",
+            "projects.read.own",
+        }
     ),
 }
 
@@ -55,6 +66,7 @@ WIDER = {
     "keys.manage.own": ("keys.manage.all",),
     "projects.read.own": ("projects.manage",),
     "knowledge.use": ("knowledge.manage",),
+    "apps.use": ("apps.manage",),
 }
 
 

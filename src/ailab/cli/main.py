@@ -8,6 +8,7 @@ import typer
 
 from ailab.cli import (
     access_cmd,
+    apps_cmd,
     audit_cmd,
     backup_cmd,
     ci_cmd,
@@ -63,6 +64,7 @@ app.command("ingest")(knowledge_cmd.ingest)
 app.command("search")(knowledge_cmd.search)
 app.command("ask")(knowledge_cmd.ask)
 app.add_typer(knowledge_cmd.knowledge_app, name="knowledge")
+app.add_typer(apps_cmd.app, name="apps")
 knowledge_eval_cmd.register(knowledge_cmd.knowledge_app)
 stack_cmd.register(app)
 app.command("backup")(backup_cmd.backup)

@@ -31,7 +31,7 @@ def usage(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     by: Annotated[
-        str, typer.Option(help="model, provider, deployment, key, user, project, error or day")
+        str, typer.Option(help="model, provider, deployment, key, user, project, error, app or day")
     ] = "model",
     since: Annotated[str, typer.Option(help="window: 30m, 12h, 7d, 4w or an ISO date")] = "7d",
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",

@@ -220,3 +220,7 @@ class LabConfig(_Open):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    # Apps (docs/apps.md): definitions here (a list, or name -> app) and/or one YAML file per app in
+    # `apps_dir` (default: the `apps` folder next to this file). Checked by ailab.apps, field by field.
+    apps: list[Any] | dict[str, Any] = Field(default_factory=list)
+    apps_dir: str | None = None

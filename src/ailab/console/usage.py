@@ -1,5 +1,5 @@
 """Usage & cost: spend, tokens and requests over time (uPlot), breakdowns by model, provider, deployment,
-project, user and key (names, not ids), models costed by GPU-hour or energy apart, unpriced requests
+project, user, key and app (names, not ids), models costed by GPU-hour or energy apart, unpriced requests
 counted (never shown as $0), and what is on screen as CSV or JSON."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 RANGES |= {"90d": 90 * 86400, "365d": 365 * 86400}
-BREAKDOWNS = ("model", "provider", "deployment", "project", "user", "key")
+BREAKDOWNS = ("model", "provider", "deployment", "project", "user", "key", "app")
 
 
 def _range(request: Request) -> tuple[str, float, str]:

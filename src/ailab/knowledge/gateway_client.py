@@ -17,7 +17,7 @@ from ailab.gateway.errors import GatewayError, from_upstream
 from ailab.gateway.router import NoDeploymentAvailable
 from ailab.gateway.streaming import Seen, StreamShape, interrupted
 from ailab.gateway.types import RawEvents, UpstreamError
-from ailab.ledger import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
+from ailab.ledger import CURRENT_APP, ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from ailab.text import quote_sized as clip
 
 if TYPE_CHECKING:
@@ -147,6 +147,9 @@ class GatewayClient:
         and raised as a ModelCallError."""
         ctx = ctx or RequestContext(endpoint)
         ctx.endpoint, ctx.principal, ctx.body, ctx.stream = endpoint, principal, body, stream
+        app = CURRENT_APP.get()  # made for an app (its retrieval's embeddings): ledgered with it
+        if app is not None:
+            ctx.ledger.setdefault("app", app)
         cycle = self.api.cycle
         try:
             # The same answer as /v1 (404 model_not_found) for a model that is not served and for one

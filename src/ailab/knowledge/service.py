@@ -315,11 +315,13 @@ class KnowledgeService:
         *,
         group: str = "document",
         per_document: int = CHUNKS_PER_DOCUMENT,
+        rerank: bool | None = None,
     ) -> list[Hit]:
         """The `k` best chunks for `query`. `group="document"` (the default) ranks documents (a document
         counts once, at its best chunk, in the dense and in the sparse ranking, then RRF) and returns each
         ranked document's best `per_document` chunks (more when there are fewer documents than `k`);
-        `group="chunk"` ranks chunks alone (several chunks of one document may fill the results)."""
+        `group="chunk"` ranks chunks alone (several chunks of one document may fill the results).
+        `rerank`: None applies the service's reranker when it has one; False skips it (apps choose)."""
         if mode not in ("hybrid", "dense", "sparse"):
             raise KnowledgeError("mode: choose hybrid, dense or sparse")
         if group not in ("document", "chunk"):
@@ -333,7 +335,7 @@ class KnowledgeService:
         for coll in colls:
             vec = None if mode == "sparse" else (await self.embed(principal, coll, [query]))[0]
             ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, k, filters, mode, group))
-        return self._hits(query, ranked, k, max(1, per_document))
+        return self._hits(query, ranked, k, max(1, per_document), rerank is not False)
 
     def _rank(
         self,
@@ -370,14 +372,16 @@ class KnowledgeService:
         ranked: list[list[RankedDocument]],
         k: int,
         per_document: int,
+        rerank: bool = True,
     ) -> list[Hit]:
+        reranker = self.reranker if rerank else None
         if len(ranked) == 1:
             order = ranked[0]
         else:  # several collections: fuse their document rankings the same way
             by_key = {d.key: d for ds in ranked for d in ds}
             fused = rrf([[(d.key, d.score) for d in ds] for ds in ranked])
             order = [RankedDocument(key, score, by_key[key].chunks) for key, score in fused]
-        want = k * 3 if self.reranker else k
+        want = k * 3 if reranker else k
         picked: list[tuple[Any, Ranked]] = pick_chunks(order, want, per_document)
         doc_score = {d.key: d.score for d in order}
         rows: dict[int, ChunkRow] = self.catalog.chunks([r.chunk_id for _, r in picked])
@@ -386,8 +390,8 @@ class KnowledgeService:
             for key, r in picked
             if (row := rows.get(r.chunk_id)) is not None
         ]
-        if self.reranker is not None:
-            hits = self.reranker(query, hits)
+        if reranker is not None:
+            hits = reranker(query, hits)
         return hits[:k]
 
 

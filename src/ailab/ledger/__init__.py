@@ -4,7 +4,7 @@ The door other pillars import from; `schema` (the tables, endpoint codes and fla
 """
 
 from ailab.ledger import schema
-from ailab.ledger.events import UsageEvent
+from ailab.ledger.events import CURRENT_APP, UsageEvent
 from ailab.ledger.journal import JOURNAL_DIR, SEGMENT_GLOB, journal_dir, try_lock
 from ailab.ledger.pricing import PriceBook
 from ailab.ledger.queries import (
@@ -28,6 +28,7 @@ from ailab.ledger.writer import LedgerWriter
 
 __all__ = [
     "BY_CHOICES",
+    "CURRENT_APP",
     "ENDPOINT_CHAT",
     "ENDPOINT_EMBEDDINGS",
     "ENDPOINT_MESSAGES",

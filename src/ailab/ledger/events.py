@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ailab.types import DeploymentRef, Usage
+
+# The app (ailab.apps) whose call is being prepared in this task: in-process calls it makes (retrieval's
+# embeddings) are ledgered with it too. Unset for everything else.
+CURRENT_APP: ContextVar[str | None] = ContextVar("ailab_current_app", default=None)
 
 
 @dataclass(slots=True)
@@ -29,6 +34,7 @@ class UsageEvent:
     # The serving deployment's busy time shared to this request (what cost_per_hour and watts bill);
     # None: the whole latency (events not made by the router).
     busy_s: float | None = None
+    app: str | None = None  # the app (ailab.apps) the call was made for; None: a plain model call
 
     @property
     def billed_s(self) -> float:

@@ -22,6 +22,7 @@ GROUPS = {
     "user": "user_dim",
     "project": "project_dim",
     "error": "error_dim",
+    "app": "app_dim",
 }
 BY_CHOICES = (*GROUPS, "day")
 _SINCE = re.compile(r"^(\d+)([smhdw])$")

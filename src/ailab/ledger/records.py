@@ -12,14 +12,15 @@ from ailab.ledger.events import UsageEvent
 from ailab.ledger.rows import COLUMNS
 
 Row = dict[str, Any]
-JOURNAL_VERSION = 2  # 2 added cache_write_1h_tokens; lines of version 1 are still read
-DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error")
+JOURNAL_VERSION = 3  # 2 added cache_write_1h_tokens, 3 the app dimension; older lines are still read
+DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error", "app")
 # event_columns() in order: the ledger's columns (`rows.COLUMNS`) but the interned dimensions. A journal line
 # is a flat list, [version, *dims, *columns] (tests check the order): a new column goes at the end of COLUMNS,
 # with a new JOURNAL_VERSION.
 ROW_COLUMNS = tuple(c for c in COLUMNS if not c.endswith("_dim"))
 
-_VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], JOURNAL_VERSION: ROW_COLUMNS}
+_VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], 2: ROW_COLUMNS, JOURNAL_VERSION: ROW_COLUMNS}
+_VERSION_DIMS = {1: DIM_KINDS[:-1], 2: DIM_KINDS[:-1], JOURNAL_VERSION: DIM_KINDS}
 
 
 def spill_record(ev: UsageEvent, cost: int | None) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def journal_line(ev: UsageEvent, cost: int | None) -> bytes:
             dep.id if dep else None,
             dep.provider_label if dep else None,
             ev.error_type,
+            ev.app,
             ev.request_id,
             int(ev.ts * 1000),
             ev.endpoint,
@@ -65,11 +67,12 @@ def journal_line(ev: UsageEvent, cost: int | None) -> bytes:
 def journal_record(line: list[Any]) -> dict[str, Any] | None:
     """A journal line back as a spill record; None for a line of another version."""
     columns = _VERSION_COLUMNS.get(line[0]) if line else None
-    if columns is None or len(line) != 1 + len(DIM_KINDS) + len(columns):
+    kinds = _VERSION_DIMS.get(line[0]) if line else None
+    if columns is None or kinds is None or len(line) != 1 + len(kinds) + len(columns):
         return None
-    n = 1 + len(DIM_KINDS)
+    n = 1 + len(kinds)
     return {
-        "dims": dict(zip(DIM_KINDS, line[1:n], strict=True)),
+        "dims": dict(zip(kinds, line[1:n], strict=True)),
         "row": dict(zip(columns, line[n:], strict=True)),
     }
 
@@ -84,6 +87,7 @@ def event_dims(ev: UsageEvent) -> dict[str, str | None]:
         "deployment": dep.id if dep else None,
         "provider": dep.provider_label if dep else None,
         "error": ev.error_type,
+        "app": ev.app,
     }
 
 

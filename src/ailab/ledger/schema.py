@@ -59,6 +59,8 @@ requests = Table(
     Column("retries", SmallInteger, nullable=False),
     # Of cache_write_tokens, those written with a 1-hour lifetime (Anthropic), priced apart (ledger_0004).
     Column("cache_write_1h_tokens", Integer, nullable=False, server_default=text("0")),
+    # The app (ailab.apps) a call was made for; NULL for plain model calls (ledger_0005).
+    Column("app_dim", Integer),
     Index("ix_ledger_requests_ts", "ts_ms"),
 )
 
@@ -72,6 +74,7 @@ DAILY_DIMS = (
     "user_dim",
     "project_dim",
     "error_dim",
+    "app_dim",
 )
 DAILY_SUMS = (
     "requests",
@@ -120,10 +123,17 @@ def _create_0002(conn: Connection) -> None:
     _backfill_daily(conn)
 
 
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
 def _backfill_daily(conn: Connection) -> None:
-    dims = ", ".join(f"COALESCE({d}, 0)" for d in DAILY_DIMS)
+    # The dimensions both tables have at this point of the migrations (app_dim arrives with ledger_0005).
+    present = _columns(conn, "ledger_daily") & _columns(conn, "ledger_requests")
+    names = [d for d in DAILY_DIMS if d in present]
+    dims = ", ".join(f"COALESCE({d}, 0)" for d in names)
     conn.exec_driver_sql(
-        f"INSERT INTO ledger_daily (day, {', '.join(DAILY_DIMS)}, {', '.join(DAILY_SUMS)}) "
+        f"INSERT INTO ledger_daily (day, {', '.join(names)}, {', '.join(DAILY_SUMS)}) "
         f"SELECT ts_ms / 86400000, {dims}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), "
         "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), COALESCE(SUM(cost_pusd), 0), "
         "SUM(CASE WHEN cost_pusd IS NULL THEN 1 ELSE 0 END) "
@@ -150,10 +160,33 @@ def _unique_request_id_0003(conn: Connection) -> None:
 def _add_0004(conn: Connection) -> None:
     """The 1-hour cache writes column; rows written before it have none (0). A database created by this
     version's ledger_0001 has it already."""
-    if "cache_write_1h_tokens" not in {c["name"] for c in inspect(conn).get_columns("ledger_requests")}:
+    if "cache_write_1h_tokens" not in _columns(conn, "ledger_requests"):
         conn.exec_driver_sql(
             "ALTER TABLE ledger_requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0"
         )
+
+
+def _add_app_0005(conn: Connection) -> None:
+    """The app dimension: a nullable column on the rows, and a rollup key column (0: no app). A database
+    created by this version's ledger_0001/0002 has both already."""
+    if "app_dim" not in _columns(conn, "ledger_requests"):
+        conn.exec_driver_sql("ALTER TABLE ledger_requests ADD COLUMN app_dim INTEGER")
+    if "app_dim" in _columns(conn, "ledger_daily"):
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE ledger_daily ADD COLUMN app_dim INTEGER NOT NULL DEFAULT 0")
+        conn.exec_driver_sql("ALTER TABLE ledger_daily DROP CONSTRAINT ledger_daily_pkey")
+        conn.exec_driver_sql(f"ALTER TABLE ledger_daily ADD PRIMARY KEY (day, {', '.join(DAILY_DIMS)})")
+        return
+    # SQLite cannot change a primary key: rebuild the rollup table with the new key, keeping its sums.
+    old = [d for d in DAILY_DIMS if d != "app_dim"]
+    conn.exec_driver_sql("ALTER TABLE ledger_daily RENAME TO ledger_daily_0004")
+    metadata.create_all(conn, tables=[daily])
+    cols = ", ".join(["day", *old, *DAILY_SUMS])
+    conn.exec_driver_sql(
+        f"INSERT INTO ledger_daily ({cols}, app_dim) SELECT {cols}, 0 FROM ledger_daily_0004"
+    )
+    conn.exec_driver_sql("DROP TABLE ledger_daily_0004")
 
 
 MIGRATIONS = [
@@ -161,4 +194,5 @@ MIGRATIONS = [
     Migration("ledger_0002_daily_rollup", _create_0002),
     Migration("ledger_0003_unique_request_id", _unique_request_id_0003),
     Migration("ledger_0004_cache_write_1h_tokens", _add_0004),
+    Migration("ledger_0005_app", _add_app_0005),
 ]

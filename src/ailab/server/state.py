@@ -54,6 +54,7 @@ class LabState:
     secrets: SecretStore | None = None
     knowledge: KnowledgeService | None = None  # built on first use (knowledge_service)
     sso: Any = None  # ailab.access.sso.wiring.Sso: OpenID Connect and tunnel identity (docs/sso.md)
+    apps: Any = None  # ailab.apps.AppService: the apps of ailab.yaml and the apps folder
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -109,6 +110,7 @@ class LabState:
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
         self._serve_responses()
+        self._start_apps()
         ledger = self.ledger
         reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
@@ -127,6 +129,19 @@ class LabState:
 
         assert self.api is not None and self.engine is not None
         install(self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400))
+
+    def _start_apps(self) -> None:
+        """Apps are checked at start: a lab with an invalid app does not start (ailab apps validate)."""
+        from ailab.server import apps as runtime
+        from ailab.server.admin.apps import router
+
+        self.apps = runtime.build(self)
+        if self.api is not None:
+            from ailab.apps.serve import install
+
+            install(self.api, self.apps)  # app:NAME, /v1/apps/NAME/chat/completions, /v1/models entries
+        if router not in self.admin_routers:
+            self.admin_routers.append(router)
 
     async def stop(self) -> None:
         for task in self.tasks:

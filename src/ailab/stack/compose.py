@@ -65,7 +65,8 @@ def _gpu(comp: Component, gpu: str, svc: dict[str, Any]) -> None:
 
 
 def service(comp: Component, ctx: RenderContext, gpu: str, tree: Tree) -> dict[str, Any]:
-    svc: dict[str, Any] = {"image": image_for(comp, gpu), "restart": "unless-stopped"}
+    restart = "on-failure" if comp.job else "unless-stopped"  # a job exits 0 once done, and stays done
+    svc: dict[str, Any] = {"image": image_for(comp, gpu), "restart": restart}
     if comp.command:
         svc["command"] = [_escape(c) for c in comp.command]
     if comp.env:

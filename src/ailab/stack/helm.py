@@ -61,6 +61,11 @@ def _templated(obj: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             if entry["name"] in _LAB_ENV:
                 entry["value"] = _mark(_LAB_ENV[entry["name"]])
         _mark_secret_refs(t)
+    elif t["kind"] == "Job":  # a one-shot component (stack/model.py `job`): its image and secrets
+        container = t["spec"]["template"]["spec"]["containers"][0]
+        comp_values["image"] = container["image"]
+        container["image"] = _mark(f"{key}.image")
+        _mark_secret_refs(t)
     elif t["kind"] == "PersistentVolumeClaim":
         volume = t["metadata"]["name"][len(name) + 1 :].replace("-", "_")
         comp_values.setdefault("storage", {})[volume] = t["spec"]["resources"]["requests"]["storage"]

@@ -135,8 +135,22 @@ def _pvc(comp: Component, volume: Volume, name: str) -> dict[str, Any]:
     }
 
 
+def _job(comp: Component, pod: dict[str, Any]) -> dict[str, Any]:
+    """A one-shot component: retried until it succeeds, then kept a day for its log."""
+    pod["restartPolicy"] = "OnFailure"
+    spec = {
+        "backoffLimit": 20,
+        "ttlSecondsAfterFinished": 86400,
+        "template": {"metadata": {"labels": labels(comp)}, "spec": pod},
+    }
+    meta = {"name": comp.name, "labels": labels(comp)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
 def _workload(comp: Component, pod: dict[str, Any]) -> dict[str, Any]:
     """A Deployment; a StatefulSet for replicated components, each replica with its own data volume."""
+    if comp.job:
+        return _job(comp, pod)
     spec: dict[str, Any] = {
         "replicas": 1,
         "selector": {"matchLabels": {"app.kubernetes.io/name": comp.name}},

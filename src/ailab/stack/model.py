@@ -171,6 +171,9 @@ class Component:
     user: str | None = None
     privileged_mounts: tuple[tuple[str, str], ...] = ()  # (host path, container path), read-only
     scale: Scale | None = None
+    # A one-shot job (e.g. provisioning another component through its API): compose restarts it until it
+    # succeeds, Kubernetes runs it as a Job; it has no ports, health check or data.
+    job: bool = False
 
     @property
     def image_ref(self) -> str:

@@ -91,7 +91,11 @@ def _raw_config(loaded: LoadedConfig) -> dict[str, Any]:
     if loaded.path is None:
         return {}
     data = yaml.safe_load(loaded.path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    from ailab.apps.loader import inlined
+
+    return inlined(data, loaded)  # the apps folder travels inside the config
 
 
 def with_lab_config(ctx: RenderContext, lab: Portable) -> RenderContext:

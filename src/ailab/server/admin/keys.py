@@ -97,7 +97,9 @@ def served_models(state: LabState) -> set[str]:
     """Model groups a key may name: what the router serves, and the knowledge models it will add."""
     groups = set(state.router.groups) if state.router is not None else set()
     knowledge = state.loaded.config.knowledge
-    return groups | {knowledge.embedding_model} | ({knowledge.chat_model} if knowledge.chat_model else set())
+    apps = {spec.alias for spec in state.apps.apps.apps.values()} if state.apps is not None else set()
+    chat = {knowledge.chat_model} if knowledge.chat_model else set()
+    return groups | {knowledge.embedding_model} | chat | apps  # apps: `app:NAME` (ailab.apps)
 
 
 def visible_key(state: LabState, p: Principal, key_id: str) -> ApiKey:

@@ -1,12 +1,14 @@
 """Dify, its full service set: api, worker, web, sandbox, plugin daemon, SSRF proxy and the nginx front.
 
 Dify shares the stack's PostgreSQL, Redis and Qdrant with the lab. Dify configures model providers in
-its own UI (no environment setting exists), so the lab's base URL and key are handed over as
-LAB_OPENAI_BASE_URL / LAB_OPENAI_API_KEY for the "OpenAI-API-compatible" provider.
+its own UI (no environment setting exists), so the one-shot `dify-setup` job does it through Dify's
+console API once Dify is up: the admin account, the lab as "OpenAI-API-compatible" provider and as
+external knowledge, and the lab's apps imported as Dify apps (`ailab apps provision-dify`, docs/apps.md).
 """
 
 from __future__ import annotations
 
+from ailab import __version__
 from ailab.stack.catalog._common import GATEWAY, lab_key, lab_key_ref
 from ailab.stack.model import (
     Backup,
@@ -190,6 +192,26 @@ COMPONENTS = [
         health=Health("proxy", None),
         group="dify",
         files=_squid,
+    ),
+    Component(
+        name="dify-setup",
+        description="One-shot job: Dify's admin, the lab as its model provider and knowledge, the lab's apps",
+        image="ghcr.io/local-ai-lab/ailab",  # the lab's own image (ENTRYPOINT ailab)
+        tag=__version__,
+        phase=3,
+        command=("apps", "provision-dify"),
+        env={
+            "DIFY_URL": Ref("dify", "http"),
+            "LAB_URL": Ref("ailab", "http"),
+            "AILAB_MASTER_KEY": SecretRef("AILAB_MASTER_KEY"),  # reads the apps' definitions
+            "LAB_OPENAI_API_KEY": lab_key_ref("dify"),  # what Dify calls the lab with
+            "DIFY_ADMIN_EMAIL": "admin@ailab.local",
+            "DIFY_ADMIN_PASSWORD": SecretRef("DIFY_ADMIN_PASSWORD"),
+        },
+        secrets=(SecretSpec("DIFY_ADMIN_PASSWORD", "password", "Dify's admin account (admin@ailab.local)"),),
+        depends_on=("dify", "ailab"),
+        group="dify",
+        job=True,
     ),
     Component(
         name="dify",
