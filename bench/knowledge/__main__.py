@@ -8,7 +8,7 @@ import sys
 
 def main() -> None:
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    sys.argv = sys.argv[:1]
+    sys.argv = sys.argv[:1] + (sys.argv[2:] if which == "generalize" else [])
     if which in ("retrieval", "all"):
         from bench.knowledge.retrieval import main as retrieval
 

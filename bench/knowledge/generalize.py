@@ -6,11 +6,13 @@ beside the naive baseline of issue 8 (200-word windows with the page title, Mini
 
 Offline: the lab's own parser, chunker, query terms and fusion functions, an exact dense search (what the
 embedded store does below its ANN threshold) and an in-memory FTS5 index like the catalog's. Embeddings are
-cached by text (bench/knowledge/embcache.py). The corpus is every page that answers some question of the
-corpus (`--corpus answers`, the default: the built-in embedder does ~3 texts/s on the shared box) or the
-whole documentation (`--corpus all`).
+cached by text (bench/knowledge/embcache.py, one file per corpus). The corpus is every page that answers
+some question of the corpus, each cut to its first `--cap` words (`--corpus answers`, the default: the
+built-in embedder did 1-3 texts/s on the shared box), or the whole documentation (`--corpus all --cap 0`).
+Questions whose evidence phrase is not in the kept text of one of their pages are left out (listed in the
+output). Levers are chosen on the dev halves; the test halves are only reported.
 
-    python -m bench.knowledge generalize [--corpus answers|all] [--embed-only]
+    python -m bench.knowledge generalize [--corpus answers|all] [--cap 1000] [--corpora pgdocs,pydocs]
 """
 
 from __future__ import annotations
@@ -259,11 +261,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", choices=("answers", "all"), default="answers")
     ap.add_argument("--cap", type=int, default=CAP, help="words kept of each page (0: all)")
+    ap.add_argument("--corpora", default=",".join(ROOTS), help="comma-separated: pgdocs,pydocs")
     ap.add_argument("--out", default="bench/results/knowledge-generalize.json")
     args = ap.parse_args()
     result: dict[str, Any] = {"corpus": args.corpus, "cap": args.cap, "default": DEFAULT.label()}
     scores: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for corpus in ROOTS:
+    corpora = args.corpora.split(",")
+    for corpus in corpora:
         ranked = rank_corpus(corpus, args.corpus, args.cap)
         result[f"{corpus} dropped"] = {h: v["dropped"] for h, v in ranked["halves"].items()}
         for half, h in ranked["halves"].items():
@@ -272,7 +276,7 @@ def main() -> None:
 
     def dev_key(name: str) -> tuple[float, float]:
         s = scores[name]
-        return (sum(s[c]["dev"]["mrr@10"] for c in ROOTS), sum(s[c]["dev"]["hit@5"] for c in ROOTS))
+        return (sum(s[c]["dev"]["mrr@10"] for c in corpora), sum(s[c]["dev"]["hit@5"] for c in corpora))
 
     best = max((lv.label() for lv in GRID), key=dev_key)
     result["chosen on dev"] = best
@@ -282,14 +286,15 @@ def main() -> None:
         key = name.split(" (")[0]
         cells = [
             f"{c} {h} " + "/".join(f"{scores[key][c][h][m]:.2f}" for m in ("hit@1", "hit@5", "mrr@10"))
-            for c in ROOTS
+            for c in corpora
             for h in ("dev", "test")
         ]
         print(f"{name:48} " + " | ".join(cells))
     ranked_dev = sorted((lv.label() for lv in GRID), key=dev_key, reverse=True)
     print("top levers on dev (mrr@10 sum, hit@5 sum):")
     for name in ranked_dev[:8]:
-        print(f"  {name:40} {dev_key(name)}")
+        per = {c: [scores[name][c]["dev"][m] for m in ("hit@1", "hit@5", "mrr@10")] for c in corpora}
+        print(f"  {name:40} {per}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 
