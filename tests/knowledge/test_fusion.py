@@ -31,6 +31,18 @@ def test_many_chunks_of_one_document_do_not_outweigh_a_document_both_rankings_ag
     assert [c for c, _ in docs[1].chunks] == [1, 2, 3]  # a's chunks, best first
 
 
+def test_weighted_rrf_lets_the_trusted_ranking_lead_and_k_sets_how_fast_ranks_fade() -> None:
+    dense = [(1, 0.9), (4, 0.6)]
+    sparse = [(5, 9.0), (4, 8.0)]
+    assert [c for c, _ in rrf([dense, sparse])] == [4, 1, 5]  # in both lists; 1 and 5 tie
+    assert [c for c, _ in rrf([dense, sparse], weights=(1.0, 3.0))] == [4, 5, 1]  # sparse trusted 3×
+    plain = dict(rrf([dense, sparse], k=60))
+    assert plain[1] == pytest.approx(1 / 61) and dict(rrf([dense], k=10))[1] == pytest.approx(1 / 11)
+    by_dense = [d.key for d in fuse_documents([dense, sparse], DOC, k=60, weights=(3.0, 1.0))]
+    by_sparse = [d.key for d in fuse_documents([dense, sparse], DOC, k=60, weights=(1.0, 3.0))]
+    assert by_dense == ["b", "a", "c"] and by_sparse == ["b", "c", "a"]
+
+
 def test_pick_takes_the_best_chunks_per_document_then_fills_from_the_top() -> None:
     docs = [
         RankedDocument("a", 3.0, [(1, 0.3), (2, 0.2), (3, 0.1)]),

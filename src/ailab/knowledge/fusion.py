@@ -18,12 +18,18 @@ RRF_K = 60
 K = TypeVar("K", bound=Hashable)
 
 
-def rrf(lists: Sequence[Sequence[tuple[Any, float]]], k: int = RRF_K) -> list[tuple[Any, float]]:
-    """Reciprocal rank fusion: Σ 1/(k + rank) over the lists an item appears in, best first."""
+def rrf(
+    lists: Sequence[Sequence[tuple[Any, float]]],
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[Any, float]]:
+    """Weighted reciprocal rank fusion: Σ w/(k + rank) over the lists an item appears in, best first
+    (`weights` default to 1 each: plain RRF)."""
     scores: dict[Any, float] = {}
-    for ranking in lists:
+    for n, ranking in enumerate(lists):
+        w = 1.0 if weights is None else weights[n]
         for rank, (item, _) in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+            scores[item] = scores.get(item, 0.0) + w / (k + rank + 1)
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
@@ -47,13 +53,16 @@ class RankedDocument:
 
 
 def fuse_documents(
-    rankings: Sequence[Sequence[tuple[int, float]]], document_of: dict[int, Any]
+    rankings: Sequence[Sequence[tuple[int, float]]],
+    document_of: dict[int, Any],
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
 ) -> list[RankedDocument]:
     """Fuse chunk rankings at document level; each document carries its chunks, best first."""
-    chunk_scores = rrf(rankings)
+    chunk_scores = rrf(rankings, k, weights)
     docs = {
         doc: RankedDocument(doc, score)
-        for doc, score in rrf([distinct_documents(r, document_of) for r in rankings])
+        for doc, score in rrf([distinct_documents(r, document_of) for r in rankings], k, weights)
     }
     for chunk_id, score in chunk_scores:
         doc = document_of.get(chunk_id)
