@@ -264,12 +264,13 @@ def test_every_builtin_is_reachable_through_the_catalog():
 def test_migrations_keep_their_order_and_names():
     from ailab.access.schema import MIGRATIONS as ACCESS
     from ailab.db.migrations import registered_migrations
+    from ailab.gateway.responses.store import MIGRATIONS as GATEWAY
     from ailab.knowledge.catalog_pg import MIGRATIONS as KNOWLEDGE
     from ailab.ledger import MIGRATIONS as LEDGER
     from ailab.secrets import MIGRATIONS as SECRETS
 
     names = [m.name for m in registered_migrations()]
-    assert names == [m.name for m in (*LEDGER, *ACCESS, *SECRETS, *KNOWLEDGE)]
+    assert names == [m.name for m in (*LEDGER, *ACCESS, *SECRETS, *KNOWLEDGE, *GATEWAY)]
     assert len(set(names)) == len(names)
 
 
