@@ -47,7 +47,7 @@ def _rows(gw) -> list[dict]:
 
 
 def test_completions_unary_and_stream(lab) -> None:
-    name, gw, client = lab
+    _, gw, client = lab
     done = client.completions.create(model="text", prompt="hello there", max_tokens=20)
     spec.check("CreateCompletionResponse", done.model_dump(exclude_unset=True), subset=False)
     assert done.object == "text_completion"
