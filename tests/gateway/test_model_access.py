@@ -120,3 +120,19 @@ def test_adapter_and_endpoint_errors_clip_user_input(lab) -> None:
     with pytest.raises(UpstreamError) as exc:
         to_anthropic({"messages": MSG, "tools": [{"type": "z" * 100_000}]}, "claude")
     assert exc.value.status == 400 and len(exc.value.message) < 300
+
+
+def test_completions_and_model_retrieve_obey_the_scope(lab, two) -> None:
+    gw, key = lab
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    for name in ("pricey", "secret-model", "smart"):
+        with pytest.raises(openai.NotFoundError) as exc:
+            client.completions.create(model=name, prompt="hi")
+        assert exc.value.body["code"] == "model_not_found"
+        with pytest.raises(openai.NotFoundError) as exc:
+            client.models.retrieve(name)
+        assert exc.value.body["message"] == NOT_FOUND.format(name)
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="f500", prompt="hi", extra_body={"fallbacks": ["pricey"]})
+    assert client.models.retrieve("f500").id == "f500"
+    assert two[1].up.requests("completions") == []

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.upstreams import responses_server
+from tests.upstreams import openai_extra, responses_server
 from tests.upstreams.harness import Fault, StreamCut, Upstream, apply_fault
 
 
@@ -273,6 +273,7 @@ def make_app(up: Upstream) -> Starlette:
             Route("/v1/models", models, methods=["GET"]),
             Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
             Route("/openai/deployments/{deployment}/embeddings", embeddings, methods=["POST"]),
+            *openai_extra.routes(up, unauthorized, openai_error),  # legacy completions, rerank
         ]
     )
 

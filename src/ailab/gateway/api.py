@@ -29,10 +29,11 @@ __all__ = ["GatewayAPI", "Handler", "ModelHook", "ModelLister", "Outcome", "guar
 
 def default_routes() -> list[type[Route]]:
     from ailab.gateway.endpoints.chat import ChatCompletions, Embeddings
+    from ailab.gateway.endpoints.completions import Completions
     from ailab.gateway.endpoints.messages import CountTokens, Messages
-    from ailab.gateway.endpoints.models import ListModels
+    from ailab.gateway.endpoints.models import ListModels, RetrieveModel
 
-    return [ChatCompletions, Embeddings, ListModels, Messages, CountTokens]
+    return [ChatCompletions, Embeddings, Completions, ListModels, RetrieveModel, Messages, CountTokens]
 
 
 class GatewayAPI:
@@ -119,9 +120,15 @@ class GatewayAPI:
 
 def _match(segments: tuple[str, ...], path: str) -> dict[str, str] | None:
     parts = path.strip("/").split("/")
-    if len(parts) != len(segments):
+    if len(parts) != len(segments) and not (segments and segments[-1].endswith(":path}")):
         return None
     params: dict[str, str] = {}
+    last = segments[-1] if segments else ""
+    if last.endswith(":path}"):  # the last segment takes the rest of the path, slashes included
+        if len(parts) < len(segments) or not parts[len(segments) - 1]:
+            return None
+        params[last[1:-6]] = "/".join(parts[len(segments) - 1 :])
+        segments, parts = segments[:-1], parts[: len(segments) - 1]
     for seg, part in zip(segments, parts, strict=True):
         if seg.startswith("{") and seg.endswith("}"):
             if not part:

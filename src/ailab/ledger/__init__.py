@@ -18,6 +18,7 @@ from ailab.ledger.queries import (
 )
 from ailab.ledger.schema import (
     ENDPOINT_CHAT,
+    ENDPOINT_COMPLETIONS,
     ENDPOINT_EMBEDDINGS,
     ENDPOINT_MESSAGES,
     ENDPOINT_RESPONSES,
@@ -30,6 +31,7 @@ __all__ = [
     "BY_CHOICES",
     "CURRENT_APP",
     "ENDPOINT_CHAT",
+    "ENDPOINT_COMPLETIONS",
     "ENDPOINT_EMBEDDINGS",
     "ENDPOINT_MESSAGES",
     "ENDPOINT_RESPONSES",
