@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|journal|ledger|soak|console|charts|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
+"""`python -m bench [gateway|journal|ledger|soak|console|charts|ab|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["gateway", "journal", "ledger", "soak", "console", "charts", "all"],
+        choices=["gateway", "journal", "ledger", "soak", "console", "charts", "ab", "all"],
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument(
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
     parser.add_argument("--soak-seconds", type=int, default=300)
     parser.add_argument("--db", type=Path, help="charts: a ledger database `bench ledger` left behind")
+    parser.add_argument("--base-src", type=Path, help="ab: the src/ folder of the tree to compare against")
     args = parser.parse_args()
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,10 @@ def main() -> None:
         from bench.console_load import run as console_run
 
         console_run(args.rounds * 3, out / "console.json")
+    if args.which == "ab":
+        from bench.gateway.ab import run as ab_run
+
+        ab_run(args.base_src, args.seconds, args.rounds * 2, out / "ab.json")
     if args.which == "charts":
         from bench.console import rerun
 
