@@ -10,7 +10,7 @@ from ailab.access import Principal
 from ailab.apps.models import ALIAS_PREFIX
 from ailab.apps.prompt import AppRequestError
 from ailab.apps.service import AppCall, AppService
-from ailab.gateway.errors import GatewayError
+from ailab.gateway import GatewayError
 from ailab.ledger import CURRENT_APP
 
 

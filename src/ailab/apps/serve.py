@@ -16,15 +16,11 @@ from ailab.access import Principal
 from ailab.apps.gateway import resolve
 from ailab.apps.models import ALIAS_PREFIX
 from ailab.apps.service import AppCall, AppService, acting
-from ailab.gateway.cycle import RequestContext
-from ailab.gateway.endpoints.chat import ChatCompletions
-from ailab.gateway.providers.openai_compat import streamed_text
-from ailab.gateway.streaming import Seen, StreamShape
-from ailab.gateway.types import RawEvents
+from ailab.gateway import ChatCompletions, RawEvents, RequestContext, Seen, StreamShape, streamed_text
 from ailab.ledger import ENDPOINT_EMBEDDINGS
 
 if TYPE_CHECKING:
-    from ailab.gateway.api import GatewayAPI
+    from ailab.gateway import GatewayAPI
 
 KEY = "ailab.app"  # ctx.scratch entry: the AppCall of this request
 

@@ -26,8 +26,7 @@ def check(
     """Load ailab.yaml as `ailab up` would: errors exit 2 naming the key; with --strict, warnings exit 1.
 
     Warnings include model entries the lab would skip (a provider without an adapter, a `*` wildcard)."""
-    from ailab.gateway.deployments import build_deployments
-    from ailab.gateway.providers.registry import default_registry
+    from ailab.gateway import build_deployments, default_registry
 
     loaded = load_or_exit(config, data_dir)
     where = loaded.path or "defaults (no ailab.yaml)"
@@ -55,7 +54,7 @@ def init(
 ) -> None:
     """Write .github/workflows/ailab.yml: validate the config, render Compose/Kubernetes, run doctor."""
     from ailab import DIST_NAME, __version__
-    from ailab.stack.state import load_state
+    from ailab.stack import load_state
 
     loaded = load_or_exit(config, data_dir)
     target = directory / ".github" / "workflows" / "ailab.yml"

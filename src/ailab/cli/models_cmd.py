@@ -18,8 +18,7 @@ def models(
     import json
 
     from ailab.config import ConfigError
-    from ailab.gateway.deployments import build_deployments
-    from ailab.gateway.providers.registry import default_registry
+    from ailab.gateway import build_deployments, default_registry
 
     loaded = load_or_exit(config, data_dir, read_only=True)
     try:

@@ -10,8 +10,7 @@ import typer
 from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
 if TYPE_CHECKING:
-    from ailab.stack.model import SecretSpec
-    from ailab.stack.project import Rendered
+    from ailab.stack import Rendered, SecretSpec
 
 NamesArg = Annotated[list[str], typer.Argument(help="components, groups (dify), phase1..phase4 or all")]
 OptNamesArg = Annotated[
@@ -31,10 +30,8 @@ def _fail(message: str) -> typer.Exit:
 def components(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """The catalog: every component with phase, image, install state and (native) health."""
     from ailab.cli.table import render
-    from ailab.stack.catalog import catalog
-    from ailab.stack.native.plan import state_file
-    from ailab.stack.native.supervisor import read_state
-    from ailab.stack.state import load_state
+    from ailab.stack import component_catalog as catalog
+    from ailab.stack import load_state, read_state, state_file
 
     loaded = load_or_exit(config, data_dir)
     state = load_state(loaded.data_dir)
@@ -65,9 +62,15 @@ def install(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Add components (with what they depend on) to the stack, and generate their secrets once."""
-    from ailab.stack.catalog import UnknownComponent, expand, select
-    from ailab.stack.secrets import open_stack_secrets, specs_for
-    from ailab.stack.state import load_state, save_state
+    from ailab.stack import (
+        UnknownComponent,
+        expand,
+        load_state,
+        open_stack_secrets,
+        save_state,
+        select,
+        specs_for,
+    )
 
     loaded = load_or_exit(config, data_dir)
     try:
@@ -99,8 +102,7 @@ def install(
 
 def uninstall(names: NamesArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Remove components from the stack (their data volumes and secrets are kept)."""
-    from ailab.stack.catalog import UnknownComponent, members, select
-    from ailab.stack.state import load_state, save_state
+    from ailab.stack import UnknownComponent, load_state, members, save_state, select
 
     loaded = load_or_exit(config, data_dir)
     state = load_state(loaded.data_dir)
@@ -126,10 +128,8 @@ def expose(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Publish a component on a public hostname (refused when nothing authenticates in front of it)."""
-    from ailab.stack.catalog import catalog
-    from ailab.stack.model import PublicRoute
-    from ailab.stack.public import PublicAccessError, check_route
-    from ailab.stack.state import load_state, save_state
+    from ailab.stack import PublicAccessError, PublicRoute, check_route, load_state, save_state
+    from ailab.stack import component_catalog as catalog
 
     if via not in ("traefik", "cloudflared", "tailscale"):
         raise typer.BadParameter("choose traefik, cloudflared or tailscale", param_hint="--via")
@@ -168,10 +168,7 @@ def _render(
     data_dir: Path | None,
     replicas: int = 1,
 ) -> tuple[Path, Rendered]:
-    from ailab.stack.catalog import UnknownComponent, expand
-    from ailab.stack.helm import ScaleError
-    from ailab.stack.project import render_to
-    from ailab.stack.public import PublicAccessError
+    from ailab.stack import PublicAccessError, ScaleError, UnknownComponent, expand, render_to
 
     loaded = load_or_exit(config, data_dir)
     target = out or (loaded.data_dir / "stack" / kind)
@@ -213,8 +210,7 @@ def export_kubernetes(
 def status(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """What the native runtime is running: pid, health, restarts."""
     from ailab.cli.table import render
-    from ailab.stack.native.plan import state_file
-    from ailab.stack.native.supervisor import pid_alive, read_state
+    from ailab.stack import pid_alive, read_state, state_file
 
     loaded = load_or_exit(config, data_dir)
     state = read_state(state_file(loaded.data_dir))
@@ -243,7 +239,7 @@ def logs(
     """The last lines of a native component's log (for docker: `docker compose logs NAME`)."""
     from collections import deque
 
-    from ailab.stack.state import stack_dir
+    from ailab.stack import stack_dir
 
     loaded = load_or_exit(config, data_dir)
     path = stack_dir(loaded.data_dir) / "logs" / f"{name}.log"
@@ -256,7 +252,7 @@ def logs(
 
 def down(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Stop the native stack (all children, cleanly), or the Docker Compose project if one was started."""
-    from ailab.stack.runtime import StackRuntimeError, compose_dir, down_native, run_compose
+    from ailab.stack import StackRuntimeError, compose_dir, down_native, run_compose
 
     loaded = load_or_exit(config, data_dir)
     try:
@@ -273,14 +269,13 @@ def down(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 def up_stack(runtime: str, loaded) -> None:  # type: ignore[no-untyped-def]
     """`ailab up --runtime native|docker`."""
-    from ailab.stack.runtime import StackRuntimeError, compose_dir, run_compose, up_native
+    from ailab.stack import StackRuntimeError, compose_dir, run_compose, up_native
 
     try:
         if runtime == "native":
             up_native(loaded)
             return
-        from ailab.stack.project import render_to
-        from ailab.stack.state import load_state
+        from ailab.stack import load_state, render_to
 
         project = compose_dir(loaded.data_dir)
         state = load_state(loaded.data_dir)

@@ -65,10 +65,8 @@ def routes(state: LabState, pages: Pages) -> list[Route]:
 
 def components(state: LabState) -> list[dict[str, Any]]:
     """The catalog with install state and, for natively run components, health and the last log lines."""
-    from ailab.stack.catalog import catalog
-    from ailab.stack.native.plan import state_file
-    from ailab.stack.native.supervisor import read_state
-    from ailab.stack.state import load_state, stack_dir
+    from ailab.stack import component_catalog as catalog
+    from ailab.stack import load_state, read_state, stack_dir, state_file
 
     data_dir = state.loaded.data_dir
     installed = set(load_state(data_dir).installed)

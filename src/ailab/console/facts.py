@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ailab.access import Limits
-from ailab.gateway.types import Usage
+from ailab.gateway import Usage
 from ailab.ledger import spend_by
 from ailab.limits import period_start
 from ailab.types import pusd_to_usd
 
 if TYPE_CHECKING:
     from ailab.console.web import Viewer
-    from ailab.gateway.types import Deployment
+    from ailab.gateway import Deployment
     from ailab.server.state import LabState
 
 

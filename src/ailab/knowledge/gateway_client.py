@@ -12,16 +12,23 @@ import numpy as np
 import orjson
 
 from ailab.access import Principal
-from ailab.gateway.cycle import RequestContext, usage_of
-from ailab.gateway.errors import GatewayError, from_upstream
-from ailab.gateway.router import NoDeploymentAvailable
-from ailab.gateway.streaming import Seen, StreamShape, interrupted
-from ailab.gateway.types import RawEvents, UpstreamError
+from ailab.gateway import (
+    GatewayError,
+    NoDeploymentAvailable,
+    RawEvents,
+    RequestContext,
+    Seen,
+    StreamShape,
+    UpstreamError,
+    from_upstream,
+    interrupted,
+    usage_of,
+)
 from ailab.ledger import CURRENT_APP, ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from ailab.text import quote_sized as clip
 
 if TYPE_CHECKING:
-    from ailab.gateway.api import GatewayAPI
+    from ailab.gateway import GatewayAPI
 
 
 class ModelCallError(RuntimeError):

@@ -13,10 +13,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from ailab.gateway.providers.base import Provider
-from ailab.gateway.providers.registry import ProviderRegistry
-from ailab.gateway.router import Router
-from ailab.gateway.types import Deployment, UpstreamError
+from ailab.gateway import Deployment, Provider, ProviderRegistry, Router, UpstreamError
 from ailab.knowledge.embedder import MODEL_NAME, EmbedderUnavailable, shared_embedder
 
 BUILTIN_GROUP = MODEL_NAME  # the model group the lab adds when the config names no embedding model

@@ -37,8 +37,7 @@ if TYPE_CHECKING:
     import aiohttp
     from sqlalchemy import Engine
 
-    from ailab.gateway.api import GatewayAPI
-    from ailab.gateway.router import Router
+    from ailab.gateway import GatewayAPI, Router
 
 CHUNKS_PER_DOCUMENT = 1  # chunks a ranked document brings to the results (more when documents run out)
 

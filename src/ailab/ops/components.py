@@ -16,8 +16,7 @@ from pathlib import Path
 import yaml
 
 from ailab.ops.staging import Staging
-from ailab.stack.model import Backup
-from ailab.stack.runtime import compose_command, compose_dir
+from ailab.stack import Backup, compose_command, compose_dir
 
 VOLUMES = "volumes.tar"
 DUMP = "dump.out"
@@ -64,7 +63,7 @@ class Project:
 
 
 def backup_specs(project: Project) -> dict[str, Backup]:
-    from ailab.stack.catalog import catalog
+    from ailab.stack import component_catalog as catalog
 
     cat = catalog()
     specs = {name: cat[name].backup for name in project.services if name in cat}

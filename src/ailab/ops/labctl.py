@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from ailab.ops.runfile import RunInfo, lab_locked, runfile_path
-from ailab.stack.native.supervisor import pid_alive
+from ailab.stack import pid_alive
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,7 @@ def restore_archive(
 
 def refuse_running(data_dir: Path) -> None:
     from ailab.ops.runfile import read_runfile
-    from ailab.stack.native.plan import state_file
-    from ailab.stack.native.supervisor import pid_alive, read_state
+    from ailab.stack import pid_alive, read_state, state_file
 
     info = read_runfile(data_dir)
     if info is not None:

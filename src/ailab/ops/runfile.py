@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ailab import __version__
-from ailab.stack.native.supervisor import pid_alive
+from ailab.stack import pid_alive
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ import sys
 from typing import Any
 
 from ailab.config.loader import LoadedConfig, load_config
-from ailab.gateway.asgi import Receive, Scope, Send, send_error
-from ailab.gateway.errors import GatewayError, clip
+from ailab.gateway import GatewayError, Receive, Scope, Send, clip, send_error
 from ailab.server import health
 from ailab.server.state import LabState
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ailab.gateway.errors import GatewayError
+from ailab.gateway import GatewayError
 from ailab.server.admin.deps import ApiError
 
 # Logging in carries a name and a password: no reason to accept more than this, before any auth work.

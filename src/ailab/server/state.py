@@ -15,12 +15,18 @@ from sqlalchemy import Engine
 from ailab.access import AccessService, AuditLog, Authenticator, ensure_master_key
 from ailab.config.loader import LoadedConfig
 from ailab.db import open_database
-from ailab.gateway.api import GatewayAPI
-from ailab.gateway.deployments import apply_aliases, build_deployments, build_providers, ollama_deployments
-from ailab.gateway.limits import Budgeter
-from ailab.gateway.providers.registry import ProviderRegistry, default_registry
-from ailab.gateway.router import Router
-from ailab.gateway.types import Deployment
+from ailab.gateway import (
+    Budgeter,
+    Deployment,
+    GatewayAPI,
+    ProviderRegistry,
+    Router,
+    apply_aliases,
+    build_deployments,
+    build_providers,
+    default_registry,
+    ollama_deployments,
+)
 from ailab.ledger import LedgerWriter, PriceBook, UsageEvent
 from ailab.limits import Limiter, make_limiter
 from ailab.observability import Metrics
@@ -124,11 +130,12 @@ class LabState:
 
     def _serve_responses(self) -> None:
         """/v1/responses, its stored responses in the lab's database (ailab.responses_ttl_days)."""
-        from ailab.gateway.responses.endpoint import install
-        from ailab.gateway.responses.store import ResponseStore
+        from ailab.gateway import ResponseStore, install_responses
 
         assert self.api is not None and self.engine is not None
-        install(self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400))
+        install_responses(
+            self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400)
+        )
 
     def _start_apps(self) -> None:
         """Apps are checked at start: a lab with an invalid app does not start (ailab apps validate)."""
@@ -160,11 +167,11 @@ class LabState:
             self.engine.dispose()
 
     async def _discover_ollama(self) -> dict[str, list[Deployment]]:
-        from ailab.gateway.providers.ollama import list_models
+        from ailab.gateway import list_ollama_models
 
         assert self.session is not None
         url = self.loaded.config.ailab.ollama_url
-        names = await list_models(self.session, url)
+        names = await list_ollama_models(self.session, url)
         if names is None:
             log.warning(
                 "no models configured and no Ollama answered at %s. Add models to ailab.yaml "

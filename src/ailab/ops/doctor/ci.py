@@ -7,8 +7,7 @@ import json
 
 import yaml
 
-from ailab.gateway.deployments import build_deployments
-from ailab.gateway.providers.registry import default_registry
+from ailab.gateway import build_deployments, default_registry
 from ailab.ops.doctor.base import Outcome, check, fail, passed, warn
 from ailab.ops.doctor.context import DoctorContext
 
@@ -61,12 +60,18 @@ def _compose_spec(path: str, text: str) -> list[str]:
 
 @check("ci", "The config loads cleanly and the stack renders for compose and Kubernetes", "ci-failing")
 def ci_check(ctx: DoctorContext) -> Outcome:
-    from ailab.stack.catalog import UnknownComponent, catalog
-    from ailab.stack.compose import render_compose
-    from ailab.stack.helm import render_kubernetes
-    from ailab.stack.project import context, selection
-    from ailab.stack.public import PublicAccessError
-    from ailab.stack.secrets import specs_for
+    from ailab.stack import (
+        PublicAccessError,
+        UnknownComponent,
+        context,
+        render_compose,
+        render_kubernetes,
+        selection,
+        specs_for,
+    )
+    from ailab.stack import (
+        component_catalog as catalog,
+    )
 
     state = ctx.stack_state()
     names = selection(state, None)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from ailab.secrets import SecretStore
-    from ailab.stack.state import StackState
+    from ailab.stack import StackState
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 2.0
@@ -167,13 +167,14 @@ class DoctorContext:
         )
 
     def stack_state(self) -> StackState:
-        from ailab.stack.state import load_state
+        from ailab.stack import load_state
 
         return self.once("stack_state", lambda: load_state(self.data_dir))
 
     def stack_components(self) -> set[str]:
         """Installed components and what they depend on (unknown names are the `ci` check's business)."""
-        from ailab.stack.catalog import catalog, with_dependencies
+        from ailab.stack import component_catalog as catalog
+        from ailab.stack import with_dependencies
 
         known = [n for n in self.stack_state().installed if n in catalog()]
         return set(with_dependencies(known))
@@ -181,7 +182,7 @@ class DoctorContext:
     def component_url(self, name: str) -> str:
         """Where a stack component answers from this host: its published loopback port (compose) or the
         port the native runtime gives it (`state.native_ports` overrides the catalog's)."""
-        from ailab.stack.catalog import catalog
+        from ailab.stack import component_catalog as catalog
 
         state = self.stack_state()
         port = state.native_ports.get(name)

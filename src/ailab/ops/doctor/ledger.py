@@ -7,9 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select
 
-from ailab.gateway.deployments import build_deployments
-from ailab.gateway.providers.registry import default_registry
-from ailab.gateway.types import Deployment, Usage
+from ailab.gateway import Deployment, Usage, build_deployments, default_registry
 from ailab.ledger import PriceBook, schema
 from ailab.ops.doctor.base import Outcome, check, fail, passed, skip, warn
 from ailab.ops.doctor.context import DoctorContext, metric_sum

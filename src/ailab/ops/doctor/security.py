@@ -150,8 +150,8 @@ TUNNEL_SECRETS = {"cloudflared": "CLOUDFLARE_TUNNEL_TOKEN", "tailscale": "TS_AUT
 
 @check("public-access", "Public routes pass the exposure guard and have their edge", "public-access-blocked")
 def public_check(ctx: DoctorContext) -> Outcome:
-    from ailab.stack.catalog import catalog
-    from ailab.stack.public import PublicAccessError, check_route
+    from ailab.stack import PublicAccessError, check_route
+    from ailab.stack import component_catalog as catalog
 
     routes = ctx.stack_state().routes
     if not routes:

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ailab import __version__
 from ailab.access import Conflict, NotFound
-from ailab.gateway.errors import GatewayError
+from ailab.gateway import GatewayError
 from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, sso, usage
 from ailab.server.admin.deps import ApiError
 
