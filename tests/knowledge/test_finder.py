@@ -55,7 +55,7 @@ def test_ingest_skips_links_out_hidden_keys_and_extensionless(write_config, tmp_
     monkeypatch.setenv("AILAB_CONFIG", str(config))
     docs, _ = layout(tmp_path)
 
-    report = run("ingest", str(docs), "-c", "kb")
+    report = run("ingest", str(docs), "-c", "kb", "--allow-failures")  # pasted.txt fails
     assert report["added"] == 2, report  # guide.md and README
     skipped = {os.path.basename(s["source"]): s["reason"] for s in report["skipped"]}
     assert "outside" in skipped["key"] and "outside" in skipped["key.txt"]
@@ -68,7 +68,16 @@ def test_ingest_skips_links_out_hidden_keys_and_extensionless(write_config, tmp_
     hits = run("search", "OPENSSH PRIVATE KEY", "-c", "kb", "--mode", "sparse")
     assert hits == [] or all("PRIVATE KEY" not in h["text"] for h in hits)
 
-    again = run("ingest", str(docs), "-c", "kb", "--follow-links", "--include-hidden", "--extensionless")
+    again = run(
+        "ingest",
+        str(docs),
+        "-c",
+        "kb",
+        "--follow-links",
+        "--include-hidden",
+        "--extensionless",
+        "--allow-failures",
+    )
     added = again["added"]
     assert added == 4, again  # outside/private.md, .git/config.txt, .env.txt, notes
     skipped = {os.path.basename(s["source"]): s["reason"] for s in again["skipped"]}
