@@ -15,6 +15,7 @@ from genai_prices import calc_price
 from sqlalchemy import select
 
 from ailab.ledger import schema, totals
+from ailab.types import PICO_PER_USD
 from tests.conftest import MASTER, UPSTREAM_KEY, model
 from tests.gateway.test_messages_api import model_list, start_all, user
 from tests.ledger.test_reconcile import PARSERS, PRICE
@@ -154,7 +155,7 @@ def test_rate_limits_and_budgets_apply(keyed) -> None:
             ok += 1
     assert ok >= 1 and "budget" in refused.value.body["error"]["message"]  # type: ignore[index]
     gw.flush()
-    spent = sum(r["cost_pusd"] or 0 for r in rows(gw) if r["status"] == 200) / schema.PICO
+    spent = sum(r["cost_pusd"] or 0 for r in rows(gw) if r["status"] == 200) / PICO_PER_USD
     assert Decimal(str(spent)) <= Decimal(budget) + Decimal("0.000003")
 
 

@@ -103,7 +103,9 @@ def assert_same_lab(src: dict, dst: dict) -> None:
     assert restored, "the backup holds no ledger row"
     assert restored == src["ledger_requests"][: len(restored)]
     # The writer updates the daily totals in the same transaction as the rows: the snapshot agrees.
-    requests = 8  # ledger_daily: day, 7 dimensions, then the sums (requests first)
+    from ailab.ledger.schema import DAILY_DIMS
+
+    requests = 1 + len(DAILY_DIMS)  # ledger_daily: day, the dimensions, then the sums (requests first)
     assert sum(r[requests] for r in dst["ledger_daily"]) == len(restored)
 
 
