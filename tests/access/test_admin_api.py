@@ -162,7 +162,9 @@ def test_permission_matrix_every_role_every_route(lab):
         ("POST", "/api/auth/oidc/device"),
         ("POST", "/api/auth/oidc/device/token"),
     }
-    declared = {(m.upper(), path) for path, ops in _spec(lab)["paths"].items() for m in ops}
+    # The gateway's /v1 routes are in the document too; their permission is checked in tests/gateway.
+    paths = _spec(lab)["paths"].items()
+    declared = {(m.upper(), path) for path, ops in paths for m in ops if not path.startswith("/v1/")}
     assert declared <= covered, f"routes missing from the matrix: {sorted(declared - covered)}"
 
 
