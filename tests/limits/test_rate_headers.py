@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -45,7 +46,7 @@ def lab(request: pytest.FixtureRequest, openai_upstream, make_gateway) -> Iterat
     def client(key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
 
-    yield {"limited": client(limited), "free": client(free)}
+    yield {"limited": client(limited), "free": client(free), "url": gw.url, "key": limited}
 
 
 def test_headers_count_down_and_come_with_the_429(lab: dict[str, Any]) -> None:
@@ -79,6 +80,12 @@ def test_streams_get_them_and_free_keys_do_not(lab: dict[str, Any]) -> None:
     ) as raw:
         assert raw.headers["x-ratelimit-remaining-requests"] == "2"
         list(raw.iter_lines())
+    # The Anthropic-shaped endpoint and the legacy completions count in the same window.
+    body = {"model": "gpt", "max_tokens": 5, "messages": MSG}
+    msg = httpx.post(f"{lab['url']}/v1/messages", json=body, headers={"x-api-key": lab["key"]}, timeout=10)
+    assert msg.status_code == 200 and msg.headers["x-ratelimit-remaining-requests"] == "1"
+    done = lab["limited"].completions.with_raw_response.create(model="gpt", prompt="hi", max_tokens=5)
+    assert done.headers["x-ratelimit-remaining-requests"] == "0"
     raw = lab["free"].chat.completions.with_raw_response.create(model="gpt", messages=MSG)
     assert not [n for n in raw.headers if n.startswith("x-ratelimit-")]
 
