@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import jsonschema
 import pytest
 
+from ailab.gateway.endpoints.base import Route
 from tests.conftest import UPSTREAM_KEY, model
 
 
@@ -60,6 +61,7 @@ def test_every_v1_route_is_listed_with_schemas_and_permission(doc_and_api) -> No
         ("GET", "/v1/responses/{response_id}/input_items"),
         ("POST", "/v1/messages"),
         ("POST", "/v1/messages/count_tokens"),
+        ("POST", "/v1/apps/{app}/chat/completions"),
     }
     assert expected <= table
     for method, path in sorted(table):
@@ -77,6 +79,35 @@ def test_every_v1_route_is_listed_with_schemas_and_permission(doc_and_api) -> No
     assert {"model", "messages"} <= set(request["required"])
     assert {"stream", "tools", "max_tokens"} <= set(request["properties"])
     assert doc["paths"]["/api/keys"]  # the admin API is still there
+    app_op = doc["paths"]["/v1/apps/{app}/chat/completions"]["post"]
+    assert app_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("Request")
+
+
+class Described(Route):
+    routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", "/v1/described"),)
+    permission = "knowledge.use"
+    openapi: ClassVar[dict[tuple[str, str], dict[str, Any]] | None] = {
+        ("POST", "/v1/described"): {"summary": "mine", "responses": {"200": {"description": "OK"}}}
+    }
+
+
+class Undescribed(Route):
+    routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", "/v1/undescribed/{thing}"),)
+
+
+def test_an_adapter_describes_itself_or_gets_an_open_description(openai_upstream, make_gateway) -> None:
+    gw = make_gateway({"model_list": [model("gpt", "openai/gpt-4o-mini", f"{openai_upstream.url}/v1")]})
+    api = gw.app.state.api
+    api.add(Described(api))
+    api.add(Undescribed(api))
+    paths = httpx.get(f"{gw.url}/openapi.json", timeout=10).json()["paths"]
+    mine = paths["/v1/described"]["post"]
+    assert mine["summary"] == "mine" and mine["x-permission"] == "knowledge.use"
+    other = paths["/v1/undescribed/{thing}"]["post"]
+    assert other["x-permission"] == "models.use" and other["parameters"][0]["name"] == "thing"
+    assert other["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Open"
+    }
 
 
 def test_the_document_is_sound(doc_and_api) -> None:
