@@ -169,8 +169,14 @@ def test_permission_matrix_every_role_every_route(lab):
         ("GET", "/api/apps/{name}/export"),
         ("POST", "/api/apps/dify/retrieval"),
     }
-    declared = {(m.upper(), path) for path, ops in _spec(lab)["paths"].items() for m in ops}
+    # The gateway's /v1 routes are in the document too; their permission is checked in tests/gateway.
+    paths = [(p, ops) for p, ops in _spec(lab)["paths"].items() if _admin_route(p)]
+    declared = {(m.upper(), path) for path, ops in paths for m in ops}
     assert declared <= covered, f"routes missing from the matrix: {sorted(declared - covered)}"
+
+
+def _admin_route(path: str) -> bool:
+    return not path.startswith("/v1/") or path.startswith("/v1/knowledge/")
 
 
 def _spec(lab: Lab) -> dict:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ailab.gateway.endpoints.chat import ChatCompletions
     from ailab.gateway.errors import GatewayError, clip, from_upstream
     from ailab.gateway.limits import Budgeter
+    from ailab.gateway.openapi import merge as openapi_merge
     from ailab.gateway.providers.base import Provider
     from ailab.gateway.providers.ollama import list_models as list_ollama_models
     from ailab.gateway.providers.openai_compat import streamed_text
@@ -59,6 +60,7 @@ _WHERE = {
     "interrupted": "ailab.gateway.streaming",
     "list_ollama_models": "ailab.gateway.providers.ollama:list_models",
     "ollama_deployments": "ailab.gateway.deployments",
+    "openapi_merge": "ailab.gateway.openapi:merge",
     "send_error": "ailab.gateway.asgi",
     "streamed_text": "ailab.gateway.providers.openai_compat",
     "usage_of": "ailab.gateway.cycle",
@@ -94,6 +96,7 @@ __all__ = [
     "interrupted",
     "list_ollama_models",
     "ollama_deployments",
+    "openapi_merge",
     "send_error",
     "streamed_text",
     "usage_of",

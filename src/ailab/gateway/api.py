@@ -60,6 +60,7 @@ class GatewayAPI:
         # Pillars that serve model names of their own (apps' `app:NAME`) plug in here; empty: no cost.
         self.model_hooks: list[ModelHook] = []
         self.model_listers: list[ModelLister] = []  # extra /v1/models entries for a principal
+        self.adapters: list[Route] = []  # every adapter added, in order (for /openapi.json)
         for route in default_routes():
             self.add(route(self))
 
@@ -71,6 +72,7 @@ class GatewayAPI:
 
     def add(self, route: Route) -> None:
         """Serve an endpoint adapter at its `routes` (each also without the `/v1` prefix, as today)."""
+        self.adapters.append(route)
         for method, path in route.routes:
             self.add_route(method, path, route)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ailab.access import Principal
 from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
-from ailab.gateway.limits import Budgeter
+from ailab.gateway.limits import Budgeter, rate_headers
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router, StreamStart
 from ailab.gateway.types import StreamItem, UpstreamError, Usage
@@ -131,6 +131,7 @@ class Cycle:
         ctx.reservation = await self.budgeter.reserve_tokens(
             p.limits, self.router.groups[ctx.group], prompt_tokens, completion_tokens
         )
+        ctx.headers += rate_headers(ctx.reservation)  # x-ratelimit-* on every answer (keys with rpm/tpm)
 
     async def settle(self, ctx: RequestContext) -> None:
         if ctx.reservation is None or self.budgeter is None or ctx.event is None:

@@ -4,6 +4,7 @@ the real cost after. Only principals with limits pay for this; everyone else ski
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from ailab.gateway.errors import GatewayError, retry_after_header
 from ailab.gateway.providers.base import estimate_tokens, messages_text
 from ailab.gateway.types import Deployment, Usage
 from ailab.ledger import PriceBook
-from ailab.limits import Limiter, LimiterUnavailable, LimitExceeded, Reservation
+from ailab.limits import Limiter, LimiterUnavailable, LimitExceeded, Rate, Reservation
 from ailab.observability import Metrics
 
 
@@ -51,9 +52,12 @@ class Budgeter:
             return await self.limiter.acquire(scopes, prompt + completion, cost)
         except LimitExceeded as exc:
             self.metrics.limit_rejections.labels(exc.scope.kind, exc.limit).inc()
-            raise GatewayError(
-                429, exc.message, code=f"{exc.limit}_exceeded", headers=retry_after_header(exc.retry_after)
-            ) from None
+            headers = retry_after_header(exc.retry_after)
+            rate = exc.rate
+            if rate is not None:
+                kind = "requests" if exc.limit == "rpm" else "tokens"
+                headers.update((k.decode(), v.decode()) for k, v in _rate_headers(kind, rate))
+            raise GatewayError(429, exc.message, code=f"{exc.limit}_exceeded", headers=headers) from None
         except LimiterUnavailable:
             # Fail closed: a limit we cannot check is a limit we do not enforce.
             raise GatewayError(
@@ -88,3 +92,39 @@ class Budgeter:
 def _embedding_text(body: dict[str, Any]) -> str:
     inp = body.get("input")
     return inp if isinstance(inp, str) else " ".join(str(x) for x in inp or [])
+
+
+def rate_headers(res: Reservation) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers for a reservation's windows (none for a key without rpm/tpm)."""
+    out: list[tuple[bytes, bytes]] = []
+    if res.requests is not None:
+        out += _rate_headers("requests", res.requests)
+    if res.tokens is not None:
+        out += _rate_headers("tokens", res.tokens)
+    return out
+
+
+def _rate_headers(kind: str, rate: Rate) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit-" + kind.encode(), str(rate.limit).encode()),
+        (b"x-ratelimit-remaining-" + kind.encode(), str(rate.remaining).encode()),
+        (b"x-ratelimit-reset-" + kind.encode(), go_duration(rate.reset_s).encode()),
+    ]
+
+
+def go_duration(seconds: float) -> str:
+    """A duration the way OpenAI writes its reset headers (Go's time.Duration): '1s', '6m0s', '59.5s',
+    '120ms', '0s'; rounded up to the millisecond so that a client never retries too early."""
+    ms = max(0, math.ceil(seconds * 1000 - 1e-6))
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, rest = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{minutes}m{secs}"
+    return secs

@@ -6,7 +6,7 @@ See docs/limits.md. MemoryLimiter for one gateway process, RedisLimiter to share
 from __future__ import annotations
 
 from ailab.config.models import LimitsSettings
-from ailab.limits.base import Limiter, LimiterUnavailable, LimitExceeded, Reservation, Scope
+from ailab.limits.base import Limiter, LimiterUnavailable, LimitExceeded, Rate, Reservation, Scope
 from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
 from ailab.limits.memory import MemoryLimiter
 from ailab.limits.periods import period_end, period_start
@@ -19,6 +19,7 @@ __all__ = [
     "Limiter",
     "LimiterUnavailable",
     "MemoryLimiter",
+    "Rate",
     "RedisLimiter",
     "Reservation",
     "Scope",

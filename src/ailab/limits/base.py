@@ -69,15 +69,44 @@ class LimitExceeded(Exception):
         self.retry_after = retry_after
         self.message = message
 
+    @property
+    def rate(self) -> Rate | None:
+        """The window that refused the request (nothing left, free again in retry_after); None for a
+        budget."""
+        if self.limit == "rpm" and self.scope.rpm is not None:
+            return Rate(self.scope.rpm, 0, self.retry_after)
+        if self.limit == "tpm" and self.scope.tpm is not None:
+            return Rate(self.scope.tpm, 0, self.retry_after)
+        return None
+
 
 class LimiterUnavailable(Exception):
     """The limiter's store (Redis) could not be reached; the caller decides whether to fail closed."""
 
 
-class Reservation:
-    """What one acquire() recorded, so that settle() can replace it with the real usage. Opaque to callers."""
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One rolling window as a client sees it after a request: its limit, what is left of it, and the
+    seconds until the oldest entry counted leaves the window (when `remaining` next grows)."""
 
-    __slots__ = ("_settled", "created", "est_cost_pusd", "est_tokens", "id", "scopes")
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+def tighter(a: Rate | None, b: Rate | None) -> Rate | None:
+    """The rate with less left (a key's and its user's limits both apply: the client meets the lower)."""
+    if a is None or (b is not None and b.remaining < a.remaining):
+        return b
+    return a
+
+
+class Reservation:
+    """What one acquire() recorded, so that settle() can replace it with the real usage. Opaque to callers,
+    except `requests` and `tokens`: the tightest rpm and tpm windows right after this request was counted
+    (None without such a limit), for the gateway's x-ratelimit-* headers."""
+
+    __slots__ = ("_settled", "created", "est_cost_pusd", "est_tokens", "id", "requests", "scopes", "tokens")
 
     def __init__(
         self, rid: str, created: float, scopes: tuple[Scope, ...], est_tokens: int, est_cost_pusd: int
@@ -88,6 +117,8 @@ class Reservation:
         self.est_tokens = est_tokens
         self.est_cost_pusd = est_cost_pusd
         self._settled = False
+        self.requests: Rate | None = None
+        self.tokens: Rate | None = None
 
     @property
     def settled(self) -> bool:

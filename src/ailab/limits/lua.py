@@ -58,8 +58,10 @@ end
 
 # ARGV: now, cutoff (now - 60), request id, est tokens, est cost, reservation expiry, reservation keys TTL,
 # window keys TTL; then per scope: rpm, tpm, budget ('' = no limit).
-# Returns {} when admitted, else {scope index, 'budget', spent, reserved} | {i, 'rpm', count, score of the
-# entry whose expiry admits the request or ''} | {i, 'tpm', used, same}.
+# Returns {'0', 'ok', per scope: rpm count, oldest rpm score, tpm used, oldest tpm score ('' = no such
+# limit)} when admitted ({} for a retried acquire already counted), else {scope index, 'budget', spent,
+# reserved} | {i, 'rpm', count, score of the entry whose expiry admits the request or ''} | {i, 'tpm', used,
+# same}.
 ACQUIRE = (
     _HELPERS
     + r"""
@@ -160,7 +162,27 @@ for i = 1, n do
     redis.call('EXPIRE', KEYS[k + 6], rttl)
   end
 end
-return {}
+
+-- Admitted: what is left of each window, read in the same step (the x-ratelimit-* headers need no
+-- second round trip). Per scope: requests counted, oldest request's score, tokens counted, oldest entry's.
+local out = {'0', 'ok'}
+for i = 1, n do
+  local k, b = (i - 1) * 6, 8 + (i - 1) * 3
+  local rc, ro, tu, tt = '', '', '', ''
+  if ARGV[b + 1] ~= '' then
+    rc = tostring(redis.call('ZCARD', KEYS[k + 1]))
+    ro = redis.call('ZRANGE', KEYS[k + 1], 0, 0, 'WITHSCORES')[2] or ''
+  end
+  if ARGV[b + 2] ~= '' then
+    tu = redis.call('HGET', KEYS[k + 3], '_sum') or '0'
+    tt = redis.call('ZRANGE', KEYS[k + 2], 0, 0, 'WITHSCORES')[2] or ''
+  end
+  out[#out + 1] = rc
+  out[#out + 1] = ro
+  out[#out + 1] = tu
+  out[#out + 1] = tt
+end
+return out
 """
 )
 

@@ -12,12 +12,14 @@ from ailab.limits.base import (
     DEFAULT_RESERVATION_TTL_S,
     WINDOW_S,
     Heartbeat,
+    Rate,
     Reservation,
     Scope,
     active_scopes,
     budget_exceeded,
     check_amounts,
     rpm_exceeded,
+    tighter,
     tpm_exceeded,
 )
 from ailab.limits.periods import PeriodCache
@@ -208,7 +210,10 @@ class MemoryLimiter:
         for scope, state in zip(active, states, strict=True):
             if scope.rpm is not None:
                 state.requests.append(now)
+                res.requests = tighter(res.requests, _requests_rate(scope.rpm, state, now))
             entry = state.tokens.add(now, est_tokens) if scope.tpm is not None else None
+            if scope.tpm is not None:
+                res.tokens = tighter(res.tokens, _tokens_rate(scope.tpm, state, now))
             if scope.max_budget_pusd is not None:
                 state.reserved.by_id[rid] = (est_cost_pusd, now + self._ttl)
                 state.reserved.total += est_cost_pusd
@@ -285,3 +290,14 @@ class MemoryLimiter:
         await self._heartbeat.stop()
         self._states.clear()
         self._open.clear()
+
+
+def _requests_rate(rpm: int, state: _State, now: float) -> Rate:
+    """The rpm window just after this request was counted (its checks pruned it already)."""
+    requests = state.requests
+    return Rate(rpm, max(0, rpm - len(requests)), max(0.0, requests[0] + WINDOW_S - now))
+
+
+def _tokens_rate(tpm: int, state: _State, now: float) -> Rate:
+    window = state.tokens
+    return Rate(tpm, max(0, tpm - window.total), max(0.0, window.entries[0].ts + WINDOW_S - now))

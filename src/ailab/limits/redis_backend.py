@@ -23,12 +23,14 @@ from ailab.limits.base import (
     WINDOW_S,
     Heartbeat,
     LimiterUnavailable,
+    Rate,
     Reservation,
     Scope,
     active_scopes,
     budget_exceeded,
     check_amounts,
     rpm_exceeded,
+    tighter,
     tpm_exceeded,
 )
 from ailab.limits.periods import PeriodCache
@@ -167,7 +169,9 @@ class RedisLimiter:
             failed = await self._eval(self._acquire_lua, keys, args)
             if failed and failed[1] == "lost":
                 self._unavailable(RedisError("budget spend was lost and could not be restored"))
-        if failed:
+        if failed and failed[1] == "ok":
+            _read_rates(res, failed[2:], now)
+        elif failed:
             self._raise_exceeded(failed, active, now, est_tokens, est_cost_pusd)
         if any(s.max_budget_pusd is not None for s in active):
             self._open[res.id] = res
@@ -301,3 +305,20 @@ class RedisLimiter:
 
 def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+def _read_rates(res: _RedisReservation, fields: list[str], now: float) -> None:
+    """The windows ACQUIRE read after counting the request: four fields per scope (see lua.ACQUIRE)."""
+    for i, scope in enumerate(res.scopes):
+        count, oldest, used, first = fields[4 * i : 4 * i + 4]
+        if scope.rpm is not None and count:
+            rate = Rate(scope.rpm, max(0, scope.rpm - int(count)), _reset(oldest, now))
+            res.requests = tighter(res.requests, rate)
+        if scope.tpm is not None and used:
+            rate = Rate(scope.tpm, max(0, scope.tpm - int(used)), _reset(first, now))
+            res.tokens = tighter(res.tokens, rate)
+
+
+def _reset(oldest: str, now: float) -> float:
+    # Clamped like a retry: another process's entry may be scored after this request's `now`.
+    return min(WINDOW_S, max(0.0, float(oldest) + WINDOW_S - now)) if oldest else 0.0

@@ -31,6 +31,9 @@ class Route:
     routes: ClassVar[tuple[tuple[str, str], ...]] = ()
     endpoint_id: ClassVar[int] = 0
     permission: ClassVar[str] = "models.use"
+    # OpenAPI operation objects by (method, path) of `routes`, merged into /openapi.json (gateway/openapi.py;
+    # None: the built-in description there, else an open one). `x-permission` is added from `permission`.
+    openapi: ClassVar[dict[tuple[str, str], dict[str, Any]] | None] = None
 
     def __init__(self, api: GatewayAPI) -> None:
         self.api = api

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ailab import __version__
 from ailab.access import Conflict, NotFound
-from ailab.gateway import GatewayError
+from ailab.gateway import GatewayError, openapi_merge
 from ailab.server.admin import audit, auth, keys, knowledge, knowledge_eval, people, secrets, sso, usage
 from ailab.server.admin.deps import ApiError
 
@@ -40,14 +40,15 @@ def build_admin_app(state: LabState) -> FastAPI:
         app.include_router(extra(state))
     _error_handlers(app)
     _console(app, state)
-    _hoist_defs(app)
+    _hoist_defs(app, state)
     app.add_middleware(IdentityChangesTakeEffect, state=state)
     return app
 
 
-def _hoist_defs(app: FastAPI) -> None:
+def _hoist_defs(app: FastAPI, state: LabState) -> None:
     """Schemas given in `openapi_extra` (pydantic's model_json_schema()) carry `$defs` with refs to
-    `#/$defs/X`, which point nowhere in an OpenAPI document: move them to components/schemas."""
+    `#/$defs/X`, which point nowhere in an OpenAPI document: move them to components/schemas. The gateway's
+    raw-ASGI /v1 routes are merged in too (gateway/openapi.py), from its route table."""
     build = app.openapi
 
     def spec() -> dict[str, Any]:
@@ -55,7 +56,9 @@ def _hoist_defs(app: FastAPI) -> None:
             out = build()
             schemas = out.setdefault("components", {}).setdefault("schemas", {})
             _hoist(out, schemas)
-            app.openapi_schema = out
+            if state.api is None:
+                return out  # not started yet: not cached, so the /v1 routes appear once it is
+            app.openapi_schema = openapi_merge(out, state.api)
         return app.openapi_schema
 
     app.openapi = spec  # type: ignore[method-assign]
