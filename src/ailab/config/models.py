@@ -42,7 +42,7 @@ class LiteLLMParams(_Open):
 
 class ModelInfo(_Open):
     id: str | None = None
-    mode: Literal["chat", "completion", "embedding"] | None = None
+    mode: Literal["chat", "completion", "embedding", "rerank"] | None = None
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)

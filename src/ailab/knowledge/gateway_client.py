@@ -48,7 +48,11 @@ class GatewayClient:
         return group in self.api.router.groups
 
     def chat_models(self) -> list[str]:
-        return [g for g, deps in self.api.router.groups.items() if deps and deps[0].mode != "embedding"]
+        return [
+            g
+            for g, deps in self.api.router.groups.items()
+            if deps and deps[0].mode not in ("embedding", "rerank")
+        ]
 
     async def embed(self, principal: Principal, group: str, texts: list[str]) -> np.ndarray:
         body = {"model": group, "input": texts}
