@@ -168,3 +168,43 @@ def test_models_lists_rerank_groups(lab) -> None:
     client = gw.app.state.knowledge.gateway if gw.app.state.knowledge is not None else None
     if client is not None:
         assert "reranker" not in client.chat_models()
+
+
+def test_upstream_failure_falls_back(make_gateway) -> None:
+    a = start_upstream("openai", openai_server.make_app)
+    b = start_upstream("openai", openai_server.make_app)
+    try:
+        gw = make_gateway(
+            {
+                "model_list": [
+                    model("rr", "hosted_vllm/rr-a", f"{a.url}/v1", api_key=UPSTREAM_KEY),
+                    model("rr-backup", "hosted_vllm/rr-b", f"{b.url}/v1", api_key=UPSTREAM_KEY),
+                ],
+                "router_settings": {"num_retries": 0, "fallbacks": [{"rr": ["rr-backup"]}]},
+            }
+        )
+        a.up.fail_next(status=503)
+        r = post(gw, {"model": "rr", "query": "cat", "documents": ["cat", "dog"]})
+        assert r.status_code == 200, r.text
+        assert [x["index"] for x in r.json()["results"]] == [0, 1]
+        assert len(a.up.requests("/v1/rerank")) == 1 and len(b.up.requests("/v1/rerank")) == 1
+        (row,) = [x for x in rows(gw) if x["endpoint"] == schema.ENDPOINT_RERANK]
+        assert row["status"] == 200
+    finally:
+        a.server.stop()
+        b.server.stop()
+
+
+def test_usage_from_cohere_meta_or_estimated() -> None:
+    from ailab.gateway.cycle import usage_of
+    from ailab.gateway.endpoints.rerank import rerank_answer
+
+    body = {"model": "m", "query": "cat dog", "documents": ["cat", "dog here"], "top_n": 1}
+    results = [{"index": 1, "relevance_score": 0.2}, {"index": 0, "relevance_score": 0.9}]
+    cohere = rerank_answer({"results": results, "meta": {"billed_units": {"input_tokens": 7}}}, body, "x")
+    assert cohere["results"] == [{"index": 0, "relevance_score": 0.9}]
+    assert cohere["usage"] == {"prompt_tokens": 7, "total_tokens": 7}
+    bare = rerank_answer({"results": results}, body, "x")
+    usage = usage_of(bare)
+    assert usage is not None and usage.estimated and usage.prompt_tokens > 0
+    assert "estimated" not in bare["usage"]  # the marker is the ledger's, not the client's
