@@ -42,7 +42,7 @@ class LiteLLMParams(_Open):
 
 class ModelInfo(_Open):
     id: str | None = None
-    mode: Literal["chat", "completion", "embedding"] | None = None
+    mode: Literal["chat", "completion", "embedding", "rerank"] | None = None
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
@@ -179,6 +179,10 @@ class KnowledgeSettings(BaseModel):
     chunk_tokens: int = Field(default=200, ge=16, le=2048)
     overlap: int = Field(default=32, ge=0, le=512)
     top_k: int = Field(default=5, ge=1, le=100)
+    # A gateway rerank model group (`/v1/rerank`, model_info.mode: rerank): search sends its fused top
+    # `rerank_candidates` chunks through it and reorders by relevance. Unset: no reranking.
+    rerank_model: str | None = None
+    rerank_candidates: int = Field(default=30, ge=1, le=1000)
     max_upload_mb: float = Field(default=200.0, gt=0)  # one multipart upload, all its files together
     max_file_mb: float = Field(default=50.0, gt=0)  # one document (uploaded or ingested from disk)
     # Parsing runs in worker processes; a document over these limits fails alone, with the reason.

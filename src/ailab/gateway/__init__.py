@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         ollama_deployments,
     )
     from ailab.gateway.endpoints.chat import ChatCompletions
+    from ailab.gateway.endpoints.rerank import check_can_rerank, rerank_estimate, upstream_rerank
     from ailab.gateway.errors import GatewayError, clip, from_upstream
     from ailab.gateway.limits import Budgeter
     from ailab.gateway.openapi import merge as openapi_merge
@@ -53,6 +54,7 @@ _WHERE = {
     "apply_aliases": "ailab.gateway.deployments",
     "build_deployments": "ailab.gateway.deployments",
     "build_providers": "ailab.gateway.deployments",
+    "check_can_rerank": "ailab.gateway.endpoints.rerank",
     "clip": "ailab.gateway.errors",
     "default_registry": "ailab.gateway.providers.registry",
     "from_upstream": "ailab.gateway.errors",
@@ -61,8 +63,10 @@ _WHERE = {
     "list_ollama_models": "ailab.gateway.providers.ollama:list_models",
     "ollama_deployments": "ailab.gateway.deployments",
     "openapi_merge": "ailab.gateway.openapi:merge",
+    "rerank_estimate": "ailab.gateway.endpoints.rerank",
     "send_error": "ailab.gateway.asgi",
     "streamed_text": "ailab.gateway.providers.openai_compat",
+    "upstream_rerank": "ailab.gateway.endpoints.rerank",
     "usage_of": "ailab.gateway.cycle",
 }
 
@@ -89,6 +93,7 @@ __all__ = [
     "apply_aliases",
     "build_deployments",
     "build_providers",
+    "check_can_rerank",
     "clip",
     "default_registry",
     "from_upstream",
@@ -97,8 +102,10 @@ __all__ = [
     "list_ollama_models",
     "ollama_deployments",
     "openapi_merge",
+    "rerank_estimate",
     "send_error",
     "streamed_text",
+    "upstream_rerank",
     "usage_of",
 ]
 

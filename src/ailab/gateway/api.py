@@ -32,8 +32,18 @@ def default_routes() -> list[type[Route]]:
     from ailab.gateway.endpoints.completions import Completions
     from ailab.gateway.endpoints.messages import CountTokens, Messages
     from ailab.gateway.endpoints.models import ListModels, RetrieveModel
+    from ailab.gateway.endpoints.rerank import Rerank
 
-    return [ChatCompletions, Embeddings, Completions, ListModels, RetrieveModel, Messages, CountTokens]
+    return [
+        ChatCompletions,
+        Embeddings,
+        Completions,
+        ListModels,
+        RetrieveModel,
+        Messages,
+        CountTokens,
+        Rerank,
+    ]
 
 
 class GatewayAPI:

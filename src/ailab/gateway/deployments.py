@@ -60,7 +60,7 @@ def _deployment(entry: ModelEntry, n: int, cfg: LabConfig, registry: ProviderReg
         raise KeyError(f"provider {prefix!r} has no adapter")
     alias = registry.alias(prefix)
     info = entry.model_info
-    mode = info.mode or ("embedding" if "embed" in model.lower() else "chat")
+    mode = info.mode or _mode_of(model.lower())
     key_ref = p.api_key[len(SECRET_REF) :] if p.api_key and p.api_key.startswith(SECRET_REF) else None
     return Deployment(
         id=info.id or f"{entry.model_name}:{p.model}#{n}",
@@ -122,3 +122,8 @@ def ollama_deployments(names: list[str], base_url: str) -> dict[str, list[Deploy
         if short != name and short not in names:
             groups.setdefault(short, [dep])
     return groups
+
+
+def _mode_of(model: str) -> str:
+    """The mode a model name implies when model_info.mode does not say (`bge-reranker-v2` reranks)."""
+    return "rerank" if "rerank" in model else "embedding" if "embed" in model else "chat"

@@ -189,6 +189,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["model", "messages"], model=STR, messages={"type": "array"}, system={}, tools=TOOLS
     ),
     "TokenCount": _obj(["input_tokens"], input_tokens=INT),
+    "RerankRequest": _obj(
+        ["model", "query", "documents"],
+        model=STR,
+        query=STR,
+        documents={"type": "array", "items": {"oneOf": [STR, _obj(["text"], text=STR)]}},
+        top_n=INT,
+        return_documents=BOOL,
+    ),
+    "RerankResult": _obj(
+        ["results"],
+        id=STR,
+        model=STR,
+        results={
+            "type": "array",
+            "items": _obj(["index", "relevance_score"], index=INT, relevance_score=NUM, document=OPEN),
+        },
+        usage=_obj([], prompt_tokens=INT, total_tokens=INT),
+    ),
     "AnthropicError": _obj(
         ["type", "error"], type={"const": "error"}, error=_obj(["type", "message"], type=STR, message=STR)
     ),
@@ -249,6 +267,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         stream=True,
         error="AnthropicError",
     ),
+    ("POST", "/v1/rerank"): _op("Rerank documents for a query", "rerank", "RerankResult", "RerankRequest"),
     ("POST", "/v1/messages/count_tokens"): _op(
         "Count a message's input tokens",
         "messages",

@@ -5,7 +5,7 @@ exactly as if it had come in on /v1 (budgets and rate limits included)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,16 +15,20 @@ from ailab.access import Principal
 from ailab.gateway import (
     GatewayError,
     NoDeploymentAvailable,
+    Provider,
     RawEvents,
     RequestContext,
     Seen,
     StreamShape,
     UpstreamError,
+    check_can_rerank,
     from_upstream,
     interrupted,
+    rerank_estimate,
+    upstream_rerank,
     usage_of,
 )
-from ailab.ledger import CURRENT_APP, ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
+from ailab.ledger import CURRENT_APP, ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from ailab.text import quote_sized as clip
 
 if TYPE_CHECKING:
@@ -48,7 +52,11 @@ class GatewayClient:
         return group in self.api.router.groups
 
     def chat_models(self) -> list[str]:
-        return [g for g, deps in self.api.router.groups.items() if deps and deps[0].mode != "embedding"]
+        return [
+            g
+            for g, deps in self.api.router.groups.items()
+            if deps and deps[0].mode not in ("embedding", "rerank")
+        ]
 
     async def embed(self, principal: Principal, group: str, texts: list[str]) -> np.ndarray:
         body = {"model": group, "input": texts}
@@ -62,6 +70,20 @@ class GatewayClient:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: np.ndarray = vectors / np.clip(norms, 1e-12, None)  # stores and scores assume unit vectors
         return unit
+
+    async def rerank(
+        self,
+        principal: Principal,
+        group: str,
+        query: str,
+        documents: list[str],
+        ctx: RequestContext | None = None,
+    ) -> list[dict[str, Any]]:
+        """`/v1/rerank` in process: results `{index, relevance_score}`, best first, ledgered as `rerank`."""
+        body = {"model": group, "query": query, "documents": documents, "return_documents": False}
+        result = await self._unary(principal, group, body, ENDPOINT_RERANK, ctx)
+        results: list[dict[str, Any]] = result["results"]
+        return results
 
     async def chat(
         self, principal: Principal, group: str, body: dict[str, Any], ctx: RequestContext | None = None
@@ -81,11 +103,8 @@ class GatewayClient:
         cycle = self.api.cycle
 
         async def call() -> dict[str, Any]:
-            chat = endpoint == ENDPOINT_CHAT
             try:
-                result: dict[str, Any] = await cycle.call(
-                    ctx, (lambda p: p.chat(body)) if chat else (lambda p: p.embed(body))
-                )
+                result: dict[str, Any] = await cycle.call(ctx, _caller(endpoint, body))
             except (UpstreamError, NoDeploymentAvailable) as exc:
                 raise _call_error(group, cycle.failure(ctx, exc)) from None
             ctx.outcome.usage = usage_of(result)
@@ -163,12 +182,24 @@ class GatewayClient:
             # the key may not use.
             cycle.resolve(ctx, group)
             budgeter = cycle.budgeter
-            estimate = budgeter.estimate(body, endpoint == ENDPOINT_CHAT) if budgeter else (0, 0)
+            if endpoint == ENDPOINT_RERANK:
+                check_can_rerank(self.api.router, group)
+                estimate = (rerank_estimate(body), 0)
+            else:
+                estimate = budgeter.estimate(body, endpoint == ENDPOINT_CHAT) if budgeter else (0, 0)
             await cycle.reserve(ctx, *estimate)
         except GatewayError as err:
             await cycle.refuse(ctx, err)
             raise ModelCallError(err.message, err.status, err.code or err.type) from None
         return ctx
+
+
+def _caller(endpoint: int, body: dict[str, Any]) -> Callable[[Provider], Awaitable[dict[str, Any]]]:
+    if endpoint == ENDPOINT_CHAT:
+        return lambda p: p.chat(body)
+    if endpoint == ENDPOINT_RERANK:
+        return lambda p: upstream_rerank(p, body)
+    return lambda p: p.embed(body)
 
 
 def _call_error(group: str, err: GatewayError) -> ModelCallError:

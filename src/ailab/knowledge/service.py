@@ -60,10 +60,11 @@ class Hit:
     sparse: float | None
     text: str
     meta: dict[str, Any]
+    rerank_score: float | None = None  # the rerank model's relevance, when knowledge.rerank_model reordered
 
     def public(self) -> dict[str, Any]:
         m = self.meta
-        return {
+        out = {
             "chunk_id": self.chunk_id,
             "collection": self.collection,
             "score": round(self.score, 6),
@@ -78,6 +79,9 @@ class Hit:
             "content_hash": m.get("content_hash"),
             "mtime": m.get("mtime"),
         }
+        if self.rerank_score is not None:
+            out["rerank_score"] = round(self.rerank_score, 6)
+        return out
 
 
 Reranker = Callable[[str, list[Hit]], list[Hit]]
@@ -320,7 +324,9 @@ class KnowledgeService:
         counts once, at its best chunk, in the dense and in the sparse ranking, then RRF) and returns each
         ranked document's best `per_document` chunks (more when there are fewer documents than `k`);
         `group="chunk"` ranks chunks alone (several chunks of one document may fill the results).
-        `rerank`: None applies the service's reranker when it has one; False skips it (apps choose)."""
+        `rerank`: None applies the service's reranker (the hook, and `knowledge.rerank_model` through the
+        gateway's rerank cycle) when it has one; False skips it (apps choose). Reranked hits carry
+        `rerank_score`."""
         if mode not in ("hybrid", "dense", "sparse"):
             raise KnowledgeError("mode: choose hybrid, dense or sparse")
         if group not in ("document", "chunk"):
@@ -330,11 +336,33 @@ class KnowledgeService:
         except FilterError as exc:
             raise KnowledgeError(str(exc)) from None
         k = k or self.settings.top_k
+        model = self.settings.rerank_model if rerank is not False else None
+        want = max(k, self.settings.rerank_candidates) if model else k  # the candidates to rerank
         ranked: list[list[RankedDocument]] = []
         for coll in colls:
             vec = None if mode == "sparse" else (await self.embed(principal, coll, [query]))[0]
-            ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, k, filters, mode, group))
-        return self._hits(query, ranked, k, max(1, per_document), rerank is not False)
+            ranked.append(await asyncio.to_thread(self._rank, coll, query, vec, want, filters, mode, group))
+        hits = self._hits(query, ranked, want, max(1, per_document), rerank is not False)
+        if model:
+            hits = await self._rerank(principal, model, query, hits)
+        return hits[:k]
+
+    async def _rerank(self, principal: Principal, model: str, query: str, hits: list[Hit]) -> list[Hit]:
+        """The candidates reordered by the rerank model group (routed, budgeted and ledgered as `rerank`);
+        candidates it gave no score come last, in their fused order."""
+        if not hits:
+            return hits
+        try:
+            results = await self.gateway.rerank(principal, model, query, [h.text for h in hits])
+        except ModelCallError as exc:
+            raise KnowledgeError(str(exc), exc.status, exc.code) from None
+        out: list[Hit] = []
+        for r in results:
+            hit = hits[r["index"]]
+            if hit.rerank_score is None:
+                hit.rerank_score = float(r["relevance_score"])
+                out.append(hit)
+        return out + [h for h in hits if h.rerank_score is None]
 
     def _rank(
         self,
@@ -391,7 +419,7 @@ class KnowledgeService:
         ]
         if reranker is not None:
             hits = reranker(query, hits)
-        return hits[:k]
+        return hits
 
 
 @dataclass

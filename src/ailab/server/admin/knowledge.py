@@ -257,7 +257,11 @@ def _query_routes(r: APIRouter, state: LabState) -> None:
                 group=body.group,
                 per_document=body.per_document,
             )
-        return {"object": "list", "data": [h.public() for h in hits]}
+        reranked = any(h.rerank_score is not None for h in hits)
+        out: dict[str, Any] = {"object": "list", "data": [h.public() for h in hits], "reranked": reranked}
+        if reranked:
+            out["rerank_model"] = svc().settings.rerank_model
+        return out
 
     @r.post("/collections/{name}/ask", openapi_extra={"x-permission": "knowledge.use"}, response_model=None)
     async def ask(name: str, body: AskBody, p: Principal = use) -> dict[str, Any] | StreamingResponse:
