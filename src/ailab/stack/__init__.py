@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ailab.doors import load
 
 if TYPE_CHECKING:
     from ailab.stack.catalog import UnknownComponent, expand, members, select, with_dependencies
@@ -101,10 +102,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attr = module.partition(":")  # "module:attr" when the door names it differently
-    value = getattr(importlib.import_module(module), attr or name)
-    globals()[name] = value
-    return value
+    return load(globals(), _WHERE, name)
