@@ -31,7 +31,21 @@ LEAVES = ("types", "text", "doors")
 
 # One door per pillar: another pillar imports `ailab.<pillar>` (its `__init__`), never a module inside it.
 # The pillars whose door is enforced; the others are still on the way there.
-DOORS = ("ledger", "secrets", "db", "types", "limits", "observability", "access", "gateway", "stack")
+DOORS = (
+    "ledger",
+    "secrets",
+    "db",
+    "types",
+    "limits",
+    "observability",
+    "access",
+    "gateway",
+    "stack",
+    "knowledge",
+    "config",
+    "apps",
+    "ops",
+)
 # A pillar's second door: a sub-package others may import as a whole (its `__init__` says what it offers).
 SUB_DOORS = frozenset({f"{ROOT}.access.sso"})
 # Deliberate reaches past a door: (importing module, imported module) -> why.

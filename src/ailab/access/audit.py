@@ -25,7 +25,7 @@ from ailab.access.audit_seal import CHECKPOINT_FILE, Checkpoint, CheckpointFile,
 from ailab.access.schema import GENESIS, audit_head, audit_log
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
 
 log = logging.getLogger("ailab.audit")
 

@@ -7,7 +7,7 @@ The lab passes `ailab.trusted_proxies` instead (none by default: forwarded heade
 
 from __future__ import annotations
 
-from ailab.config.models import ServerSettings
+from ailab.config import ServerSettings
 
 
 def proxy_options(settings: ServerSettings) -> dict[str, object]:

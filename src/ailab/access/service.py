@@ -14,7 +14,7 @@ from ailab.access.keystore import KeyStore
 from ailab.access.passwords import generate_password
 from ailab.access.policy import Roles
 from ailab.access.sessions import Sessions
-from ailab.config.models import AccessSettings
+from ailab.config import AccessSettings
 
 
 @dataclass

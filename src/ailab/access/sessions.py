@@ -14,7 +14,7 @@ from ailab.access import schema as s
 from ailab.access.audit import AuditLog
 from ailab.access.identity import Identity, now_ms
 from ailab.access.records import NotFound, User
-from ailab.config.models import AccessSettings
+from ailab.config import AccessSettings
 
 COOKIE = "ailab_session"
 CSRF_HEADER = "x-csrf-token"

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ailab.apps.models import AppSpec
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 
 DEFAULT_DIR = "apps"
 

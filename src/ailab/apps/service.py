@@ -14,7 +14,7 @@ from ailab.apps.models import ALIAS_PREFIX, AppSpec
 from ailab.apps.prompt import AppRequestError, last_user_text, render_system, rewrite_body, variables_of
 
 if TYPE_CHECKING:
-    from ailab.knowledge.service import Hit, KnowledgeService
+    from ailab.knowledge import Hit, KnowledgeService
 
 MAX_SOURCE_CHARS = 2000
 
@@ -34,7 +34,7 @@ class AppCall:
     def citations(self, answer: str) -> list[dict[str, Any]] | None:
         if self.hits is None:
             return None
-        from ailab.knowledge.rag import citations
+        from ailab.knowledge import citations
 
         return citations(answer, self.hits)
 
@@ -141,7 +141,7 @@ class AppService:
         return AppCall(spec, rewrite_body(spec, body, system), hits)
 
     async def _retrieve(self, principal: Principal, spec: AppSpec, query: str) -> list[Hit]:
-        from ailab.knowledge.service import KnowledgeError
+        from ailab.knowledge import KnowledgeError
 
         assert spec.knowledge is not None
         if self._knowledge is None:
@@ -177,7 +177,7 @@ def acting(principal: Principal) -> Principal:
 
 
 def format_sources(hits: list[Hit]) -> str:
-    from ailab.knowledge.rag import source_label
+    from ailab.knowledge import source_label
 
     if not hits:
         return "(no sources were found)"

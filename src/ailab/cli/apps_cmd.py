@@ -102,7 +102,7 @@ def _collections(loaded: Any) -> set[str] | None:
     if not (loaded.data_dir / "knowledge").is_dir():
         return None
     from ailab.db import open_database
-    from ailab.knowledge.catalog import open_catalog
+    from ailab.knowledge import open_catalog
 
     engine = open_database(loaded)
     try:
@@ -126,7 +126,7 @@ def export(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Export an app: `--to dify` writes a Dify DSL file (Dify's "Import DSL file" takes it)."""
-    from ailab.apps.dify import PLUGIN_IDENTIFIER, dump, export_app
+    from ailab.apps import PLUGIN_IDENTIFIER, dump, export_app
 
     if to != "dify":
         raise typer.BadParameter("only dify is supported", param_hint="--to")
@@ -221,8 +221,7 @@ def provision_dify(
     plugin: Annotated[str | None, _env_opt("DIFY_PLUGIN", "openai_api_compatible identifier")] = None,
 ) -> None:
     """Wire Dify to the lab (provider, knowledge) and import the lab's apps (the dify-setup job)."""
-    from ailab.apps.dify import PLUGIN_IDENTIFIER
-    from ailab.apps.dify_provision import ProvisionError, Settings, provision
+    from ailab.apps import PLUGIN_IDENTIFIER, ProvisionError, Settings, provision
 
     s = Settings(
         dify_url.rstrip("/"),

@@ -36,8 +36,7 @@ def backup(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Write one archive of the lab (databases, vector stores, uploads, config, secrets), while it runs."""
-    from ailab.ops.backup import create_backup
-    from ailab.ops.staging import human
+    from ailab.ops import create_backup, human
 
     loaded = load_or_exit(config, data_dir)
     with_key = include_key or loaded.config.backup.include_key
@@ -67,9 +66,7 @@ def restore(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Verify an archive completely, then restore it into this (stopped) lab."""
-    from ailab.ops.archive import ArchiveError
-    from ailab.ops.database import DatabaseError
-    from ailab.ops.restore import restore_archive
+    from ailab.ops import ArchiveError, DatabaseError, restore_archive
 
     loaded = load_or_exit(config, data_dir)
     try:

@@ -24,7 +24,7 @@ def doctor(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Diagnose the lab: one check per runbook in docs/runbooks/, each pass / warn / fail / skip."""
-    from ailab.ops.doctor import DoctorContext, all_checks, run_checks, select_checks
+    from ailab.ops import DoctorContext, all_checks, run_checks, select_checks
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")

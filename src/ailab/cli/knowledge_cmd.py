@@ -28,7 +28,7 @@ ConfOpt = Annotated[Path | None, typer.Option("--config", envvar="AILAB_CONFIG",
 def _run(
     config: Path | None, data_dir: Path | None, work: Callable[[Any], Awaitable[Any]], read_only: bool = False
 ) -> Any:
-    from ailab.knowledge.service import KnowledgeError
+    from ailab.knowledge import KnowledgeError
     from ailab.server.local import open_lab
 
     loaded = load_or_exit(config, data_dir, read_only=read_only)
@@ -136,7 +136,7 @@ def ingest(
     extension (README, LICENSE, Makefile … excepted); never read: key and credential files. Each skipped
     file is listed with the reason. Exits 1 when any file failed, unless --allow-failures. Without a
     terminal, progress is a line on stderr every few seconds."""
-    from ailab.knowledge.finder import FindOptions
+    from ailab.knowledge import FindOptions
 
     target = _Target(collection, create, project, _project_id(config, data_dir, project))
     find = FindOptions(follow_links, include_hidden, extensionless)
@@ -164,7 +164,7 @@ class _Target:
 
 
 async def _target_collection(svc: Any, t: _Target) -> Any:
-    from ailab.knowledge.service import KnowledgeError
+    from ailab.knowledge import KnowledgeError
 
     coll = svc.catalog.collection(t.name)
     if coll is None:
@@ -238,7 +238,7 @@ def ask(
     fmt: FormatOpt = "table",
 ) -> None:
     """Answer a question from a collection, with numbered citations."""
-    from ailab.knowledge.rag import ask as rag_ask
+    from ailab.knowledge import ask as rag_ask
 
     async def work(svc: Any) -> Any:
         colls = [svc.get(n) for n in collection.split(",")]

@@ -75,7 +75,7 @@ def eval_cmd(
 
 
 def _read(path: Path | None) -> list[Any]:
-    from ailab.knowledge.evaluation import EvalError, parse_questions
+    from ailab.knowledge import EvalError, parse_questions
 
     if path is None:
         raise typer.BadParameter("give a questions file (JSON lines)", param_hint="QUESTIONS")

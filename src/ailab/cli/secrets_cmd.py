@@ -17,7 +17,7 @@ import typer
 from ailab.cli.common import ConfigOpt, DataDirOpt, load_or_exit
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
     from ailab.secrets import EnvRef, SecretStore
 
 app = typer.Typer(
@@ -179,7 +179,7 @@ def rotate(
 @app.command("import-env")
 def import_env(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Move `os.environ/NAME` model API keys into the store and rewrite them as `secret/NAME`."""
-    from ailab.config.loader import resolve_config_path
+    from ailab.config import resolve_config_path
 
     path = resolve_config_path(config)
     if path is None:

@@ -41,7 +41,7 @@ def up(
     host = host or server.host
     port = port if port is not None else server.port
     server.host = host  # the app decides from the real bind address whether /metrics needs a key
-    from ailab.ops.runfile import LabRunning, lock_data_dir, remove_runfile, unlock_data_dir, write_runfile
+    from ailab.ops import LabRunning, lock_data_dir, remove_runfile, unlock_data_dir, write_runfile
 
     try:  # one lab per data dir, held until this process ends (however it ends)
         lock = lock_data_dir(loaded.data_dir, host, port)
@@ -64,7 +64,7 @@ def _exit_on_sigterm(data_dir: Path, lock: int) -> None:
     # before (exit status -15 for supervisors).
     import signal
 
-    from ailab.ops.runfile import remove_runfile, unlock_data_dir
+    from ailab.ops import remove_runfile, unlock_data_dir
 
     def handler(signum: int, _frame: object) -> None:
         unlock_data_dir(lock)

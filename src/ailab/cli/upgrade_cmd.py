@@ -23,8 +23,8 @@ def upgrade(
 
     Install the new version first (pip install -U local-ai-lab), then run this; the lab may be serving.
     """
-    from ailab.ops.upgrade import UpgradeError
-    from ailab.ops.upgrade import upgrade as run
+    from ailab.ops import UpgradeError
+    from ailab.ops import run_upgrade as run
 
     loaded = load_or_exit(config, data_dir)
     try:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from ailab.console.web import Pages, Viewer, viewer
 from ailab.gateway import RequestContext
-from ailab.knowledge.gateway_client import GatewayClient, ModelCallError
+from ailab.knowledge import GatewayClient, ModelCallError
 from ailab.ledger import ENDPOINT_CHAT
 from ailab.types import pusd_to_usd
 

@@ -16,7 +16,7 @@ from ailab.db.files import private_sqlite, secure_data_dir
 from ailab.db.migrations import Migration, migrate, registered_migrations
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
 
 
 def database_url(loaded: LoadedConfig) -> str:

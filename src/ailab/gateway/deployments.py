@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ailab.config.loader import SECRET_REF, ConfigError
-from ailab.config.models import LabConfig, LiteLLMParams, ModelEntry
+from ailab.config import SECRET_REF, ConfigError, LabConfig, LiteLLMParams, ModelEntry
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.providers.registry import ProviderRegistry
 from ailab.gateway.types import Deployment

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ailab.config.models import RouterSettings
+from ailab.config import RouterSettings
 from ailab.gateway.providers.base import MAX_RETRY_AFTER, Provider
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 from ailab.observability import Metrics

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ailab.config.models import ModelInfo
+from ailab.config import ModelInfo
 from ailab.types import Usage
 
 __all__ = [

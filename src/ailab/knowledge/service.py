@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ailab.access import Principal, decide
-from ailab.config.models import KnowledgeSettings
+from ailab.config import KnowledgeSettings
 from ailab.knowledge import uploads
 from ailab.knowledge.catalog import ChunkRow, Collection, KnowledgeCatalog, open_catalog
 from ailab.knowledge.filters import FilterError, check_filters

@@ -5,7 +5,7 @@ See docs/limits.md. MemoryLimiter for one gateway process, RedisLimiter to share
 
 from __future__ import annotations
 
-from ailab.config.models import LimitsSettings
+from ailab.config import LimitsSettings
 from ailab.limits.base import Limiter, LimiterUnavailable, LimitExceeded, Rate, Reservation, Scope
 from ailab.limits.embedded import EmbeddedRedis, EmbeddedRedisError
 from ailab.limits.memory import MemoryLimiter

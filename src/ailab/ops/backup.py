@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.ledger import JOURNAL_DIR, SEGMENT_GLOB, journal_dir
 from ailab.ops.archive import Manifest, write_archive
 from ailab.ops.staging import Staging, human, staging_dir, walk_files

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.db import make_engine, normalize_url
 
 

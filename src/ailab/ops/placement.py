@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.ops.archive import ArchiveError, Manifest, Member, safe_member_path
 from ailab.ops.stores import MILVUS_LITE, QDRANT_LOCAL, StoreLocations
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.ops.archive import Manifest, Member, check_schema, read_archive
 from ailab.ops.placement import APPLIED, Placement, RestoreError, keep_previous, plan, swap
 from ailab.ops.staging import human, staging_dir

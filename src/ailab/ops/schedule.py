@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 
 log = logging.getLogger("ailab.backup")
 

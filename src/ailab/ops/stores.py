@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.ops.qdrant_snapshots import QdrantSnapshots
 from ailab.ops.staging import Staging
 
@@ -94,7 +94,7 @@ def _flocked(lock: Path) -> Iterator[None]:
 def pg_catalog_write_lock(loaded: LoadedConfig) -> Iterator[Connection | None]:
     """When the catalog is in the lab's PostgreSQL database: hold its write lock exclusively."""
     from ailab.db import make_engine
-    from ailab.knowledge.catalog_pg import WRITE_LOCK
+    from ailab.knowledge import WRITE_LOCK
     from ailab.ops.database import is_sqlite, lab_database_url
 
     url = lab_database_url(loaded)

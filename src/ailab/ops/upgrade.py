@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ailab import __version__
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.db import MigrationError, applied_migrations, make_engine, migrate
 from ailab.ops.labctl import (
     GateResult,

@@ -25,7 +25,7 @@ from ailab.secrets.refresher import SecretRefresher
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from ailab.config.models import SecretsSettings
+    from ailab.config import SecretsSettings
 
 __all__ = [
     "ENV_KEY",

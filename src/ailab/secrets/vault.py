@@ -21,7 +21,7 @@ import hvac
 import requests
 from hvac import exceptions as hv
 
-from ailab.config.models import SecretsSettings
+from ailab.config import SecretsSettings
 from ailab.secrets.base import NAME_RE, Auditor, SecretError, SecretMeta, SecretStoreUnavailable, StoreBase
 
 T = TypeVar("T")

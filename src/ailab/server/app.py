@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Any
 
-from ailab.config.loader import LoadedConfig, load_config
+from ailab.config import LoadedConfig, load_config
 from ailab.gateway import GatewayError, Receive, Scope, Send, clip, send_error
 from ailab.server import health
 from ailab.server.state import LabState

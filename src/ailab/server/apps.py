@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ailab.apps.loader import load_apps
-from ailab.apps.service import AppService
+from ailab.apps import AppService, load_apps
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState

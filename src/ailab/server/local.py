@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.server.state import LabState
 
 if TYPE_CHECKING:
-    from ailab.knowledge.service import KnowledgeService
+    from ailab.knowledge import KnowledgeService
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
-    from ailab.config.models import ServerSettings
+    from ailab.config import ServerSettings
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):

@@ -13,7 +13,7 @@ import aiohttp
 from sqlalchemy import Engine
 
 from ailab.access import AccessService, AuditLog, Authenticator, ensure_master_key
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.db import open_database
 from ailab.gateway import (
     Budgeter,
@@ -35,7 +35,7 @@ from ailab.server.budgets import reseed_when_lost, seed_budgets
 from ailab.types import PICO_PER_USD
 
 if TYPE_CHECKING:
-    from ailab.knowledge.service import KnowledgeService
+    from ailab.knowledge import KnowledgeService
 
 log = logging.getLogger("ailab")
 
@@ -124,7 +124,7 @@ class LabState:
             asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))
         )
         if cfg.backup.schedule:  # one worker runs it (a lock in the data dir): ailab.ops.schedule
-            from ailab.ops.schedule import start_schedule
+            from ailab.ops import start_schedule
 
             self.tasks.append(start_schedule(self.loaded))
 
@@ -144,7 +144,7 @@ class LabState:
 
         self.apps = runtime.build(self)
         if self.api is not None:
-            from ailab.apps.serve import install
+            from ailab.apps import install
 
             install(self.api, self.apps)  # app:NAME, /v1/apps/NAME/chat/completions, /v1/models entries
         if router not in self.admin_routers:
@@ -186,7 +186,7 @@ class LabState:
         """The knowledge pillar's service, built on first use from the parts this state holds (imported
         late: a lab that never uses knowledge does not load numpy, the stores or the parsers)."""
         if self.knowledge is None:
-            from ailab.knowledge.service import KnowledgeService
+            from ailab.knowledge import KnowledgeService
 
             assert self.api is not None
             cfg = self.loaded.config

@@ -17,7 +17,7 @@ from ailab.stack.secrets import open_stack_secrets, specs_for
 from ailab.stack.state import StackState, detect_gpu, load_state
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
 
 
 @dataclass
@@ -93,7 +93,7 @@ def _raw_config(loaded: LoadedConfig) -> dict[str, Any]:
     data = yaml.safe_load(loaded.path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         return {}
-    from ailab.apps.loader import inlined
+    from ailab.apps import inlined
 
     return inlined(data, loaded)  # the apps folder travels inside the config
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ailab.config.sso import SsoSettings
+from ailab.config import SsoSettings
 from ailab.stack.model import Component, PublicRoute, RenderContext
 
 HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

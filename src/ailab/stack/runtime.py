@@ -13,7 +13,7 @@ from ailab.stack.compose import COMPOSE_FILE
 from ailab.stack.state import stack_dir
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
 
 
 class StackRuntimeError(RuntimeError):

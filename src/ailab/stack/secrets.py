@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ailab.stack.model import Component, SecretSpec
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
     from ailab.secrets import SecretStore
 
 STORE_PREFIX = "stack."

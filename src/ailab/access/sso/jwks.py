@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from ailab.config.sso import ALLOWED_ALGS
+from ailab.config import ALLOWED_ALGS
 
 Fetch = Callable[[str], dict[str, Any]]
 

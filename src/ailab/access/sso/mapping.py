@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ailab.access.policy import Roles
-from ailab.config.sso import OidcSettings
+from ailab.config import OidcSettings
 
 
 class Refused(Exception):

@@ -18,7 +18,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
 from ailab.access.sso.jwks import Jwks, TokenRefused, verify_jwt
-from ailab.config.sso import OidcSettings
+from ailab.config import OidcSettings
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TIMEOUT = 10.0

@@ -18,7 +18,7 @@ from ailab.access.sso.jwks import TokenRefused
 from ailab.access.sso.mapping import Mapped, Refused, map_claims
 from ailab.access.sso.oidc import OidcClient, ProviderError, ProviderSaysNo, SignIn
 from ailab.access.sso.store import PendingLogin, SsoSession, SsoStore
-from ailab.config.sso import OidcSettings
+from ailab.config import OidcSettings
 
 log = logging.getLogger(__name__)
 

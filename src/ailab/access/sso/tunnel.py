@@ -18,7 +18,7 @@ from ailab.access.records import NotFound, User
 from ailab.access.service import AccessService
 from ailab.access.sso.jwks import Jwks, TokenRefused, verify_jwt
 from ailab.access.sso.oidc import _fetch_json
-from ailab.config.sso import SsoSettings
+from ailab.config import SsoSettings
 
 CF_HEADER = "cf-access-jwt-assertion"
 TS_HEADER = "tailscale-user-login"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ailab.access.sso.service import SsoService
 from ailab.access.sso.tunnel import TunnelIdentity
-from ailab.config.loader import SECRET_REF
+from ailab.config import SECRET_REF
 
 if TYPE_CHECKING:
     from ailab.server.state import LabState

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ailab.config.loader import LoadedConfig
+from ailab.config import LoadedConfig
 from ailab.ops.runfile import RunInfo, read_runfile
 
 if TYPE_CHECKING:

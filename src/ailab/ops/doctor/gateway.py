@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from ailab.config.loader import SECRET_REF
+from ailab.config import SECRET_REF
 from ailab.gateway import Deployment, build_deployments, default_registry
 from ailab.ops.doctor.base import Outcome, check, fail, passed, skip, warn, worst
 from ailab.ops.doctor.context import DoctorContext, http_problem

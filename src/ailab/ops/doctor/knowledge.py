@@ -9,8 +9,16 @@ import httpx
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from ailab.knowledge.catalog import CATALOG_FILE, Collection, KnowledgeCatalog, is_postgres, open_catalog
-from ailab.knowledge.stores import StoreError, VectorStore, open_store
+from ailab.knowledge import (
+    CATALOG_FILE,
+    Collection,
+    KnowledgeCatalog,
+    StoreError,
+    VectorStore,
+    is_postgres,
+    open_catalog,
+    open_store,
+)
 from ailab.ops.doctor.base import Outcome, check, fail, passed, skip, warn, worst
 from ailab.ops.doctor.context import DoctorContext, http_problem
 

@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from ailab.access import Principal, decide
-from ailab.apps.models import AppSpec
-from ailab.apps.prompt import AppRequestError
+from ailab.apps import AppRequestError, AppSpec
 from ailab.server import apps as server_apps
 from ailab.server.admin.deps import ApiError, require
 
@@ -70,7 +69,7 @@ def router(state: LabState) -> APIRouter:
 
     @r.get("/{name}/export", openapi_extra={"x-permission": "apps.manage"}, response_model=None)
     def export(name: str, to: str = "dify", p: Principal = manage) -> PlainTextResponse:
-        from ailab.apps.dify import dump, export_app
+        from ailab.apps import dump, export_app
 
         if to != "dify":
             raise ApiError(400, "to: only dify is supported", "invalid_value")
@@ -86,7 +85,7 @@ def router(state: LabState) -> APIRouter:
 
 async def _retrieve(state: LabState, p: Principal, body: RetrievalBody) -> Any:
     """Dify's External Knowledge API: records of the collection `knowledge_id`; its error shape."""
-    from ailab.knowledge.service import KnowledgeError
+    from ailab.knowledge import KnowledgeError
 
     svc = state.knowledge_service()
     coll = svc.catalog.collection(body.knowledge_id)

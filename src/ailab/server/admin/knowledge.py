@@ -18,8 +18,7 @@ from ailab.server.admin.deps import ApiError, allow, require
 from ailab.server.admin.upload_form import DocumentsBody, read_upload
 
 if TYPE_CHECKING:
-    from ailab.knowledge.catalog import Collection
-    from ailab.knowledge.service import KnowledgeService
+    from ailab.knowledge import Collection, KnowledgeService
     from ailab.server.state import LabState
 
 
@@ -34,7 +33,7 @@ class CollectionCreate(BaseModel):
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str | None) -> str | None:
-        from ailab.knowledge.stores import store_names
+        from ailab.knowledge import store_names
 
         if value is not None and value not in store_names():
             raise ValueError(f"unknown store {value!r}: choose one of {', '.join(store_names())}")
@@ -78,7 +77,7 @@ UPLOAD_SPEC = {
 
 @contextmanager
 def _mapped() -> Iterator[None]:
-    from ailab.knowledge.service import KnowledgeError
+    from ailab.knowledge import KnowledgeError
 
     try:
         yield
@@ -102,7 +101,7 @@ def _svc(state: LabState) -> KnowledgeService:
 
 def _coll(state: LabState, name: str, p: Principal, permission: str) -> Collection:
     """The collection, if the caller may act on it (its project's members; administrators)."""
-    from ailab.knowledge.service import KnowledgeError, missing_collection
+    from ailab.knowledge import KnowledgeError, missing_collection
 
     with _mapped():
         c = _svc(state).get(name)
@@ -173,7 +172,7 @@ def _collection_routes(r: APIRouter, state: LabState) -> None:
 async def _coll_for_upload(state: LabState, name: str, p: Principal) -> Collection:
     """The collection to upload into; a missing one is created (as `ailab ingest` does) when the caller
     may create it: in the key's project, or lab-wide with `knowledge.manage.global`."""
-    from ailab.knowledge.service import missing_collection
+    from ailab.knowledge import missing_collection
 
     s = _svc(state)
     if s.catalog.collection(name) is not None:
@@ -210,7 +209,7 @@ def _document_routes(r: APIRouter, state: LabState) -> None:
     async def upload_documents(name: str, request: Request, p: Principal = manage) -> dict[str, Any]:
         import asyncio
 
-        from ailab.knowledge.uploads import incoming_dir, keep_uploads
+        from ailab.knowledge import incoming_dir, keep_uploads
 
         c = await _coll_for_upload(state, name, p)
         s = svc()

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import Request
 from pydantic import BaseModel, Field
 
-from ailab.knowledge.uploads import Incoming, spool
+from ailab.knowledge import Incoming, spool
 from ailab.server.admin.deps import ApiError
 
 MAX_FILES = 1000

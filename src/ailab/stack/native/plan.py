@@ -19,7 +19,7 @@ from ailab.stack.state import StackState, stack_dir
 from ailab.stack.wiring import resolve
 
 if TYPE_CHECKING:
-    from ailab.config.loader import LoadedConfig
+    from ailab.config import LoadedConfig
 
 
 @dataclass
