@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ailab.gateway.errors import quote
-from ailab.gateway.providers.base import estimate_tokens, messages_text, now_ts
+from ailab.gateway.providers.base import estimate_tokens, messages_text, now_ts, tool_choice
 from ailab.gateway.types import UpstreamError, Usage
 
 DEFAULT_MAX_TOKENS = 4096
@@ -120,17 +120,13 @@ def _tool(tool: Any) -> dict[str, Any]:
 
 
 def _tool_choice(choice: Any) -> dict[str, Any] | None:
-    if choice is None:
+    parsed = tool_choice(choice, "anthropic")
+    if parsed is None:
         return None
-    if isinstance(choice, str):
-        mapped = {"auto": "auto", "required": "any", "none": "none"}.get(choice)
-        if mapped is None:
-            raise bad_request(f"parameter `tool_choice` has an unknown value {quote(choice)}")
-        return {"type": mapped}
-    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-    if not name:
-        raise bad_request("parameter `tool_choice` must name a function")
-    return {"type": "tool", "name": name}
+    mode, name = parsed
+    if mode == "function":
+        return {"type": "tool", "name": name}
+    return {"type": {"auto": "auto", "required": "any", "none": "none"}[mode]}
 
 
 def _map_response_format(body: dict[str, Any], payload: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
-from ailab.gateway.errors import clip
+from ailab.gateway.errors import clip, quote
 from ailab.gateway.types import Deployment, StreamItem, UpstreamError
 
 MAX_ERROR_BODY = 64 * 1024
@@ -267,6 +267,23 @@ def messages_text(messages: Any) -> str:
         elif isinstance(content, list):
             parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
     return "\n".join(parts)
+
+
+def tool_choice(choice: Any, provider: str) -> tuple[str, str | None] | None:
+    """An OpenAI `tool_choice` as (mode, function name): mode is auto, required or none (name None), or
+    function; None when absent. Raises a 400 naming `provider` for a value no provider can map."""
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in ("auto", "required", "none"):
+            problem = f"has an unknown value {quote(choice)}"
+            raise UpstreamError(f"{provider}: parameter `tool_choice` {problem}", kind="http", status=400)
+        return choice, None
+    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if not name:
+        message = f"{provider}: parameter `tool_choice` must name a function"
+        raise UpstreamError(message, kind="http", status=400)
+    return "function", name
 
 
 def now_ts() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ailab.gateway.errors import quote
-from ailab.gateway.providers.base import estimate_tokens, messages_text
+from ailab.gateway.providers.base import estimate_tokens, messages_text, tool_choice
 from ailab.gateway.types import UpstreamError, Usage
 
 FINISH_REASONS = {
@@ -178,17 +178,13 @@ def _declaration(tool: Any) -> dict[str, Any]:
 
 
 def _tool_config(choice: Any) -> dict[str, Any] | None:
-    if choice is None:
+    parsed = tool_choice(choice, "gemini")
+    if parsed is None:
         return None
-    if isinstance(choice, str):
-        mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice)
-        if mode is None:
-            raise bad_request(f"parameter `tool_choice` has an unknown value {quote(choice)}")
-        return {"mode": mode}
-    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-    if not name:
-        raise bad_request("parameter `tool_choice` must name a function")
-    return {"mode": "ANY", "allowedFunctionNames": [name]}
+    mode, name = parsed
+    if mode == "function":
+        return {"mode": "ANY", "allowedFunctionNames": [name]}
+    return {"mode": {"auto": "AUTO", "required": "ANY", "none": "NONE"}[mode]}
 
 
 # -- messages -----------------------------------------------------------------------------------------
