@@ -3,6 +3,7 @@ relayed device flow for `ailab login`, and what the sign-in page and the CLI nee
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,10 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _redirect_uri(request: Request, svc: SsoService) -> str:
+    return svc.settings.redirect_url or str(request.base_url).rstrip("/") + "/auth/oidc/callback"
+
+
 def router(state: LabState) -> APIRouter:
     r = APIRouter(tags=["sso"])
 
@@ -41,9 +46,6 @@ def router(state: LabState) -> APIRouter:
             raise ApiError(404, "single sign-on is not configured (access.sso.oidc)", "sso_not_configured")
         svc: SsoService = state.sso.oidc
         return svc
-
-    def redirect_uri(request: Request, svc: SsoService) -> str:
-        return svc.settings.redirect_url or str(request.base_url).rstrip("/") + "/auth/oidc/callback"
 
     @r.get("/api/auth/providers", openapi_extra=PUBLIC)
     def providers() -> dict[str, Any]:
@@ -55,11 +57,19 @@ def router(state: LabState) -> APIRouter:
             "local_passwords": oidc is None or oidc.local_passwords,
         }
 
+    _browser_routes(r, service)
+    _device_routes(r, service)
+    return r
+
+
+def _browser_routes(r: APIRouter, service: Callable[[], SsoService]) -> None:
+    """The authorization-code flow a browser follows: to the provider and back with a session cookie."""
+
     @r.get("/auth/oidc/login", openapi_extra=PUBLIC)
     def login(request: Request, next: str | None = None) -> RedirectResponse:
         svc = service()
         try:
-            started = svc.begin(redirect_uri(request, svc), safe_next(next))
+            started = svc.begin(_redirect_uri(request, svc), safe_next(next))
         except TooManySignIns as exc:
             raise ApiError(429, str(exc), "sso_busy", headers={"Retry-After": "60"}) from None
         except SignInRefused as exc:
@@ -91,6 +101,10 @@ def router(state: LabState) -> APIRouter:
         set_session_cookie(response, request, token, session)
         return response
 
+
+def _device_routes(r: APIRouter, service: Callable[[], SsoService]) -> None:
+    """The device flow `ailab login` relays: it ends in a key for the CLI, not a cookie."""
+
     @r.post("/api/auth/oidc/device", openapi_extra=PUBLIC)
     def device_start() -> dict[str, Any]:
         try:
@@ -110,5 +124,3 @@ def router(state: LabState) -> APIRouter:
         except SignInRefused as exc:
             raise ApiError(401, f"sign-in refused: {exc}", "sso_refused") from None
         return {"key": token, "key_id": key.id, "expires_ms": key.expires_ms, "user": user.public()}
-
-    return r
