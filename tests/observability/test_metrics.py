@@ -43,9 +43,7 @@ def test_metrics_cover_requests_tokens_cost_retries_and_ledger(openai_upstream, 
         )
     gw.flush()
     m = scrape(gw.url)
-    assert (
-        value(m["ailab_requests"], "ailab_requests_total", model="gpt", provider="openai", status="200") == 2
-    )
+    assert value(m["ailab_requests"], "ailab_requests_total", model="gpt", status="200", endpoint="chat") == 2
     assert value(m["ailab_retries"], "ailab_retries_total", model="gpt") == 1
     assert value(m["ailab_tokens"], "ailab_tokens_total", model="gpt", direction="prompt") == 6 + 4
     assert value(m["ailab_cost_usd"], "ailab_cost_usd_total", model="gpt") > 0

@@ -84,7 +84,7 @@ def test_two_workers_share_one_ledger_and_stop_cleanly(openai_upstream, tmp_path
             == 200
         )
     metrics = httpx.get(f"{url}/metrics").text
-    assert 'ailab_requests_total{model="m",provider="openai",status="200"} 20.0' in metrics
+    assert 'ailab_requests_total{endpoint="chat",model="m",provider="openai",status="200"} 20.0' in metrics
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'ailab.db'}")

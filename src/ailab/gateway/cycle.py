@@ -22,7 +22,7 @@ from ailab.gateway.limits import Budgeter, rate_headers
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router, StreamStart
 from ailab.gateway.types import StreamItem, UpstreamError, Usage
-from ailab.ledger import UsageEvent
+from ailab.ledger import UsageEvent, schema
 from ailab.observability import Metrics
 
 T = TypeVar("T")
@@ -232,7 +232,7 @@ class Cycle:
         attempt, outcome, principal = ctx.attempt, ctx.outcome, ctx.principal
         dep = attempt.deployment
         usage = outcome.usage or Usage()
-        self._observe(attempt, outcome, usage, latency)
+        self._observe(ctx.endpoint, attempt, outcome, usage, latency)
         event = UsageEvent(
             request_id=ctx.request_id,
             ts=time.time(),
@@ -264,12 +264,14 @@ class Cycle:
         self.submit(event)
         return event
 
-    def _observe(self, attempt: Attempt, outcome: Outcome, usage: Usage, latency: float) -> None:
+    def _observe(
+        self, endpoint: int, attempt: Attempt, outcome: Outcome, usage: Usage, latency: float
+    ) -> None:
         dep = attempt.deployment
         provider = dep.provider_label if dep else "-"
         m = self.metrics
         label = attempt.group or "-"  # never a name the client made up: metric labels stay bounded
-        m.requests.labels(label, provider, str(outcome.status)).inc()
+        m.requests.labels(label, provider, str(outcome.status), schema.ENDPOINTS.get(endpoint, "other")).inc()
         m.request_latency.labels(label).observe(latency)
         if dep is not None:
             m.upstream_latency.labels(attempt.group, provider).observe(

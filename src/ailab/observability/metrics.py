@@ -19,7 +19,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "ailab_requests", "Gateway requests", ["model", "provider", "status"], registry=r
+            "ailab_requests", "Gateway requests", ["model", "provider", "status", "endpoint"], registry=r
         )
         self.request_latency = Histogram(
             "ailab_request_duration_seconds",
