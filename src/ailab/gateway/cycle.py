@@ -151,21 +151,7 @@ class Cycle:
         """Open a provider stream (default: `chat_stream(ctx.body)`) through the same routing loop: a
         failure before the first item is retried or falls back like a unary call."""
         open_it: Opener = opener or (lambda p: p.chat_stream(ctx.body))
-        attempt = ctx.attempt
-
-        async def start(provider: Provider) -> StreamStart:
-            it = aiter(open_it(provider))
-            try:
-                first = await anext(it)
-            except StopAsyncIteration:
-                raise UpstreamError(
-                    "upstream closed the stream without data", kind="protocol", status=502
-                ) from None
-            dep = provider.deployment
-            dep.state.in_flight += 1  # held until the relay finishes (least-busy counts streams)
-            return StreamStart(first, it, provider, attempt, dep.state.busy.start())
-
-        return await self.call(ctx, start)
+        return await self.router.open_stream(ctx.group, open_it, ctx.attempt, ctx.fallbacks)
 
     def failure(self, ctx: RequestContext, exc: UpstreamError | NoDeploymentAvailable) -> GatewayError:
         """The client-facing error for a final upstream failure, recorded on the outcome (the same on /v1

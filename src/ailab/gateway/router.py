@@ -122,10 +122,17 @@ class Router:
         raise last
 
     async def open_stream(
-        self, group: str, body: dict[str, Any], attempt: Attempt, extra_fallbacks: list[str] | None = None
+        self,
+        group: str,
+        opener: Callable[[Provider], AsyncIterator[StreamItem]],
+        attempt: Attempt,
+        extra_fallbacks: list[str] | None = None,
     ) -> StreamStart:
+        """Open a provider stream through the routing loop: a failure before the first item is retried
+        or falls back like a unary call."""
+
         async def start(provider: Provider) -> StreamStart:
-            it = aiter(provider.chat_stream(body))
+            it = aiter(opener(provider))
             try:
                 first = await anext(it)
             except StopAsyncIteration:

@@ -35,6 +35,7 @@ from ailab.server.budgets import reseed_when_lost, seed_budgets
 from ailab.types import PICO_PER_USD
 
 if TYPE_CHECKING:
+    from ailab.gateway import ResponseStore
     from ailab.knowledge import KnowledgeService
 
 log = logging.getLogger("ailab")
@@ -61,6 +62,7 @@ class LabState:
     knowledge: KnowledgeService | None = None  # built on first use (knowledge_service)
     sso: Any = None  # ailab.access.sso.wiring.Sso: OpenID Connect and tunnel identity (docs/sso.md)
     apps: Any = None  # ailab.apps.AppService: the apps of ailab.yaml and the apps folder
+    responses: ResponseStore | None = None  # stored /v1/responses (write-behind)
 
     async def start(self) -> None:
         cfg = self.loaded.config
@@ -133,9 +135,8 @@ class LabState:
         from ailab.gateway import ResponseStore, install_responses
 
         assert self.api is not None and self.engine is not None
-        install_responses(
-            self.api, ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400)
-        )
+        self.responses = ResponseStore(self.engine, self.loaded.config.ailab.responses_ttl_days * 86400)
+        install_responses(self.api, self.responses)
 
     def _start_apps(self) -> None:
         """Apps are checked at start: a lab with an invalid app does not start (ailab apps validate)."""
@@ -159,6 +160,8 @@ class LabState:
             self.knowledge.close()
         if self.session is not None:
             await self.session.close()
+        if self.responses is not None:  # write-behind: what it still buffers, before the engine goes
+            await self.responses.close()
         if self.ledger is not None:
             self.ledger.stop()
         if self.limiter is not None:

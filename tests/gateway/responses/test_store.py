@@ -47,8 +47,66 @@ def test_expired_responses_are_gone(store: ResponseStore, monkeypatch: pytest.Mo
     assert store.purge() == 1
 
 
-async def test_concurrent_saves_share_transactions(store: ResponseStore) -> None:
+async def test_saves_write_behind_in_one_batch(store: ResponseStore) -> None:
     import asyncio
 
+    writes: list[int] = []
+    write = store._write
+    store._write = lambda rows: (writes.append(len(rows)), write(rows))[1]  # type: ignore[method-assign]
     await asyncio.gather(*(store.save(_stored(f"resp_{i}")) for i in range(20)))
+    assert writes == []  # nobody waited for the database
+    found = await store.find("resp_3", "key:a")  # from the buffer
+    assert found is not None and found.input_items[0]["id"] == "msg_1"
+    assert await store.find("resp_3", "key:b") is None  # ownership holds in the buffer too
+    await store.close()
+    assert writes == [20]  # one transaction for the batch, on close at the latest
     assert all(store.get(f"resp_{i}", "key:a") is not None for i in range(20))
+
+
+async def test_delete_reaches_buffer_and_database(store: ResponseStore) -> None:
+    await store.save(_stored("resp_buf"))
+    assert not await store.remove("resp_buf", "key:b")
+    assert await store.remove("resp_buf", "key:a")  # still buffered: never written
+    assert await store.find("resp_buf", "key:a") is None
+    store.put(_stored("resp_db"))
+    assert await store.remove("resp_db", "key:a") and store.get("resp_db", "key:a") is None
+    await store.close()
+    assert store.get("resp_buf", "key:a") is None
+
+
+async def test_delete_while_its_batch_is_written(store: ResponseStore) -> None:
+    import asyncio
+    import threading
+
+    gate, entered = threading.Event(), threading.Event()
+    write = store._write
+
+    def slow_write(rows: list) -> None:
+        entered.set()
+        gate.wait(5)
+        write(rows)
+
+    store._write = slow_write  # type: ignore[method-assign]
+    await store.save(_stored("resp_x"))
+    await asyncio.to_thread(entered.wait, 5)  # the batch is being written now
+    assert await store.remove("resp_x", "key:a")
+    assert await store.find("resp_x", "key:a") is None
+    gate.set()
+    await store.close()
+    assert store.get("resp_x", "key:a") is None  # deleted once its batch was committed
+
+
+async def test_a_miss_waits_for_another_workers_flush(database_url: str) -> None:
+    """Worker B misses what worker A still buffers: B polls the database until A's batch lands."""
+
+    engine = make_engine(database_url)
+    migrate(engine, MIGRATIONS)
+    a = ResponseStore(engine, ttl_s=3600, flush_interval_s=0.2)
+    b = ResponseStore(engine, ttl_s=3600, flush_interval_s=0.02, settle_s=5)
+    await a.save(_stored("resp_cross"))
+    found = await b.find("resp_cross", "key:a")  # not committed yet when asked
+    assert found is not None and found.id == "resp_cross"
+    b.settle_s = 0
+    assert await b.find("resp_never", "key:a") is None
+    await a.close()
+    engine.dispose()

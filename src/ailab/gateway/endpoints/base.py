@@ -94,15 +94,17 @@ class Endpoint(Route):
         try:
             body = await read_json(scope, receive, self.api.max_body)
             model = self.parse(ctx, body)
+            await self.pre_call(ctx)
             if self.api.model_hooks:
                 model = await self.api.map_model(ctx, model)
             fallbacks = body.pop("fallbacks", None)
             cycle.resolve(ctx, model, fallbacks)
+            self.admit(ctx)
             await cycle.reserve(ctx, *self.estimate(ctx))
         except GatewayError as err:
             await self.refuse(send, err, ctx)
             return
-        send_last = cycle.sender(ctx, send)
+        send_last = self.finishing(ctx, cycle.sender(ctx, send))
         cycle.begin(ctx)
         try:
             if ctx.stream:
@@ -120,6 +122,18 @@ class Endpoint(Route):
         """Validate the body (raise a 400 GatewayError naming the field), set `ctx.body` (what the
         provider call gets; default: the body) and `ctx.stream`; return the model name asked for."""
         raise NotImplementedError
+
+    async def pre_call(self, ctx: RequestContext) -> None:
+        """Pre-call hook, after `parse` and before the model is mapped and routed: what needs an await
+        (e.g. reading a stored conversation). May raise a GatewayError (refused and ledgered)."""
+
+    def admit(self, ctx: RequestContext) -> None:
+        """Pre-call hook once the model group is known (`ctx.group`), before reserving: refuse (raise a
+        GatewayError) what this group cannot serve."""
+
+    def finishing(self, ctx: RequestContext, send: Send) -> Send:
+        """Pre-finish hook: wrap `send` to act before the answer's last bytes go out (default: as is)."""
+        return send
 
     def estimate(self, ctx: RequestContext) -> tuple[int, int]:
         """(prompt, completion) tokens to reserve against the key's limits (only keys with limits)."""

@@ -8,14 +8,11 @@ Budgets, rate limits, model scope and the ledger row (endpoint `responses`) are 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from ailab.gateway.asgi import Receive, Scope, Send, read_json, send_json
+from ailab.gateway.asgi import Receive, Scope, Send, send_json
 from ailab.gateway.cycle import RequestContext
 from ailab.gateway.endpoints.base import Endpoint, Route
 from ailab.gateway.errors import GatewayError
@@ -66,45 +63,31 @@ class CreateResponse(Endpoint):
     stream_shape = ResponsesShape
     store: ResponseStore
 
-    async def handle(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-        # Endpoint.handle, with two async steps of its own: the previous response is read from the store,
-        # and the response is stored before the answer's last bytes (`_storing`).
-        cycle = self.cycle
-        try:
-            body = await read_json(scope, receive, self.api.max_body)
-            validate(body)
-            state = ResponsesState(body, normalise(body["input"]))
-            ctx.scratch["responses"] = state
-            state.history = await self._history(ctx, body)
-            untranslatable = self._chat_body(ctx, state)
-            model = body["model"]
-            if self.api.model_hooks:  # apps: `app:NAME` → its group (may rewrite the chat body)
-                model = await self.api.map_model(ctx, model)
-            cycle.resolve(ctx, model)
-            if untranslatable is not None and self._translates(ctx.group):
-                raise untranslatable
-            ctx.stream = bool(body.get("stream"))
-            await cycle.reserve(ctx, *self.estimate(ctx))
-        except GatewayError as err:
-            await self.refuse(send, err, ctx)
-            return
-        send_last = self._storing(ctx, cycle.sender(ctx, send))
-        cycle.begin(ctx)
-        try:
-            if ctx.stream:
-                await self._stream(ctx, receive, send_last)
-            else:
-                await self._unary(ctx, send_last)
-        except BaseException as exc:
-            await cycle.end(ctx, exc)
-            raise
-        await cycle.end(ctx)
+    # Endpoint.handle runs the cycle; these hooks add the Responses API's own steps: the previous response
+    # is read from the store (`pre_call`), a group that would need an untranslatable request is refused
+    # (`admit`), and the response is stored before the answer's last bytes (`finishing`).
+
+    def parse(self, ctx: RequestContext, body: dict[str, Any]) -> str:
+        validate(body)
+        ctx.scratch["responses"] = ResponsesState(body, normalise(body["input"]))
+        ctx.stream = bool(body.get("stream"))
+        return str(body["model"])
+
+    async def pre_call(self, ctx: RequestContext) -> None:
+        state: ResponsesState = ctx.scratch["responses"]
+        state.history = await self._history(ctx, state.body)
+        ctx.scratch["untranslatable"] = self._chat_body(ctx, state)
+
+    def admit(self, ctx: RequestContext) -> None:
+        untranslatable: GatewayError | None = ctx.scratch.pop("untranslatable", None)
+        if untranslatable is not None and self._translates(ctx.group):
+            raise untranslatable
 
     async def _history(self, ctx: RequestContext, body: dict[str, Any]) -> list[dict[str, Any]]:
         previous = body.get("previous_response_id")
         if not previous:
             return []
-        stored = await asyncio.to_thread(self.store.get, previous, owner(ctx))
+        stored = await self.store.find(previous, owner(ctx))
         if stored is None:
             raise not_found(previous, "previous_response_id")
         return stored.conversation()
@@ -131,9 +114,10 @@ class CreateResponse(Endpoint):
     def _provider(self, deployment_id: str) -> Provider:
         return self.cycle.router.providers[deployment_id]
 
-    def _storing(self, ctx: RequestContext, send: Send) -> Send:
+    def finishing(self, ctx: RequestContext, send: Send) -> Send:
         """`send`, but a finished response is stored before the answer's last bytes go out, so a client
-        can follow up (previous_response_id) the moment it holds the answer."""
+        can follow up (previous_response_id) the moment it holds the answer. Saving only buffers it
+        (the store writes behind, in batches)."""
         state: ResponsesState = ctx.scratch["responses"]
 
         async def send_stored(message: Any) -> None:
@@ -142,10 +126,7 @@ class CreateResponse(Endpoint):
                 stored = Stored(
                     state.final["id"], owner(ctx), state.final, state.conversation, len(state.items)
                 )
-                try:
-                    await self.store.save(stored)
-                except SQLAlchemyError as exc:  # the answer is still good; only a follow-up will miss it
-                    log.warning("could not store response %s: %s", stored.id, type(exc).__name__)
+                await self.store.save(stored)
             await send(message)
 
         return send_stored
@@ -195,7 +176,7 @@ class StoredRoute(Route):
 
     async def stored(self, ctx: RequestContext) -> Stored:
         response_id = ctx.params.get("response_id", "")
-        found = await asyncio.to_thread(self.store.get, response_id, owner(ctx))
+        found = await self.store.find(response_id, owner(ctx))
         if found is None:
             raise not_found(response_id)
         return found
@@ -211,7 +192,7 @@ class ResponseById(StoredRoute):
         try:
             if scope["method"] == "DELETE":
                 response_id = ctx.params.get("response_id", "")
-                if not await asyncio.to_thread(self.store.delete, response_id, owner(ctx)):
+                if not await self.store.remove(response_id, owner(ctx)):
                     raise not_found(response_id)
                 payload: Any = {"id": response_id, "object": "response.deleted", "deleted": True}
             else:

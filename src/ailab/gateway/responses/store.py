@@ -5,15 +5,26 @@ that led to it, so `previous_response_id` can continue a conversation on any pro
 A response belongs to the principal that created it: another key gets 404, exactly as for an id that never
 existed. Rows expire after `ailab.responses_ttl_days`; expired rows are invisible at once and deleted in
 passing (at most once a minute, by the writer).
+
+Write-behind: `save` puts the response in a bounded in-memory buffer and returns; a background task writes
+the buffer in batches (one transaction per batch, every `flush_interval_s`), so no request waits for the
+database. Reads look in the buffer first, then in the database. Another worker process cannot see this
+one's buffer: a lookup that misses everywhere polls the database for up to `settle_s` (a few flush
+intervals) before answering 404, so a response answered by worker A can be continued through worker B at
+once. `close` writes what is left (a clean stop loses nothing); a hard crash (SIGKILL, OOM) loses the
+responses of the last flush interval, which a follow-up then reports as not found. The ledger rows of those
+requests are not affected (they have their own journal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -31,8 +42,12 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from ailab.db import Migration
+
+log = logging.getLogger("ailab.gateway")
+_T = TypeVar("_T")
 
 metadata = MetaData()
 
@@ -77,40 +92,128 @@ class Stored:
 
 
 class ResponseStore:
-    def __init__(self, engine: Engine, ttl_s: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        ttl_s: float,
+        flush_interval_s: float = 0.05,
+        settle_s: float = 0.5,
+        max_buffered: int = 10_000,
+    ) -> None:
         self.engine = engine
         self.ttl_ms = int(ttl_s * 1000)
+        self.flush_interval_s = flush_interval_s
+        self.settle_s = settle_s  # how long a miss waits for another worker's flush
+        self.max_buffered = max_buffered
         self._lock = threading.Lock()
         self._last_purge = 0.0
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        # Not yet committed: waiting for the next batch, and the batch being written.
+        self._pending: dict[str, tuple[Stored, dict[str, Any]]] = {}
+        self._flushing: dict[str, tuple[Stored, dict[str, Any]]] = {}
+        self._deleted: set[str] = set()  # deleted while their batch was being written: delete once it is
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._flushed: asyncio.Event | None = None  # set whenever a batch is done (or failed)
+
+    # -- write-behind ---------------------------------------------------------------------------------
 
     async def save(self, stored: Stored) -> None:
-        """Store and wait until it is committed. Concurrent saves share one transaction (group commit):
-        under load the database sees one write per batch, not one per response."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((self._row(stored), done))
+        """Buffer `stored` for the next batch; returns at once unless the buffer is full (then it waits
+        for one batch, and drops the response with a warning if the database is still not taking them)."""
+        if len(self._pending) + len(self._flushing) >= self.max_buffered:
+            await self._wait_flush()
+            if len(self._pending) + len(self._flushing) >= self.max_buffered:
+                log.warning("response buffer full (database not writable): %s not stored", stored.id)
+                return
+        self._pending[stored.id] = (stored, self._row(stored))
+        self._deleted.discard(stored.id)
         if self._writer is None:
-            self._writer = loop.create_task(self._drain())
-        await done
+            self._flushed = self._flushed or asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await asyncio.to_thread(self._write, [row for row, _ in batch])
-                except Exception as exc:  # each waiting request gets the failure; none is lost silently
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
+                if not self._closing:
+                    await asyncio.sleep(self.flush_interval_s)  # gather a batch
+                if not await self._flush_batch() and self._closing:
+                    break
         finally:
             self._writer = None
+
+    async def _flush_batch(self) -> bool:
+        batch, self._pending = self._pending, {}
+        self._flushing = batch
+        assert self._flushed is not None
+        self._flushed.clear()
+        try:
+            await asyncio.to_thread(self._write, [row for _, row in batch.values()])
+        except SQLAlchemyError as exc:  # keep them for the next batch (newer saves of the same id win)
+            log.warning("could not store %d responses: %s (retrying)", len(batch), type(exc).__name__)
+            self._pending = {**batch, **self._pending}
+            if not self._closing:
+                await asyncio.sleep(self.flush_interval_s)
+            return False
+        else:
+            gone = [rid for rid in batch if rid in self._deleted and rid not in self._pending]
+            if gone:
+                await asyncio.to_thread(self._delete_ids, gone)
+            self._deleted.difference_update(batch)
+            return True
+        finally:
+            self._flushing = {}
+            self._flushed.set()
+
+    async def _wait_flush(self) -> None:
+        if self._writer is not None and self._flushed is not None:
+            self._flushed.clear()  # the end of the batch being written, or else of the next one
+            await self._flushed.wait()
+
+    async def close(self) -> None:
+        """Write everything still buffered, at once (on a clean stop)."""
+        self._closing = True
+        if self._writer is not None:
+            await self._writer
+        if self._pending:
+            log.error("%d stored responses lost at shutdown (database not writable)", len(self._pending))
+
+    def _buffered(self, response_id: str, owner: str) -> Stored | None:
+        entry = self._pending.get(response_id) or self._flushing.get(response_id)
+        if entry is None or response_id in self._deleted:
+            return None
+        stored, row = entry
+        if stored.owner != owner or row["expires_ms"] <= int(time.time() * 1000):
+            return None
+        return stored
+
+    async def find(self, response_id: str, owner: str) -> Stored | None:
+        """The response, from this worker's buffer or the database (polled up to `settle_s` on a miss, for
+        another worker's buffer to be flushed)."""
+        if response_id in self._pending or response_id in self._flushing:
+            return self._buffered(response_id, owner)
+        if response_id in self._deleted:
+            return None
+        found = await self._settled(lambda: self.get(response_id, owner))
+        return found if response_id not in self._deleted else None
+
+    async def remove(self, response_id: str, owner: str) -> bool:
+        if self._buffered(response_id, owner) is not None:
+            if response_id in self._pending:
+                del self._pending[response_id]
+            else:  # in the batch being written: delete it when that is done
+                self._deleted.add(response_id)
+            return True
+        if response_id in self._pending or response_id in self._flushing:
+            return False  # someone else's, or expired
+        return await self._settled(lambda: self.delete(response_id, owner) or None) is not None
+
+    async def _settled(self, look: Callable[[], _T | None]) -> _T | None:
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            found = await asyncio.to_thread(look)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(self.flush_interval_s)
 
     def put(self, stored: Stored) -> None:
         self._write([self._row(stored)])
@@ -126,6 +229,10 @@ class ResponseStore:
             "items": orjson.dumps(stored.items).decode(),
             "n_input": stored.n_input,
         }
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         ids = [row["id"] for row in rows]
