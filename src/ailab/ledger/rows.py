@@ -37,6 +37,7 @@ COLUMNS = (
     "retries",
     "cache_write_1h_tokens",
     "app_dim",
+    "path_dim",
 )
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
@@ -69,11 +70,12 @@ def null_marker(dialect_name: str) -> int | None:
     return SQLITE_NULL if dialect_name == "sqlite" else None
 
 
-# What every event with the same key/user/project/group/deployment/error/app shares: a serial number, its
-# interned dimension ids (key, user, project, group, deployment, provider, error, app), its pricer and its
-# rollup key columns. A plain tuple: the per-row loop unpacks it in one step.
+# What every event with the same key/user/project/group/deployment/error/app/path shares: a serial number,
+# its interned dimension ids (key, user, project, group, deployment, provider, error, app, path), its pricer
+# and its rollup key columns. A plain tuple: the per-row loop unpacks it in one step.
 DimSet = tuple[
     int,
+    int | None,
     int | None,
     int | None,
     int | None,
@@ -88,9 +90,11 @@ DimSet = tuple[
 
 
 def make_dimset(index: int, dims: Sequence[int | None], pricer: Pricer, null: int | None) -> DimSet:
-    """`dims`: key, user, project, group, deployment, provider, error, app dimension ids, in that order; a
-    missing one is stored as `null` (see `null_marker`)."""
-    key, user, project, group, deployment, provider, error, app = (null if d is None else d for d in dims)
+    """`dims`: key, user, project, group, deployment, provider, error, app, path dimension ids, in that
+    order; a missing one is stored as `null` (see `null_marker`)."""
+    key, user, project, group, deployment, provider, error, app, path = (
+        null if d is None else d for d in dims
+    )
     by_name = {
         "group_dim": group,
         "deployment_dim": deployment,
@@ -102,11 +106,11 @@ def make_dimset(index: int, dims: Sequence[int | None], pricer: Pricer, null: in
         "app_dim": app,
     }
     daily = tuple(0 if by_name[d] in (None, null) else by_name[d] for d in schema.DAILY_DIMS)
-    return (index, key, user, project, group, deployment, provider, error, app, pricer, daily)  # type: ignore[return-value]
+    return (index, key, user, project, group, deployment, provider, error, app, path, pricer, daily)  # type: ignore[return-value]
 
 
 def dimset_key(ev: UsageEvent) -> tuple[Any, ...]:
-    return (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app)
+    return (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app, ev.path)
 
 
 class Batch:
@@ -158,11 +162,20 @@ class Batch:
         this_hour: dict[int, list[int]] = {}
         for ev in self.events:
             ds = dimsets.get(
-                (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app)
+                (
+                    ev.key_id,
+                    ev.user_id,
+                    ev.project_id,
+                    ev.group,
+                    ev.deployment,
+                    ev.error_type,
+                    ev.app,
+                    ev.path,
+                )
             )
             if ds is None:
                 ds = resolve(ev)
-            index, key, user, project, group, deployment, provider, error, app, pricer, rollup = ds
+            index, key, user, project, group, deployment, provider, error, app, path, pricer, rollup = ds
             u = ev.usage
             status = ev.status
             if ev.priced:
@@ -201,6 +214,7 @@ class Batch:
                     ev.retries,
                     u.cache_write_1h_tokens,
                     app,
+                    path,
                 )
             )
             add_cost(cost)

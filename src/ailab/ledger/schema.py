@@ -61,6 +61,9 @@ requests = Table(
     Column("cache_write_1h_tokens", Integer, nullable=False, server_default=text("0")),
     # The app (ailab.apps) a call was made for; NULL for plain model calls (ledger_0005).
     Column("app_dim", Integer),
+    # The fallback path when more than one upstream call was made, interned (kind "path"):
+    # "g:openai/a#0 ✗timeout → h:openai/b#0 ✓"; NULL for a request served by its first call (ledger_0007).
+    Column("path_dim", Integer),
     Index("ix_ledger_requests_ts", "ts_ms"),
 )
 
@@ -234,6 +237,13 @@ def _totals_0006(conn: Connection) -> None:
         )
 
 
+def _add_path_0007(conn: Connection) -> None:
+    """The fallback path column; rows written before it have none (NULL: no path recorded). Not a rollup
+    dimension: reports do not group by it. A database created by this version's ledger_0001 has it."""
+    if "path_dim" not in _columns(conn, "ledger_requests"):
+        conn.exec_driver_sql("ALTER TABLE ledger_requests ADD COLUMN path_dim INTEGER")
+
+
 MIGRATIONS = [
     Migration("ledger_0001_requests_and_dims", _create_0001),
     Migration("ledger_0002_daily_rollup", _create_0002),
@@ -241,4 +251,5 @@ MIGRATIONS = [
     Migration("ledger_0004_cache_write_1h_tokens", _add_0004),
     Migration("ledger_0005_app", _add_app_0005),
     Migration("ledger_0006_totals", _totals_0006),
+    Migration("ledger_0007_path", _add_path_0007),
 ]
