@@ -22,6 +22,9 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the journal benchmark")
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
+    parser.add_argument(
+        "--fill-only", action="store_true", help="ledger: fill the ledger and leave it, no timings"
+    )
     parser.add_argument("--soak-seconds", type=int, default=300)
     parser.add_argument("--db", type=Path, help="charts: a ledger database `bench ledger` left behind")
     parser.add_argument("--base-src", type=Path, help="ab: the src/ folder of the tree to compare against")
@@ -42,7 +45,7 @@ def main() -> None:
     if args.which in ("ledger", "all"):
         from bench.ledger import run as ledger_run
 
-        ledger_run(args.rows, out / "ledger.json")
+        ledger_run(args.rows, out / "ledger.json", fill_only=args.fill_only)
     if args.which in ("console", "all"):
         from bench.console_load import run as console_run
 

@@ -111,7 +111,9 @@ def _fill(
     return time.perf_counter() - t0 - gen
 
 
-def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, Any]:
+def run(rows: int, out: Path | None = None, batch: int = 200_000, fill_only: bool = False) -> dict[str, Any]:
+    """The whole benchmark; `fill_only`: fill the ledger, print where it is and stop (time the charts on it
+    later with `python -m bench charts --db PATH`, under the exclusive bench slot)."""
     work = Path(tempfile.mkdtemp(prefix="ailab-ledger-bench-"))
     db = work / "ailab.db"
     engine = make_engine(f"sqlite:///{db}")
@@ -127,6 +129,11 @@ def run(rows: int, out: Path | None = None, batch: int = 200_000) -> dict[str, A
         "db_bytes": size,
         "reports_s": {},
     }
+    if fill_only:
+        engine.dispose()
+        print(f"\nledger: {rows:,} rows in {db} ({result['insert_rows_per_s']:,.0f} rows/s)")
+        print(f"  time the charts with `python -m bench charts --db {db}`; delete {work} after")
+        return result
     if CONFIG_BATCH != WRITER_BATCH:  # what `ailab up` runs with until its default follows the writer's
         small = min(rows, 1_000_000)
         other = Path(tempfile.mkdtemp(prefix="ailab-ledger-bench-"))

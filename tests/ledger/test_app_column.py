@@ -38,7 +38,7 @@ def test_a_journal_line_keeps_the_app_and_old_lines_still_read() -> None:
     line = orjson.loads(journal_line(ev, 5))
     assert journal_record(line) == spill_record(ev, 5)
     assert journal_record(line)["dims"]["app"] == "meeting-notes"
-    old = [2, *line[1:8], *line[9:]]  # a version-2 line: no app dimension
+    old = [2, *line[1:8], *line[10:]]  # a version-2 line: no app or path dimension
     rec = journal_record(old)
     assert rec is not None and "app" not in rec["dims"] and rec["row"]["request_id"] == ev.request_id
 
@@ -62,7 +62,7 @@ def test_ledger_0005_adds_the_app_to_an_existing_ledger(database_url) -> None:
             conn.exec_driver_sql(
                 "INSERT INTO ledger_daily VALUES (1, 0, 0, 0, 0, 0, 0, 0, 7, 1, 70, 14, 0, 99, 0)"
             )
-        assert migrate(engine, MIGRATIONS) == ["ledger_0005_app"]
+        assert migrate(engine, MIGRATIONS) == ["ledger_0005_app", "ledger_0006_totals", "ledger_0007_path"]
         with engine.connect() as conn:
             got = conn.execute(text("SELECT app_dim, requests, cost_pusd FROM ledger_daily")).one()
             assert tuple(got) == (0, 7, 99)

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import text
 
 from ailab.db import make_engine, migrate
-from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, totals
+from ailab.ledger import MIGRATIONS, LedgerWriter, PriceBook, schema, totals
 from ailab.ledger.journal import journal_dir
 from ailab.ledger.records import journal_line, journal_record, spill_record
 from ailab.ledger.recovery import recover
@@ -132,6 +132,8 @@ def test_two_workers_starting_import_spill_files_once(database_url, tmp_path):
 def test_duplicate_request_ids_left_by_an_old_version_are_removed(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     migrate(engine, MIGRATIONS[:2])
+    with engine.begin() as conn:  # today's writer also keeps the narrow totals (ledger_0006)
+        schema.totals.create(conn)
     w = _writer(engine, tmp_path / "d", journal=False)
     w.start()
     twice = event(dep("j"), p=7)
@@ -153,7 +155,8 @@ def test_duplicate_request_ids_left_by_an_old_version_are_removed(tmp_path):
         conn.exec_driver_sql(
             "UPDATE ledger_daily SET requests = requests + 1, prompt_tokens = prompt_tokens + 7"
         )
-    assert totals(engine).requests == 3
+        conn.exec_driver_sql("DROP TABLE ledger_totals")  # the old version had none
+        assert conn.exec_driver_sql("SELECT SUM(requests) FROM ledger_daily").scalar() == 3
     assert migrate(engine, MIGRATIONS)[0] == "ledger_0003_unique_request_id"
     assert totals(engine).requests == 2 and totals(engine).prompt_tokens == 10  # the rollup is rebuilt
     assert len(_ids(engine)) == len(set(_ids(engine))) == 2

@@ -102,6 +102,8 @@ def test_ledger_0004_adds_the_1h_column_to_an_existing_ledger(database_url) -> N
             "ledger_0003_unique_request_id",
             "ledger_0004_cache_write_1h_tokens",
             "ledger_0005_app",
+            "ledger_0006_totals",
+            "ledger_0007_path",
         ]
         with engine.connect() as conn:
             assert conn.execute(text("SELECT cache_write_1h_tokens FROM ledger_requests")).scalar_one() == 0

@@ -107,10 +107,12 @@ def latest_requests(
     by value (the caller's scope and the page's filters), `status` is 'ok' or 'error'."""
     r = schema.requests
     joins = {kind: aliased(schema.dims) for kind in GROUPS}
-    cols: list[Any] = [r, *(joins[k].c.value.label(k) for k in GROUPS)]
+    path = aliased(schema.dims)  # not a report dimension (not in GROUPS), shown on a request's page
+    cols: list[Any] = [r, *(joins[k].c.value.label(k) for k in GROUPS), path.c.value.label("path")]
     frm: Any = r
     for kind, d in joins.items():
         frm = frm.outerjoin(d, d.c.id == r.c[GROUPS[kind]])
+    frm = frm.outerjoin(path, path.c.id == r.c.path_dim)
     stmt = select(*cols).select_from(frm)
     stmt = _scoped(stmt, dim_ids(engine, where))
     if status == "ok":

@@ -237,6 +237,7 @@ class Cycle:
             stream=ctx.stream,
             retries=attempt.retries,
             busy_s=attempt.billed_s(),
+            path=attempt.path(),
         )
         for name, value in ctx.ledger.items():
             setattr(event, name, value)  # slots: a field the event does not have fails loudly

@@ -44,15 +44,31 @@ class Attempt:
     upstream_started: float = 0.0
     errors: list[UpstreamError] = field(default_factory=list)
     busy: dict[str, float] = field(default_factory=dict)  # deployment id -> share of its busy time, s
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (deployment id, error) of each failed call
 
     def add_busy(self, dep: Deployment, token: tuple[float, float]) -> None:
         self.busy[dep.id] = self.busy.get(dep.id, 0.0) + dep.state.busy.stop(token)
+
+    def path(self) -> str | None:
+        """The deployments called, in order, each failure's error and ✓ for the one that answered, e.g.
+        "a:openai/x#0 ✗timeout → b:openai/y#0 ✓" (the ledger interns it); None after a single call."""
+        if self.calls <= 1:
+            return None
+        steps = [f"{dep} ✗{error}" for dep, error in self.failed]
+        if len(self.failed) < self.calls and self.deployment is not None:
+            steps.append(f"{self.deployment.id} ✓")
+        return " → ".join(steps)[:400]  # ledger_dims.value's width
 
     def billed_s(self) -> float:
         """The serving deployment's busy time shared to this request: what a time-priced deployment bills
         (Retry-After sleeps and time on other deployments are not in it)."""
         dep = self.deployment
         return 0.0 if dep is None else self.busy.get(dep.id, 0.0)
+
+
+def _error_label(exc: UpstreamError) -> str:
+    """A failed call in a fallback path: the HTTP status, or timeout / connection / protocol."""
+    return str(exc.status) if exc.kind == "http" and exc.status else exc.kind
 
 
 @dataclass
@@ -175,6 +191,9 @@ class Router:
                 result = await call(self.providers[dep.id])
             except UpstreamError as exc:
                 attempt.errors.append(exc)
+                attempt.failed.append(
+                    (dep.id, str(exc.status) if exc.kind == "http" and exc.status else exc.kind)
+                )
                 self._failed(dep, exc, attempt.upstream_started)
                 if not exc.retryable or n >= budget:
                     raise

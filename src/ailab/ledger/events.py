@@ -35,6 +35,7 @@ class UsageEvent:
     # None: the whole latency (events not made by the router).
     busy_s: float | None = None
     app: str | None = None  # the app (ailab.apps) the call was made for; None: a plain model call
+    path: str | None = None  # the fallback path (router.Attempt.path) when more than one call was made
 
     @property
     def billed_s(self) -> float:

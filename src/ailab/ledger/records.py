@@ -12,15 +12,16 @@ from ailab.ledger.events import UsageEvent
 from ailab.ledger.rows import COLUMNS
 
 Row = dict[str, Any]
-JOURNAL_VERSION = 3  # 2 added cache_write_1h_tokens, 3 the app dimension; older lines are still read
-DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error", "app")
+# 2 added cache_write_1h_tokens, 3 the app dimension, 4 the fallback path; older lines are still read
+JOURNAL_VERSION = 4
+DIM_KINDS = ("key", "user", "project", "group", "deployment", "provider", "error", "app", "path")
 # event_columns() in order: the ledger's columns (`rows.COLUMNS`) but the interned dimensions. A journal line
 # is a flat list, [version, *dims, *columns] (tests check the order): a new column goes at the end of COLUMNS,
 # with a new JOURNAL_VERSION.
 ROW_COLUMNS = tuple(c for c in COLUMNS if not c.endswith("_dim"))
 
-_VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], 2: ROW_COLUMNS, JOURNAL_VERSION: ROW_COLUMNS}
-_VERSION_DIMS = {1: DIM_KINDS[:-1], 2: DIM_KINDS[:-1], JOURNAL_VERSION: DIM_KINDS}
+_VERSION_COLUMNS = {1: ROW_COLUMNS[:-1], 2: ROW_COLUMNS, 3: ROW_COLUMNS, JOURNAL_VERSION: ROW_COLUMNS}
+_VERSION_DIMS = {1: DIM_KINDS[:-2], 2: DIM_KINDS[:-2], 3: DIM_KINDS[:-1], JOURNAL_VERSION: DIM_KINDS}
 
 
 def spill_record(ev: UsageEvent, cost: int | None) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def journal_line(ev: UsageEvent, cost: int | None) -> bytes:
             dep.provider_label if dep else None,
             ev.error_type,
             ev.app,
+            ev.path,
             ev.request_id,
             int(ev.ts * 1000),
             ev.endpoint,
@@ -88,6 +90,7 @@ def event_dims(ev: UsageEvent) -> dict[str, str | None]:
         "provider": dep.provider_label if dep else None,
         "error": ev.error_type,
         "app": ev.app,
+        "path": ev.path,
     }
 
 

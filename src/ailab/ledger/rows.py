@@ -37,6 +37,7 @@ COLUMNS = (
     "retries",
     "cache_write_1h_tokens",
     "app_dim",
+    "path_dim",
 )
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _DIM_AT = tuple(_AT[d] for d in schema.DAILY_DIMS)
@@ -48,6 +49,12 @@ STREAM, ESTIMATED = schema.FLAG_STREAM, schema.FLAG_ESTIMATED
 Row = tuple[Any, ...]
 # (day, *DAILY_DIMS, 0 for a missing one) -> [requests, errors, prompt, completion, cached, cost, unpriced]
 Daily = dict[tuple[int, ...], list[int]]
+# The same keyed by hour: what a batch sums per row; the daily rollup and the narrow totals derive from it.
+Hourly = Daily
+# (span, kind, t, dim) -> the same sums (schema.totals)
+Totals = dict[tuple[int, int, int, int], list[int]]
+HOUR_MS = schema.HOUR_MS
+_KINDS = range(1, len(schema.DAILY_DIMS) + 1)
 
 
 # Python 3.11's sqlite3 binds None several times slower than an int (it first looks for an adapter, through a
@@ -63,11 +70,12 @@ def null_marker(dialect_name: str) -> int | None:
     return SQLITE_NULL if dialect_name == "sqlite" else None
 
 
-# What every event with the same key/user/project/group/deployment/error/app shares: a serial number, its
-# interned dimension ids (key, user, project, group, deployment, provider, error, app), its pricer and its
-# rollup key columns. A plain tuple: the per-row loop unpacks it in one step.
+# What every event with the same key/user/project/group/deployment/error/app/path shares: a serial number,
+# its interned dimension ids (key, user, project, group, deployment, provider, error, app, path), its pricer
+# and its rollup key columns. A plain tuple: the per-row loop unpacks it in one step.
 DimSet = tuple[
     int,
+    int | None,
     int | None,
     int | None,
     int | None,
@@ -82,9 +90,11 @@ DimSet = tuple[
 
 
 def make_dimset(index: int, dims: Sequence[int | None], pricer: Pricer, null: int | None) -> DimSet:
-    """`dims`: key, user, project, group, deployment, provider, error, app dimension ids, in that order; a
-    missing one is stored as `null` (see `null_marker`)."""
-    key, user, project, group, deployment, provider, error, app = (null if d is None else d for d in dims)
+    """`dims`: key, user, project, group, deployment, provider, error, app, path dimension ids, in that
+    order; a missing one is stored as `null` (see `null_marker`)."""
+    key, user, project, group, deployment, provider, error, app, path = (
+        null if d is None else d for d in dims
+    )
     by_name = {
         "group_dim": group,
         "deployment_dim": deployment,
@@ -96,11 +106,11 @@ def make_dimset(index: int, dims: Sequence[int | None], pricer: Pricer, null: in
         "app_dim": app,
     }
     daily = tuple(0 if by_name[d] in (None, null) else by_name[d] for d in schema.DAILY_DIMS)
-    return (index, key, user, project, group, deployment, provider, error, app, pricer, daily)  # type: ignore[return-value]
+    return (index, key, user, project, group, deployment, provider, error, app, path, pricer, daily)  # type: ignore[return-value]
 
 
 def dimset_key(ev: UsageEvent) -> tuple[Any, ...]:
-    return (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app)
+    return (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app, ev.path)
 
 
 class Batch:
@@ -129,16 +139,17 @@ class Batch:
         self._rollup_of: dict[int, tuple[int, ...]] = {}  # DimSet index -> its rollup key columns
         self._build()
 
-    def daily(self) -> Daily:
+    def hourly(self) -> Hourly:
         # Two DimSets can share rollup columns (equal deployments built twice, a cache cleared mid-batch):
         # their sums add up.
-        out: Daily = {}
-        for d, per_set in self._sums.items():
+        out: Hourly = {}
+        for h, per_set in self._sums.items():
             for i, acc in per_set.items():
-                key = (d, *self._rollup_of[i])
-                found = out.get(key)
-                out[key] = acc if found is None else [a + b for a, b in zip(found, acc, strict=True)]
+                _add(out, (h, *self._rollup_of[i]), acc)
         return out
+
+    def daily(self) -> Daily:
+        return days_of(self.hourly())
 
     def _build(self) -> None:
         """One pass per event: a dimension-set lookup, the price, the row tuple, the rollup sums. One long
@@ -147,15 +158,24 @@ class Batch:
         add_row = self.rows.append
         add_cost = self.costs.append
         sums = self._sums
-        day = -1
-        today: dict[int, list[int]] = {}
+        hour = -1
+        this_hour: dict[int, list[int]] = {}
         for ev in self.events:
             ds = dimsets.get(
-                (ev.key_id, ev.user_id, ev.project_id, ev.group, ev.deployment, ev.error_type, ev.app)
+                (
+                    ev.key_id,
+                    ev.user_id,
+                    ev.project_id,
+                    ev.group,
+                    ev.deployment,
+                    ev.error_type,
+                    ev.app,
+                    ev.path,
+                )
             )
             if ds is None:
                 ds = resolve(ev)
-            index, key, user, project, group, deployment, provider, error, app, pricer, rollup = ds
+            index, key, user, project, group, deployment, provider, error, app, path, pricer, rollup = ds
             u = ev.usage
             status = ev.status
             if ev.priced:
@@ -194,15 +214,16 @@ class Batch:
                     ev.retries,
                     u.cache_write_1h_tokens,
                     app,
+                    path,
                 )
             )
             add_cost(cost)
-            if ts // DAY_MS != day:  # a batch almost always lies within one day
-                day = ts // DAY_MS
-                today = sums.setdefault(day, {})
-            acc = today.get(index)
+            if ts // HOUR_MS != hour:  # a batch almost always lies within one hour
+                hour = ts // HOUR_MS
+                this_hour = sums.setdefault(hour, {})
+            acc = this_hour.get(index)
             if acc is None:
-                acc = today[index] = [0, 0, 0, 0, 0, 0, 0]
+                acc = this_hour[index] = [0, 0, 0, 0, 0, 0, 0]
                 rollup_of[index] = rollup
             acc[0] += 1
             if status >= 400:
@@ -222,14 +243,46 @@ def write_batch(conn: Connection, batch: Batch) -> None:
         _copy_rows(conn, batch.rows)
     else:
         conn.exec_driver_sql(_insert_sql(conn, batch.null), batch.rows)
-    _upsert_daily(conn, batch.daily())
+    _upsert_rollups(conn, batch.hourly())
+
+
+def _add(out: dict[Any, list[int]], key: Any, acc: list[int]) -> None:
+    found = out.get(key)
+    out[key] = list(acc) if found is None else [a + b for a, b in zip(found, acc, strict=True)]
+
+
+def days_of(hourly: Hourly) -> Daily:
+    """Hourly rollup sums added up per day."""
+    out: Daily = {}
+    for (h, *dims), acc in hourly.items():
+        _add(out, (h // 24, *dims), acc)
+    return out
+
+
+def totals_of(hourly: Hourly) -> Totals:
+    """The narrow totals (schema.totals) of hourly rollup sums: per hour and per day, for everything (kind
+    0) and for each value of each dimension. Built from a batch's few dimension combinations, not its rows."""
+    out: Totals = {}
+    for (h, *dims), acc in hourly.items():
+        d = h // 24
+        _add(out, (schema.SPAN_HOUR, schema.KIND_ALL, h, 0), acc)
+        _add(out, (schema.SPAN_DAY, schema.KIND_ALL, d, 0), acc)
+        for kind, dim in zip(_KINDS, dims, strict=True):
+            _add(out, (schema.SPAN_HOUR, kind, h, dim), acc)
+            _add(out, (schema.SPAN_DAY, kind, d, dim), acc)
+    return out
 
 
 def daily_totals(rows: Sequence[Row]) -> Daily:
-    """The rollup of any rows (spill re-import; tests check Batch.daily against it)."""
-    totals: Daily = {}
+    """The daily rollup of any rows (tests check Batch.daily against it)."""
+    return days_of(hourly_totals(rows))
+
+
+def hourly_totals(rows: Sequence[Row]) -> Hourly:
+    """The hourly rollup sums of any rows (spill re-import)."""
+    totals: Hourly = {}
     for r in rows:
-        key = (r[_TS] // DAY_MS, *(r[i] or 0 for i in _DIM_AT))
+        key = (r[_TS] // HOUR_MS, *(r[i] or 0 for i in _DIM_AT))
         acc = totals.get(key)
         if acc is None:
             acc = totals[key] = [0, 0, 0, 0, 0, 0, 0]
@@ -267,6 +320,14 @@ _UPSERT = (
 )
 
 
+_TOTALS_COLS = (*schema.TOTALS_KEY, *schema.DAILY_SUMS)
+_UPSERT_TOTALS = (
+    f"INSERT INTO ledger_totals ({', '.join(_TOTALS_COLS)}) VALUES ({{marks}}) "
+    f"ON CONFLICT ({', '.join(schema.TOTALS_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{s} = ledger_totals.{s} + excluded.{s}" for s in schema.DAILY_SUMS)
+)
+
+
 def insert_rows(conn: Connection, rows: Sequence[Row]) -> None:
     """Insert ready-made rows (spill re-import) and upsert their rollup, in `conn`'s transaction."""
     if not rows:
@@ -275,15 +336,18 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> None:
         _copy_rows(conn, rows)
     else:
         conn.exec_driver_sql(_insert_sql(conn, None), list(rows))
-    _upsert_daily(conn, daily_totals(rows))
+    _upsert_rollups(conn, hourly_totals(rows))
 
 
-def _upsert_daily(conn: Connection, daily: Daily) -> None:
-    if not daily:
+def _upsert_rollups(conn: Connection, hourly: Hourly) -> None:
+    """The daily rollup and the narrow totals of these sums, in `conn`'s transaction."""
+    if not hourly:
         return
-    # Sorted, so that concurrent writers (one per gateway worker) lock the rollup's rows in one order.
-    params = [(*k, *v) for k, v in sorted(daily.items())]
+    # Sorted, so that concurrent writers (one per gateway worker) lock the rollups' rows in one order.
+    params = [(*k, *v) for k, v in sorted(days_of(hourly).items())]
     conn.exec_driver_sql(_UPSERT.format(marks=_placeholders(conn, len(_DAILY_COLS))), params)
+    params = [(*k, *v) for k, v in sorted(totals_of(hourly).items())]
+    conn.exec_driver_sql(_UPSERT_TOTALS.format(marks=_placeholders(conn, len(_TOTALS_COLS))), params)
 
 
 def _copy_rows(conn: Connection, rows: Sequence[Row]) -> None:

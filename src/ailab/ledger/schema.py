@@ -61,6 +61,9 @@ requests = Table(
     Column("cache_write_1h_tokens", Integer, nullable=False, server_default=text("0")),
     # The app (ailab.apps) a call was made for; NULL for plain model calls (ledger_0005).
     Column("app_dim", Integer),
+    # The fallback path when more than one upstream call was made, interned (kind "path"):
+    # "g:openai/a#0 ✗timeout → h:openai/b#0 ✓"; NULL for a request served by its first call (ledger_0007).
+    Column("path_dim", Integer),
     Index("ix_ledger_requests_ts", "ts_ms"),
 )
 
@@ -93,6 +96,25 @@ daily = Table(
     *(Column(s, BigInteger, nullable=False) for s in DAILY_SUMS),
 )
 
+# Narrow totals per (span, kind, bucket, dimension value): one row per hour or day for each value of one
+# dimension (kind 1.. = DAILY_DIMS[kind - 1]; kind 0 = everything, dim 0), upserted with the rows like the
+# daily rollup. A report by one dimension (or by day, or an hourly series), with at most one filter and of
+# the same kind, reads a few thousand of these, not every dimension combination of `ledger_daily` (0006).
+SPAN_HOUR = 0
+SPAN_DAY = 1
+KIND_ALL = 0
+TOTALS_KEY = ("span", "kind", "t", "dim")
+totals = Table(
+    "ledger_totals",
+    metadata,
+    Column("span", SmallInteger, primary_key=True),
+    Column("kind", SmallInteger, primary_key=True),
+    Column("t", Integer, primary_key=True),  # hours or days since 1970-01-01 UTC
+    Column("dim", Integer, primary_key=True),
+    *(Column(s, BigInteger, nullable=False) for s in DAILY_SUMS),
+    sqlite_with_rowid=False,  # the key is the table: a range of it is read in one pass
+)
+
 FLAG_STREAM = 1
 FLAG_ESTIMATED = 2
 ENDPOINT_CHAT = 1
@@ -111,6 +133,7 @@ ENDPOINTS = {
     ENDPOINT_MESSAGES: "messages",
 }
 DAY_MS = 86_400_000  # a rollup day, in the rows' ts_ms unit
+HOUR_MS = 3_600_000
 
 
 def _create_0001(conn: Connection) -> None:
@@ -189,10 +212,44 @@ def _add_app_0005(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE ledger_daily_0004")
 
 
+def _totals_0006(conn: Connection) -> None:
+    """The narrow totals, backfilled: days from the daily rollup, hours from the rows (one pass a kind;
+    about a minute on a 10M-row SQLite ledger)."""
+    metadata.create_all(conn, tables=[totals])
+    sums = ", ".join(f"SUM({s})" for s in DAILY_SUMS)
+    cols = f"span, kind, t, dim, {', '.join(DAILY_SUMS)}"
+    raw = (
+        "COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+        "SUM(completion_tokens), SUM(cached_tokens), COALESCE(SUM(cost_pusd), 0), "
+        "SUM(CASE WHEN cost_pusd IS NULL THEN 1 ELSE 0 END)"
+    )
+    for kind, dim in enumerate((None, *DAILY_DIMS)):
+        # Kind 0 (everything) groups by time alone; a constant in GROUP BY would name a column.
+        value, by = ("0", "") if dim is None else (dim, f", {dim}")
+        conn.exec_driver_sql(
+            f"INSERT INTO ledger_totals ({cols}) SELECT {SPAN_DAY}, {kind}, day, {value}, {sums} "
+            f"FROM ledger_daily GROUP BY day{by}"
+        )
+        value, by = ("0", "") if dim is None else (f"COALESCE({dim}, 0)", f", COALESCE({dim}, 0)")
+        conn.exec_driver_sql(
+            f"INSERT INTO ledger_totals ({cols}) SELECT {SPAN_HOUR}, {kind}, ts_ms / {HOUR_MS}, {value}, "
+            f"{raw} FROM ledger_requests GROUP BY ts_ms / {HOUR_MS}{by}"
+        )
+
+
+def _add_path_0007(conn: Connection) -> None:
+    """The fallback path column; rows written before it have none (NULL: no path recorded). Not a rollup
+    dimension: reports do not group by it. A database created by this version's ledger_0001 has it."""
+    if "path_dim" not in _columns(conn, "ledger_requests"):
+        conn.exec_driver_sql("ALTER TABLE ledger_requests ADD COLUMN path_dim INTEGER")
+
+
 MIGRATIONS = [
     Migration("ledger_0001_requests_and_dims", _create_0001),
     Migration("ledger_0002_daily_rollup", _create_0002),
     Migration("ledger_0003_unique_request_id", _unique_request_id_0003),
     Migration("ledger_0004_cache_write_1h_tokens", _add_0004),
     Migration("ledger_0005_app", _add_app_0005),
+    Migration("ledger_0006_totals", _totals_0006),
+    Migration("ledger_0007_path", _add_path_0007),
 ]

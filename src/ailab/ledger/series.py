@@ -1,5 +1,5 @@
-"""Usage over time: totals per hour (from raw rows, for short ranges) or per day (from the daily rollup,
-through `usage_report`), for charts. Empty buckets are filled with zeros so a chart's x axis is even."""
+"""Usage over time: totals per hour (from the hourly narrow totals, `ledger_totals`) or per day (through
+`usage_report`), for charts. Empty buckets are filled with zeros so a chart's x axis is even."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ailab.ledger.queries import SUMS, accumulate, dim_ids, raw_sums, usage_report
-from ailab.ledger.schema import DAY_MS
+from ailab.ledger.queries import SUMS, accumulate, dim_ids, narrow_kind, narrow_sums, raw_sums, usage_report
+from ailab.ledger.schema import DAY_MS, HOUR_MS, SPAN_HOUR
 
-HOUR_MS = 3_600_000
 SERIES_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_pusd", "unpriced")
 
 
@@ -40,10 +39,20 @@ def _daily(engine: Engine, since: float, where: dict[str, set[str]] | None) -> d
 
 
 def _hourly(engine: Engine, since: float, where: dict[str, set[str]]) -> dict[int, dict[str, int]]:
-    """The raw rows since `since`, summed per hour, by the reports' own query (`queries.raw_sums`)."""
+    """Per hour since `since`: whole hours from the narrow totals (no filter or one); the partial first hour
+    (or everything, under several filters) from raw rows by the reports' own query (`queries.raw_sums`)."""
     acc: dict[int, list[int]] = {}
+    ms = int(since * 1000)
     with engine.connect() as conn:
         ids = {kind: dim_ids(conn, kind, values) for kind, values in where.items()}
-        accumulate(acc, conn.execute(raw_sums(HOUR_MS, (int(since * 1000), None), ids)))
+        kind = narrow_kind("day", ids)
+        if kind is None:
+            accumulate(acc, conn.execute(raw_sums(HOUR_MS, (ms, None), ids)))
+        else:
+            hour = -(-ms // HOUR_MS)
+            values = ids.get(kind) if kind else None
+            accumulate(acc, conn.execute(narrow_sums(SPAN_HOUR, kind, HOUR_MS, (hour, None), values)))
+            if ms < hour * HOUR_MS:
+                accumulate(acc, conn.execute(raw_sums(HOUR_MS, (ms, hour * HOUR_MS), ids)))
     at = [SUMS.index(f) for f in SERIES_FIELDS]
     return {k: dict(zip(SERIES_FIELDS, (sums[i] for i in at), strict=True)) for k, sums in acc.items()}
