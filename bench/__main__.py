@@ -43,7 +43,13 @@ def main() -> None:
         litellm = args.litellm if Path(args.litellm).exists() else None
         base = args.base_src if args.which == "latency" else None
         latency_run(
-            max(2, args.seconds // 2), args.rounds + 1, litellm, base, args.conns, args.workers, out / "latency.json"
+            max(2, args.seconds // 2),
+            args.rounds + 1,
+            litellm,
+            base,
+            args.conns,
+            args.workers,
+            out / "latency.json",
         )
     if args.which in ("journal", "all"):
         from bench.gateway.journal import run as journal_run

@@ -54,6 +54,7 @@ class Sample:
     p999_ms: float
     rps: float
     errors: int
+    cpu_us: float | None = None  # the server's CPU time (all its processes and threads) per request
 
 
 @dataclass
@@ -64,6 +65,20 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, its threads and its live descendants (the workers)."""
+    total, pids, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            pids.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def wrk_sample(target: Target, seconds: int, conns: int) -> Sample:
     script = f"wrk.method = 'POST'\nwrk.body = [[{json.dumps({**BODY})}]]\n"
     for k, v in {"Content-Type": "application/json", **target.headers}.items():
@@ -72,13 +87,19 @@ def wrk_sample(target: Target, seconds: int, conns: int) -> Sample:
         f.write(script + DONE)
     threads = 1 if conns == 1 else 2
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "-s", f.name, target.url]
+    pid = target.proc.pid if target.proc is not None else None
+    cpu0 = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu0 if pid is not None else None
     Path(f.name).unlink()
     m = re.search(r"^LAT (.*)$", out, re.M)
     if m is None:
         raise RuntimeError(f"wrk gave no summary for {target.name}: {out}")
     p50, p90, p99, p999, n, dur_us, socket_errors, non2xx = (int(x) for x in m.group(1).split())
-    return Sample(p50 / 1e3, p90 / 1e3, p99 / 1e3, p999 / 1e3, n / (dur_us / 1e6), socket_errors + non2xx)
+    per_request = cpu * 1e6 / n if cpu is not None and n else None
+    return Sample(
+        p50 / 1e3, p90 / 1e3, p99 / 1e3, p999 / 1e3, n / (dur_us / 1e6), socket_errors + non2xx, per_request
+    )
 
 
 def _ailab_config(work: Path, name: str, upstream: int) -> Path:
@@ -149,7 +170,15 @@ def start_litellm(litellm: str, work: Path, upstream: int, workers: int) -> Targ
     (work / "litellm.yaml").write_text(yaml.safe_dump(cfg))
     port = free_port()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
-    argv = [litellm, "--config", str(work / "litellm.yaml"), "--port", str(port), "--num_workers", str(workers)]
+    argv = [
+        litellm,
+        "--config",
+        str(work / "litellm.yaml"),
+        "--port",
+        str(port),
+        "--num_workers",
+        str(workers),
+    ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/health/readiness", timeout=180)
@@ -232,7 +261,7 @@ def run(
                 samples[t.name].append(s)
                 print(
                     f"  round {r} {t.name:12s} p50 {s.p50_ms:6.3f} p90 {s.p90_ms:6.3f} p99 {s.p99_ms:6.3f} "
-                    f"p99.9 {s.p999_ms:6.3f} ms  {s.rps:8.0f} rps  errors {s.errors}",
+                    f"p99.9 {s.p999_ms:6.3f} ms  {s.rps:8.0f} rps  CPU {_cpu(s.cpu_us)} µs/req  errors {s.errors}",
                     flush=True,
                 )
     finally:
@@ -253,12 +282,23 @@ def run(
     return result
 
 
+def _cpu(us: float | None) -> str:
+    return "-" if us is None else f"{us:.0f}"
+
+
 def median(samples: list[Sample]) -> Sample:
     def med(field: str) -> float:
-        return statistics.median(getattr(s, field) for s in samples)
+        return float(statistics.median(getattr(s, field) for s in samples))
 
+    cpu = [s.cpu_us for s in samples if s.cpu_us is not None]
     return Sample(
-        med("p50_ms"), med("p90_ms"), med("p99_ms"), med("p999_ms"), med("rps"), sum(s.errors for s in samples)
+        med("p50_ms"),
+        med("p90_ms"),
+        med("p99_ms"),
+        med("p999_ms"),
+        med("rps"),
+        sum(s.errors for s in samples),
+        statistics.median(cpu) if cpu else None,
     )
 
 
@@ -267,14 +307,19 @@ def report(result: dict[str, Any]) -> None:
     direct = med["direct"]
     floor = med.get("python-floor")
     cols = ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
-    print(f"\nOne connection = -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds")
-    print("| target | p50 ms | p90 ms | p99 ms | p99.9 ms | RPS | added p50 | added p90 | added p99 | added p99.9 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"\nOne connection = -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds"
+    )
+    print(
+        "| target | p50 ms | p90 ms | p99 ms | p99.9 ms | RPS | CPU µs/req | added p50 | added p90 | added p99 "
+        "| added p99.9 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in med.items():
         vals = " | ".join(f"{s[c]:.3f}" for c in cols)
         added = " | ".join("-" if name == "direct" else f"{s[c] - direct[c]:+.3f}" for c in cols)
         errs = f" ({s['errors']} errors)" if s["errors"] else ""
-        print(f"| {name}{errs} | {vals} | {s['rps']:.0f} | {added} |")
+        print(f"| {name}{errs} | {vals} | {s['rps']:.0f} | {_cpu(s['cpu_us'])} | {added} |")
     if floor:
         for name in ("ailab", "ailab-base"):
             if name in med:

@@ -94,6 +94,7 @@ class Cycle:
         self.submit = submit
         self.budgeter = budgeter
         self.in_flight = 0  # read into the gauge at scrape time: no metric write per request
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}  # see `_labelled`
 
     # -- model scope ----------------------------------------------------------------------------------
 
@@ -267,17 +268,32 @@ class Cycle:
     def _observe(self, attempt: Attempt, outcome: Outcome, usage: Usage, latency: float) -> None:
         dep = attempt.deployment
         provider = dep.provider_label if dep else "-"
-        m = self.metrics
         label = attempt.group or "-"  # never a name the client made up: metric labels stay bounded
-        m.requests.labels(label, provider, str(outcome.status)).inc()
-        m.request_latency.labels(label).observe(latency)
-        if dep is not None:
-            m.upstream_latency.labels(attempt.group, provider).observe(
-                time.perf_counter() - attempt.upstream_started
+        children = self._children.get((label, provider, outcome.status))
+        if children is None:
+            children = self._children[(label, provider, outcome.status)] = self._labelled(
+                label, provider, outcome.status
             )
+        count, request_latency, upstream_latency, ttft = children
+        count.inc()
+        request_latency.observe(latency)
+        if dep is not None:
+            upstream_latency.observe(time.perf_counter() - attempt.upstream_started)
             self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
         if outcome.ttft is not None:
-            m.ttft.labels(attempt.group).observe(outcome.ttft)
+            ttft.observe(outcome.ttft)
+
+    def _labelled(self, label: str, provider: str, status: int) -> tuple[Any, Any, Any, Any]:
+        """The metric children of one (group, provider, status): `labels()` looks them up under a lock and
+        builds a key each call, a good part of a request's metrics cost; the label sets are bounded (groups,
+        providers, statuses), and so is this cache."""
+        m = self.metrics
+        return (
+            m.requests.labels(label, provider, str(status)),
+            m.request_latency.labels(label),
+            m.upstream_latency.labels(label, provider),
+            m.ttft.labels(label),
+        )
 
 
 def model_not_found(model: str, permitted: list[str], param: str = "model") -> GatewayError:
