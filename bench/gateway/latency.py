@@ -313,7 +313,7 @@ def report(result: dict[str, Any]) -> None:
     floor = med.get("python-floor")
     cols = ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
     print(
-        f"\nOne connection = -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds"
+        f"\nwrk -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds"
     )
     print(
         "| target | p50 ms | p90 ms | p99 ms | p99.9 ms | RPS | CPU µs/req | added p50 | added p90 | added p99 "
