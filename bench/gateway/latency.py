@@ -312,9 +312,7 @@ def report(result: dict[str, Any]) -> None:
     direct = med["direct"]
     floor = med.get("python-floor")
     cols = ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
-    print(
-        f"\nwrk -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds"
-    )
+    print(f"\nwrk -c{result['conns']}, {result['workers']} worker(s); medians of {result['rounds']} rounds")
     print(
         "| target | p50 ms | p90 ms | p99 ms | p99.9 ms | RPS | CPU µs/req | added p50 | added p90 | added p99 "
         "| added p99.9 |"
