@@ -48,12 +48,16 @@ test: test-deps lint typecheck pytest
 
 # Benchmarks are not tests: `make bench` measures, side by side in one run (docs/benchmarks.md).
 LITELLM := .bench/litellm-venv/bin/litellm
+PORTKEY := .bench/portkey/node_modules/@portkey-ai/gateway/build/start-server.js
 
 bench-deps: install-dev
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq nginx-light wrk)
 	@test -x $(LITELLM) || ($(PYTHON) -m venv .bench/litellm-venv && \
 		.bench/litellm-venv/bin/pip install -q "litellm[proxy]==1.108.7")
+	@# Portkey's gateway, the Node peer of `python -m bench latency` (skipped there when absent or no npm).
+	@test -f $(PORTKEY) || ! command -v npm >/dev/null || (mkdir -p .bench/portkey && \
+		npm install --prefix .bench/portkey --no-audit --no-fund --loglevel=error @portkey-ai/gateway@1.15.2)
 
 bench: bench-deps
 	$(BIN)/python -m bench all $(BENCH_ARGS)

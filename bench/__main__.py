@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|journal|ledger|soak|console|charts|ab|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
+"""`python -m bench [gateway|latency|journal|ledger|soak|console|charts|ab|all]`: run the benchmarks, print their tables (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["gateway", "journal", "ledger", "soak", "console", "charts", "ab", "all"],
+        choices=["gateway", "journal", "ledger", "soak", "console", "charts", "ab", "latency", "all"],
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument(
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=int, default=300)
     parser.add_argument("--db", type=Path, help="charts: a ledger database `bench ledger` left behind")
     parser.add_argument("--base-src", type=Path, help="ab: the src/ folder of the tree to compare against")
+    parser.add_argument("--conns", type=int, default=1, help="latency: wrk connections")
+    parser.add_argument("--workers", type=int, default=1, help="latency: worker processes of each server")
     args = parser.parse_args()
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +40,20 @@ def main() -> None:
         if litellm is None:
             print(f"note: {args.litellm} not found; LiteLLM left out (make bench-deps installs it)")
         run(args.seconds, litellm, out / "gateway.json")
+    if args.which in ("latency", "all"):
+        from bench.gateway.latency import run as latency_run
+
+        litellm = args.litellm if Path(args.litellm).exists() else None
+        base = args.base_src if args.which == "latency" else None
+        latency_run(
+            max(2, args.seconds // 2),
+            args.rounds + 1,
+            litellm,
+            base,
+            args.conns,
+            args.workers,
+            out / "latency.json",
+        )
     if args.which in ("journal", "all"):
         from bench.gateway.journal import run as journal_run
 

@@ -94,6 +94,7 @@ class Cycle:
         self.submit = submit
         self.budgeter = budgeter
         self.in_flight = 0  # read into the gauge at scrape time: no metric write per request
+        self._children: dict[tuple[str, str, int, int], tuple[Any, Any, Any, Any]] = {}  # see `_labelled`
 
     # -- model scope ----------------------------------------------------------------------------------
 
@@ -256,17 +257,31 @@ class Cycle:
     ) -> None:
         dep = attempt.deployment
         provider = dep.provider_label if dep else "-"
-        m = self.metrics
         label = attempt.group or "-"  # never a name the client made up: metric labels stay bounded
-        m.requests.labels(label, provider, str(outcome.status), schema.ENDPOINTS.get(endpoint, "other")).inc()
-        m.request_latency.labels(label).observe(latency)
+        key = (label, provider, outcome.status, endpoint)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._labelled(*key)
+        count, request_latency, upstream_latency, ttft = children
+        count.inc()
+        request_latency.observe(latency)
         if dep is not None:
-            m.upstream_latency.labels(attempt.group, provider).observe(
-                time.perf_counter() - attempt.upstream_started
-            )
+            upstream_latency.observe(time.perf_counter() - attempt.upstream_started)
             self.router.add_tokens(dep, usage.prompt_tokens + usage.completion_tokens)
         if outcome.ttft is not None:
-            m.ttft.labels(attempt.group).observe(outcome.ttft)
+            ttft.observe(outcome.ttft)
+
+    def _labelled(self, label: str, provider: str, status: int, endpoint: int) -> tuple[Any, Any, Any, Any]:
+        """The metric children of one (group, provider, status, endpoint): `labels()` looks them up under a
+        lock and builds a key each call, a good part of a request's metrics cost; the label sets are bounded
+        (groups, providers, statuses, endpoints), and so is this cache."""
+        m = self.metrics
+        return (
+            m.requests.labels(label, provider, str(status), schema.ENDPOINTS.get(endpoint, "other")),
+            m.request_latency.labels(label),
+            m.upstream_latency.labels(label, provider),
+            m.ttft.labels(label),
+        )
 
 
 def model_not_found(model: str, permitted: list[str], param: str = "model") -> GatewayError:

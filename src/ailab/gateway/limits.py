@@ -71,6 +71,10 @@ class Budgeter:
     ) -> None:
         """`at`: the ledger row's time, so that the cost counts in the budget period the row lands in."""
         tokens = usage.prompt_tokens + usage.completion_tokens
+        settle_now = getattr(self.limiter, "settle_now", None)  # the in-process limiter never awaits
+        if settle_now is not None:
+            settle_now(reservation, tokens, cost_pusd, at)
+            return
         try:
             # Shielded: a request cancelled mid-settle must not leave its reservation half-released.
             await asyncio.shield(self.limiter.settle(reservation, tokens, cost_pusd, at))

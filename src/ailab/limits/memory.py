@@ -227,6 +227,13 @@ class MemoryLimiter:
     async def settle(
         self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
     ) -> None:
+        self.settle_now(res, tokens, cost_pusd, at)
+
+    def settle_now(
+        self, res: Reservation, tokens: int, cost_pusd: int | None, at: float | None = None
+    ) -> None:
+        """`settle` without a coroutine: it never awaits, so the gateway calls it directly (no task for
+        `asyncio.shield`, nothing a cancellation could cut in half)."""
         if not isinstance(res, _MemReservation) or res.owner is not self:
             raise ValueError(f"{res!r} was not made by this MemoryLimiter")
         if not res.claim_settle():
