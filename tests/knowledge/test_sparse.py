@@ -157,3 +157,22 @@ def test_pruned_top_k_equals_fts5_on_random_queries(
         for k in (1, 3, 10):
             a, b = fts.bm25(coll.id, q, k), sparse.bm25(coll.id, q, k)
             assert [s for _, s in a] == pytest.approx([s for _, s in b], rel=1e-5), (q, k)
+
+
+def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
+    """A search never waits for a big build: FTS5 answers while a thread catches the index up."""
+    import time
+
+    fts = SqliteCatalog(tmp_path / "catalog.sqlite")
+    coll = collection()
+    fts.add_collection(coll)
+    fill(fts, coll, 150)
+    lazy = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
+    same(fts.bm25(coll.id, "lighthouse keeper", 1000), lazy.bm25(coll.id, "lighthouse keeper", 1000))
+    state = tmp_path / "sparse" / coll.id / "state.json"
+    deadline = time.monotonic() + 60
+    while (coll.id in lazy._building or not state.is_file()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.is_file() and coll.id not in lazy._building
+    assert lazy._sparse[coll.id].max_id > 0
+    same(fts.bm25(coll.id, "w3 w17 lamp", 1000), lazy.bm25(coll.id, "w3 w17 lamp", 1000))

@@ -9,6 +9,7 @@ FTS5 scores every row that matches any query word, which is ~350 ms at a million
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -56,14 +57,23 @@ CREATE TABLE IF NOT EXISTS chunk_deletions (
 CREATE INDEX IF NOT EXISTS chunk_deletions_collection ON chunk_deletions (collection_id, seq);
 """
 SPARSE_MIN_ROWS = 20_000
+# A search catches the index up itself only when few chunks are new; a bigger lag (a first search after a
+# large ingest: ~40 s per 100k chunks on a 2-core box) is caught up by a background thread while FTS5
+# answers, so no search waits for it.
+SPARSE_SYNC_ROWS = 2_000
+log = logging.getLogger("ailab.knowledge")
 
 
 class SqliteCatalog:
     """The catalog in one SQLite file (WAL): one lab process, or several sharing one data dir."""
 
-    def __init__(self, path: Path, sparse_min_rows: int = SPARSE_MIN_ROWS) -> None:
+    def __init__(
+        self, path: Path, sparse_min_rows: int = SPARSE_MIN_ROWS, sparse_sync_rows: int = SPARSE_SYNC_ROWS
+    ) -> None:
         self.path = path
         self.sparse_min_rows = sparse_min_rows
+        self.sparse_sync_rows = sparse_sync_rows
+        self._building: set[str] = set()  # collections whose index a background thread is catching up
         self._df_cache: dict[tuple[str, int, int], int] = {}
         self._sparse: dict[str, SparseIndex] = {}
         self._small: dict[str, int] = {}  # collection → max chunk id when it was last found too small
@@ -274,9 +284,9 @@ class SqliteCatalog:
     def _sparse_dir(self, collection_id: str) -> Path:
         return self.path.parent / "sparse" / collection_id
 
-    def _sparse_index(self, db: sqlite3.Connection, collection_id: str) -> SparseIndex | None:
-        """The collection's sparse index, brought up to the catalog's state in this read transaction;
-        None while the collection is small (FTS5 answers)."""
+    @staticmethod
+    def _marks(db: sqlite3.Connection, collection_id: str) -> tuple[int, int]:
+        """The collection's highest chunk id and last deletion: how far an up-to-date index has read."""
         max_id = int(
             db.execute("SELECT max(id) FROM chunks WHERE collection_id = ?", (collection_id,)).fetchone()[0]
             or 0
@@ -287,6 +297,12 @@ class SqliteCatalog:
             ).fetchone()[0]
             or 0
         )
+        return max_id, del_seq
+
+    def _sparse_index(self, db: sqlite3.Connection, collection_id: str) -> SparseIndex | None:
+        """The collection's sparse index, brought up to the catalog's state in this read transaction;
+        None while the collection is small or its index is far behind (FTS5 answers)."""
+        max_id, del_seq = self._marks(db, collection_id)
         with self._sparse_lock:
             index = self._sparse.get(collection_id)
             if index is None:
@@ -300,10 +316,36 @@ class SqliteCatalog:
                         return None
                 index = SparseIndex.load(d)
                 self._sparse[collection_id] = index
+        lag = max(max_id - index.max_id, del_seq - index.del_seq)  # ids: an upper bound of new chunks
+        if lag > self.sparse_sync_rows:
+            self._catch_up_later(collection_id, index)
+            return None
         with index.lock:
             if max_id > index.max_id or del_seq > index.del_seq:
                 self._catch_up(db, collection_id, index, max_id, del_seq)
         return index
+
+    def _catch_up_later(self, collection_id: str, index: SparseIndex) -> None:
+        with self._sparse_lock:
+            if collection_id in self._building:
+                return
+            self._building.add(collection_id)
+
+        def work() -> None:
+            try:
+                with self._read() as db, index.lock:
+                    self._catch_up(db, collection_id, index, *self._marks(db, collection_id))
+                    index.save()
+            except Exception:  # a cache: FTS5 keeps answering, the next search tries again
+                log.exception("knowledge: building the sparse index of collection %s failed", collection_id)
+            finally:
+                with self._sparse_lock:
+                    self._building.discard(collection_id)
+                    dropped = self._sparse.get(collection_id) is not index
+                if dropped:  # the collection was dropped meanwhile: leave no files behind
+                    drop(self._sparse_dir(collection_id))
+
+        threading.Thread(target=work, name=f"sparse-index-{collection_id}", daemon=True).start()
 
     def _catch_up(
         self, db: sqlite3.Connection, collection_id: str, index: SparseIndex, max_id: int, del_seq: int
