@@ -7,12 +7,21 @@ Vectors are synthetic (unit vectors around random topic centres, like real embed
 chunk texts are Zipf-distributed words. Run under `nice -n 19` on a shared machine.
 
     python -m bench.knowledge.scale [--n 100000] [--queries 300] [--cap 600] [--peers milvus,qdrant]
+
+A built store can be kept and measured again (say under an exclusive benchmark slot, after a niced build):
+
+    python -m bench.knowledge.scale --n 1000000 --keep .bench/scale-1m --build-only --peers ''
+    python -m bench.knowledge.scale --n 1000000 --reuse .bench/scale-1m --ef-search 96,200 --peers ''
+
+The data dir keeps `truth.npy` (exact top 10 of the queries, by row) and `build.json` next to it, so a
+re-measurement needs neither the exact search nor the build again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import tempfile
@@ -96,7 +105,9 @@ def build(
     }, ids
 
 
-def measure(tmp: Path, ids: list[int], queries: np.ndarray, truth: list[set[int]]) -> dict[str, Any]:
+def measure(
+    tmp: Path, ids: list[int], queries: np.ndarray, truth: list[set[int]], opts: dict[str, Any]
+) -> dict[str, Any]:
     """A fresh process's view: index load time and memory, then raw store and service search timings."""
     from ailab.access.principal import MASTER
     from ailab.config.models import KnowledgeSettings
@@ -115,7 +126,8 @@ def measure(tmp: Path, ids: list[int], queries: np.ndarray, truth: list[set[int]
     gc.collect()
     before = rss_mb()
     emb = Vectors()
-    svc = KnowledgeService(tmp, KnowledgeSettings(), emb, Metrics().knowledge)  # type: ignore[arg-type]
+    settings = KnowledgeSettings(stores={"embedded": opts})
+    svc = KnowledgeService(tmp, settings, emb, Metrics().knowledge)  # type: ignore[arg-type]
     coll = svc.get("bench")
     store = svc.store("embedded")
     t0 = time.perf_counter()
@@ -170,7 +182,8 @@ def peer(
         store.upsert(NS, list(range(lo, min(lo + 5000, len(vectors)))), vectors[lo : lo + 5000])
         loaded = min(lo + 5000, len(vectors))
     load_s = time.perf_counter() - t0
-    samples, recall = [], []
+    samples: list[float] = []
+    recall: list[float] = []
     t1 = time.perf_counter()
     for q, t in zip(queries[:30], truth[:30], strict=True):
         if samples and time.perf_counter() - t1 > cap:
@@ -190,6 +203,54 @@ def peer(
     }
 
 
+def truth_of(d: Path, vectors: np.ndarray, queries: np.ndarray) -> tuple[list[set[int]], float | None]:
+    """Exact top 10 by row, cached in the data dir (an exact pass over 1M rows takes minutes)."""
+    path = d / "truth.npy"
+    if path.is_file():
+        rows = np.load(path)
+        if rows.shape[0] == len(queries):
+            return [set(map(int, r)) for r in rows], None
+    t0 = time.perf_counter()
+    truth = exact(vectors, queries)
+    numpy_ms = (time.perf_counter() - t0) / len(queries) * 1000
+    np.save(path, np.array([sorted(t) for t in truth], dtype=np.int64))
+    return truth, numpy_ms
+
+
+def stored_ids(d: Path) -> list[int]:
+    ids = np.fromfile(d / "knowledge" / "embedded" / NS / "ids.i64", dtype=np.int64)
+    return [int(i) for i in ids]
+
+
+def embedded(a: argparse.Namespace, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    opts: dict[str, Any] = {} if a.ef_construction is None else {"ef_construction": a.ef_construction}
+    with contextlib.ExitStack() as stack:
+        if a.reuse or a.keep:
+            d = Path(a.reuse or a.keep)
+            d.mkdir(parents=True, exist_ok=True)
+        else:
+            d = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=".bench")))
+        truth, numpy_ms = truth_of(d, vectors, queries)
+        out: dict[str, Any] = {"store_options": opts, "numpy_exact_mean_ms": numpy_ms}
+        if a.reuse:
+            built = json.loads((d / "build.json").read_text())
+            ids = stored_ids(d)
+        else:
+            built, ids = build(d, a.n, vectors, a.text_words, opts)
+            (d / "build.json").write_text(json.dumps({**built, "store_options": opts}))
+        out.update(built)
+        if a.build_only:
+            return out
+        exact_ids = [{ids[i] for i in t} for t in truth]  # rows → the catalog's chunk ids
+        out["runs"] = []
+        for ef in [int(x) for x in a.ef_search.split(",")] if a.ef_search else [None]:
+            run_opts = {**opts, **({} if ef is None else {"ef_search": ef})}
+            row = {"ef_search": ef, **measure(d, ids, queries, exact_ids, run_opts)}
+            print(json.dumps(row), flush=True)
+            out["runs"].append(row)
+        return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -200,33 +261,27 @@ def main() -> None:
     ap.add_argument(
         "--ef-construction", type=int, default=None, help="HNSW build effort (default: the store's)"
     )
+    ap.add_argument("--ef-search", default=None, help="comma-separated ef_search values to measure")
+    ap.add_argument("--keep", default=None, help="build into this data dir and keep it")
+    ap.add_argument("--reuse", default=None, help="measure the store kept in this data dir")
+    ap.add_argument("--build-only", action="store_true", help="build (and keep), measure nothing")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     Path(".bench").mkdir(exist_ok=True)
     vectors, queries = data(a.n, a.queries)
-    t0 = time.perf_counter()
-    truth = exact(vectors, queries)
-    numpy_ms = (time.perf_counter() - t0) / a.queries * 1000
-    result: dict[str, Any] = {
-        "n": a.n,
-        "dim": DIM,
-        "vectors": "synthetic, clustered",
-        "numpy_exact_mean_ms": round(numpy_ms, 2),
-    }
-    with tempfile.TemporaryDirectory(dir=".bench") as tmp:
-        opts = {} if a.ef_construction is None else {"ef_construction": a.ef_construction}
-        result["store_options"] = opts
-        built, ids = build(Path(tmp), a.n, vectors, a.text_words, opts)
-        exact_ids = [{ids[i] for i in t} for t in truth]  # rows → the catalog's chunk ids
-        result["embedded"] = {**built, **measure(Path(tmp), ids, queries, exact_ids)}
-        print(json.dumps(result, indent=1), flush=True)
+    result: dict[str, Any] = {"n": a.n, "dim": DIM, "vectors": "synthetic, clustered"}
+    result["embedded"] = embedded(a, vectors, queries)
+    print(json.dumps(result, indent=1), flush=True)
     result["peers"] = []
+    if a.peers:
+        truth = exact(vectors, queries)
     for kind in [p for p in a.peers.split(",") if p]:
         with tempfile.TemporaryDirectory(dir=".bench") as tmp:
             row = peer(kind, Path(tmp), vectors, queries, truth, a.cap)
             print(row, flush=True)
             result["peers"].append(row)
-    out = Path(a.out or f"bench/results/knowledge-scale-{a.n}.json")
+    tag = "-build" if a.build_only else ""
+    out = Path(a.out or f"bench/results/knowledge-scale-{a.n}{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=1))
