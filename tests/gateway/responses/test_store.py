@@ -52,7 +52,7 @@ async def test_saves_write_behind_in_one_batch(store: ResponseStore) -> None:
 
     writes: list[int] = []
     write = store._write
-    store._write = lambda rows: (writes.append(len(rows)), write(rows))[1]  # type: ignore[method-assign]
+    store._write = lambda rows, replace=False: (writes.append(len(rows)), write(rows))[1]  # type: ignore[method-assign]
     await asyncio.gather(*(store.save(_stored(f"resp_{i}")) for i in range(20)))
     assert writes == []  # nobody waited for the database
     found = await store.find("resp_3", "key:a")  # from the buffer
@@ -81,7 +81,7 @@ async def test_delete_while_its_batch_is_written(store: ResponseStore) -> None:
     gate, entered = threading.Event(), threading.Event()
     write = store._write
 
-    def slow_write(rows: list) -> None:
+    def slow_write(rows: list, replace: bool = False) -> None:
         entered.set()
         gate.wait(5)
         write(rows)

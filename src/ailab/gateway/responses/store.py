@@ -216,7 +216,7 @@ class ResponseStore:
             await asyncio.sleep(self.flush_interval_s)
 
     def put(self, stored: Stored) -> None:
-        self._write([self._row(stored)])
+        self._write([self._row(stored)], replace=True)
 
     def _row(self, stored: Stored) -> dict[str, Any]:
         now = int(time.time() * 1000)
@@ -234,12 +234,18 @@ class ResponseStore:
         with self.engine.begin() as conn:
             conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        ids = [row["id"] for row in rows]
+    def _write(self, rows: list[dict[str, Any]], replace: bool = False) -> None:
+        """Insert a batch in one transaction. Ids are fresh and a failed batch was rolled back, so a
+        batch only inserts; `replace` (an explicit `put`) deletes an older row of the same id first."""
         with self.engine.begin() as conn:
-            conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
+            if replace:
+                ids = [row["id"] for row in rows]
+                conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
             conn.execute(insert(responses_table), rows)
-        self._maybe_purge()
+        try:  # after the commit: a failing purge must not make a committed batch look failed
+            self._maybe_purge()
+        except SQLAlchemyError as exc:
+            log.warning("could not purge expired responses: %s", type(exc).__name__)
 
     def get(self, response_id: str, owner: str) -> Stored | None:
         t = responses_table
