@@ -230,10 +230,13 @@ def totals(engine: Engine, since: float | None = None) -> UsageRow:
 
 
 def dim_ids(conn: Any, kind: str, values: set[str]) -> list[int]:
+    """The interned ids of a filter's values; `kind` is a GROUPS name ("model" is interned as "group")."""
     if not values:
         return []
     d = schema.dims
-    return [i for (i,) in conn.execute(select(d.c.id).where(d.c.kind == kind, d.c.value.in_(sorted(values))))]
+    interned = GROUPS[kind].removesuffix("_dim") if kind in GROUPS else kind
+    stmt = select(d.c.id).where(d.c.kind == interned, d.c.value.in_(sorted(values)))
+    return [i for (i,) in conn.execute(stmt)]
 
 
 def _dim_names(conn: Any) -> dict[int, str]:
