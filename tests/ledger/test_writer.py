@@ -253,3 +253,35 @@ def test_counts_say_what_was_submitted_and_settled(engine, tmp_path, journal):
     assert not w.wait_settled(8, timeout=0.05)  # an event never submitted is never waited for long
     w.stop()
     assert totals(engine).requests == 7
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_a_batch_is_written_in_slices_that_yield_the_gil(engine, tmp_path, journal):
+    """Rows are built, inserted and reported in slices with a pause between two (the writer gives the GIL
+    back to the event loop); every row still lands once, in one transaction, with its cost."""
+    seen: list[list[tuple[UsageEvent, int | None]]] = []
+    w = LedgerWriter(
+        engine,
+        PriceBook(),
+        tmp_path / "spill",
+        flush_interval=30.0,
+        journal=journal,
+        on_written=seen.append,
+        slice_rows=8,
+        gil_pause=0.0,
+    )
+    pauses: list[int] = []
+    w._pause = lambda: pauses.append(w.written)  # type: ignore[method-assign]
+    d = dep(input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    events = [event(d, p=10, c=i, key=f"k{i % 3}") for i in range(50)]
+    w.start()
+    for ev in events:
+        w.submit(ev)
+    assert w.wait_settled(50)
+    w.stop()
+    # 50 rows in slices of 8: 6 pauses building, 6 inserting (before the commit), 6 reporting (after it).
+    assert len(pauses) == 18 and pauses[:12] == [0] * 12 and pauses[12:] == [50] * 6
+    assert [len(s) for s in seen] == [8, 8, 8, 8, 8, 8, 2]
+    assert [ev for s in seen for ev, _ in s] == events
+    assert all(cost == 10 * 10**6 + i * 2 * 10**6 for i, (_, cost) in enumerate(x for s in seen for x in s))
+    assert totals(engine).requests == 50 and w.written == 50 and w.spilled == 0

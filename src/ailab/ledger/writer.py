@@ -33,6 +33,7 @@ from ailab.ledger.pricing import PriceBook
 from ailab.ledger.records import event_columns, event_dims, journal_line, spill_record
 from ailab.ledger.recovery import existing_ids, recover
 from ailab.ledger.rows import (
+    SLICE_ROWS,
     Batch,
     DimSet,
     dimset_key,
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LedgerWriter", "event_columns", "event_dims", "intern_dim", "spill_record"]
 MAX_DIMSETS = 100_000  # cached key/user/project/group/deployment/error combinations
+# How long the writer sleeps between two slices of a batch (rows.SLICE_ROWS). Long enough for the event
+# loop thread, woken when the GIL is released, to take it: a thread that releases and at once retakes the
+# GIL (sleep(0), SQLite's per-row steps) keeps it, and the loop then waits out the 5 ms switch interval.
+GIL_PAUSE_S = 50e-6
 
 
 class LedgerWriter:
@@ -64,6 +69,8 @@ class LedgerWriter:
         on_lost: Callable[[str, int], None] | None = None,
         max_queue: int = 100_000,
         journal: bool = True,
+        slice_rows: int = SLICE_ROWS,
+        gil_pause: float = GIL_PAUSE_S,
     ) -> None:
         self.engine = engine
         self.prices = prices
@@ -73,6 +80,8 @@ class LedgerWriter:
         self.on_written = on_written
         self.on_lost = on_lost
         self.max_queue = max_queue
+        self.slice_rows = slice_rows
+        self.gil_pause = gil_pause
         self.queue: deque[UsageEvent] = deque()
         self.written = 0
         self.dropped = 0
@@ -250,12 +259,24 @@ class LedgerWriter:
         return list(fresh.values())
 
     def _write(self, events: list[UsageEvent]) -> None:
-        batch = Batch(events, self._dimsets, self._dimset, self._pricing_failed, self._null)
+        pause = self._pause if self.gil_pause >= 0 else None
+        batch = Batch(
+            events, self._dimsets, self._dimset, self._pricing_failed, self._null, pause, self.slice_rows
+        )
         with self._transaction() as conn:
             write_batch(conn, batch)
         self.written += len(events)
         if self.on_written:
-            self.on_written(list(zip(events, batch.costs, strict=True)))
+            done = list(zip(events, batch.costs, strict=True))
+            step = max(1, self.slice_rows)
+            for start in range(0, len(done), step):
+                if start and pause is not None:
+                    pause()
+                self.on_written(done[start : start + step])
+
+    def _pause(self) -> None:
+        """Between two slices of a batch: the GIL goes to the event loop if it waits for it."""
+        time.sleep(self.gil_pause)
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -1,5 +1,7 @@
 """Limiter shared by every gateway process through one Redis: each acquire() and settle() is one Lua script
-(EVALSHA), so the checks and reservations of all scopes of a request are atomic across processes."""
+(EVALSHA), so the checks and reservations of all scopes of a request are atomic across processes. The
+scripts that requests of one process start in the same event-loop turn go to Redis as one pipeline (one
+connection taken, one write, one read loop): under concurrency most of the client's cost a call."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ailab.limits import lua
 from ailab.limits.base import (
@@ -38,6 +41,66 @@ from ailab.limits.periods import PeriodCache
 WINDOW_KEY_TTL_S = 120  # two windows: idle scopes vanish, active ones are refreshed on every request
 SETTLED_MARKER_S = 60.0  # how long a settled reservation is remembered to make a retried settle a no-op
 _DAY = 86400
+MAX_PIPELINE = 256  # scripts sent in one pipeline at most; more wait for the next one
+
+
+class _Pipeliner:
+    """Coalesces the script calls made in one event-loop turn into one non-transactional pipeline. Each
+    script still runs atomically on its own in Redis; only the round trips are shared."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pending: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        if not isinstance(script, AsyncScript):  # a wrapped script (tests): called as it is
+            return await script(keys=keys, args=args)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, keys, args, fut))
+        if len(self._pending) == 1:  # the first call of this turn schedules the send, after the turn
+            loop.call_soon(self._start)
+        return await fut
+
+    def _start(self) -> None:
+        batch, self._pending = self._pending[:MAX_PIPELINE], self._pending[MAX_PIPELINE:]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._start)
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]]) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        except BaseException as err:  # no reply at all (Redis down, closed): every call of the batch fails
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.cancel() if isinstance(err, asyncio.CancelledError) else fut.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+            return
+        for (script, keys, args, fut), result in zip(batch, results, strict=True):
+            if isinstance(result, NoScriptError):  # Redis restarted: the script object loads and runs it
+                try:
+                    result = await script(keys=keys, args=args)
+                except Exception as err:
+                    result = err
+            if fut.done():  # its caller was cancelled
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    async def close(self) -> None:
+        """Let the pipelines in flight finish (their callers are waiting for them)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def redact_url(url: str) -> str:
@@ -103,6 +166,7 @@ class RedisLimiter:
         self._settle_lua = self._redis.register_script(lua.SETTLE)
         self._restore_lua = self._redis.register_script(lua.RESTORE)
         self._extend_lua = self._redis.register_script(lua.EXTEND)
+        self._pipeliner = _Pipeliner(self._redis)
         self._open: dict[str, _RedisReservation] = {}  # budget reservations not settled yet
         self._heartbeat = Heartbeat(self.refresh, reservation_ttl / 3)
         self._epoch = f"{prefix}epoch"
@@ -138,7 +202,7 @@ class RedisLimiter:
 
     async def _eval(self, script: Any, keys: list[str], args: list[str]) -> list[str]:
         try:
-            result: list[str] = await script(keys=keys, args=args)
+            result: list[str] = await self._pipeliner.call(script, keys, args)
         except (RedisError, OSError) as err:
             self._unavailable(err)
         return result
@@ -299,6 +363,7 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self._heartbeat.stop()
+        await self._pipeliner.close()
         self._open.clear()
         await self._redis.aclose()
 
