@@ -30,6 +30,11 @@ def main() -> None:
     parser.add_argument("--base-src", type=Path, help="ab: the src/ folder of the tree to compare against")
     parser.add_argument("--conns", type=int, default=1, help="latency: wrk connections")
     parser.add_argument("--workers", type=int, default=1, help="latency: worker processes of each server")
+    parser.add_argument(
+        "--ailab-only",
+        action="store_true",
+        help="gateway: only ailab's chat, /v1/messages and /v1/responses rows at c=32 (and their ratios)",
+    )
     args = parser.parse_args()
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +44,7 @@ def main() -> None:
         litellm = args.litellm if Path(args.litellm).exists() else None
         if litellm is None:
             print(f"note: {args.litellm} not found; LiteLLM left out (make bench-deps installs it)")
-        run(args.seconds, litellm, out / "gateway.json")
+        run(args.seconds, litellm, out / "gateway.json", ailab_only=args.ailab_only)
     if args.which in ("latency", "all"):
         from bench.gateway.latency import run as latency_run
 

@@ -3,7 +3,10 @@ same requests on /v1/messages translated to the OpenAI upstream) and LiteLLM, si
 non-streaming and streaming (wrk, concurrency 32, 2 workers each), plus added latency at one connection, peak
 RSS and time to ready.
 
-    python -m bench gateway [--seconds 10] [--litellm PATH_TO_litellm]
+    python -m bench gateway [--seconds 10] [--litellm PATH_TO_litellm] [--ailab-only]
+
+`--ailab-only` measures just ailab's chat, /v1/messages and /v1/responses rows at concurrency 32 (the
+translated endpoints' ratios to chat, in a fraction of the run).
 """
 
 from __future__ import annotations
@@ -219,7 +222,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) -> dict[str, Any]:
+def run(
+    seconds: int = 10, litellm: str | None = None, out: Path | None = None, ailab_only: bool = False
+) -> dict[str, Any]:
     require_tools("nginx", "wrk")
     work = Path(tempfile.mkdtemp(prefix="ailab-bench-"))
     ports = Ports(free_port(), free_port(), free_port(), free_port())
@@ -230,21 +235,11 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
     auth = {"Authorization": f"Bearer {KEY}"}
     path = "/v1/chat/completions"
     try:
-        for conns in (32, 1):
+        for conns in (32,) if ailab_only else (32, 1):
             print(f"-- concurrency {conns}", flush=True)
             secs = seconds if conns > 1 else max(5, seconds // 2)
-            for name, port_json, port_sse in (
-                ("direct", ports.json, ports.sse),
-                ("nginx-proxy", ports.proxy_json, ports.proxy_sse),
-            ):
-                for mode, port in (("json", port_json), ("stream", port_sse)):
-                    body = _bodies("bench", "bench")[mode]
-                    rows += measure(
-                        name, f"http://127.0.0.1:{port}{path}", {mode: body}, {}, secs, None, conns
-                    )
-            proc, url = start_passthrough(ports)
-            rows += measure("python-floor", url + path, _bodies("b", "b"), {}, secs, proc.pid, conns)
-            stop(proc)
+            if not ailab_only:
+                rows += _floors(ports, secs, conns)
             proc, url, ready["ailab"] = start_ailab(work, ports)
             rows += measure(
                 "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
@@ -255,6 +250,8 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
                 "ailab-responses", url + "/v1/responses", _responses_bodies(), auth, secs, proc.pid, conns
             )
             stop(proc)
+            if ailab_only:
+                continue
             proc, url, _ = start_ailab(work, ports, journal=False)
             rows += measure(
                 "ailab-nojournal", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
@@ -273,6 +270,23 @@ def run(seconds: int = 10, litellm: str | None = None, out: Path | None = None) 
     if out:
         out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _floors(ports: Ports, secs: int, conns: int) -> list[Row]:
+    """The rows ailab is compared with: nginx direct, nginx proxy_pass and the bare Python pass-through."""
+    rows: list[Row] = []
+    path = "/v1/chat/completions"
+    for name, port_json, port_sse in (
+        ("direct", ports.json, ports.sse),
+        ("nginx-proxy", ports.proxy_json, ports.proxy_sse),
+    ):
+        for mode, port in (("json", port_json), ("stream", port_sse)):
+            body = _bodies("bench", "bench")[mode]
+            rows += measure(name, f"http://127.0.0.1:{port}{path}", {mode: body}, {}, secs, None, conns)
+    proc, url = start_passthrough(ports)
+    rows += measure("python-floor", url + path, _bodies("b", "b"), {}, secs, proc.pid, conns)
+    stop(proc)
+    return rows
 
 
 def _get(rows: list[dict[str, Any]], target: str, mode: str) -> dict[str, Any] | None:

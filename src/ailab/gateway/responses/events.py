@@ -8,6 +8,9 @@
     response.output_item.done, and last response.completed (or response.incomplete) with usage.
 
 Every event carries `sequence_number`, counting from 0. The translator is pure: chunks in, events out.
+`start_wire` and `feed_wire` give the same events already encoded as SSE, with the stream's common cases
+(the two opening snapshots, a chunk that only adds text to the open message) spliced into pre-encoded
+bytes instead of built as dicts: the same bytes `sse` makes of the events, for a fraction of the CPU.
 """
 
 from __future__ import annotations
@@ -19,10 +22,29 @@ import orjson
 from ailab.gateway.responses.from_chat import call_item, complete, message_item, text_part
 from ailab.gateway.types import Usage
 
+_DELTA = b"response.output_text.delta"
+_DELTA_HEAD = b"event: " + _DELTA + b'\ndata: {"type":"' + _DELTA + b'","sequence_number":'
+
 
 def sse(event: dict[str, Any]) -> bytes:
     data: bytes = orjson.dumps(event)
     return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
+
+
+def text_only(chunk: dict[str, Any]) -> str | None:
+    """The text of a chunk that does nothing but continue the answer's text (one choice, index 0, a
+    content delta, no tool calls, no finish_reason); None for any other chunk."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("index", 0) != 0 or choice.get("finish_reason"):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or delta.get("tool_calls"):
+        return None
+    content = delta.get("content")
+    return content if type(content) is str and content else None
 
 
 class ChatToEvents:
@@ -36,6 +58,8 @@ class ChatToEvents:
         self.open_call: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.done = False
+        # While a message is open: its text delta event's bytes between sequence_number and delta.
+        self._delta_mid: bytes | None = None
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.seq, **fields}
@@ -48,6 +72,27 @@ class ChatToEvents:
 
     def start(self) -> list[dict[str, Any]]:
         return [self._snapshot("response.created"), self._snapshot("response.in_progress")]
+
+    def start_wire(self) -> bytes:
+        """`start()` as SSE: the skeleton is encoded once for both snapshots."""
+        response = orjson.dumps(self.response)
+        out = b""
+        for kind in (b"response.created", b"response.in_progress"):
+            head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+            out += head + str(self.seq).encode() + b',"response":' + response + b"}\n\n"
+            self.seq += 1
+        return out
+
+    def feed_wire(self, chunk: dict[str, Any]) -> bytes:
+        """`feed(chunk)` as SSE. A chunk that only adds text to the open message (the bulk of a stream)
+        is spliced into the pre-encoded delta event; anything else takes `feed`."""
+        text = text_only(chunk)
+        if text is None or self._delta_mid is None or self.open_call is not None:
+            return b"".join(sse(e) for e in self.feed(chunk))
+        self.text.append(text)
+        seq = self.seq
+        self.seq += 1
+        return _DELTA_HEAD + str(seq).encode() + self._delta_mid + orjson.dumps(text) + b"}\n\n"
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -73,6 +118,10 @@ class ChatToEvents:
             self.text = []
             out.append(self._added(self.message))
             out.append(self._part_event("response.content_part.added", text_part("")))
+            # The fields `_text_event` puts between sequence_number and delta, in its order (same bytes).
+            fields = {"item_id": self.message["id"], "output_index": len(self.items) - 1}
+            encoded = orjson.dumps({**fields, "content_index": 0, "logprobs": []})
+            self._delta_mid = b"," + encoded[1:-1] + b',"delta":'
         self.text.append(delta)
         out.append(self._text_event("response.output_text.delta", delta=delta))
         return out
@@ -117,6 +166,7 @@ class ChatToEvents:
         self.message["status"] = "completed"
         out.append(self._item_done(self.message))
         self.message = None
+        self._delta_mid = None
         return out
 
     def _item_done(self, item: dict[str, Any]) -> dict[str, Any]:

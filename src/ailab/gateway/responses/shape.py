@@ -42,26 +42,28 @@ class ResponsesShape(StreamShape):
     def first(self) -> bytes:
         if self.state.native:
             return b""
-        return b"".join(sse(e) for e in self.events.start())
+        return self.events.start_wire()
 
     def chunk(self, chunk: dict[str, Any], seen: Seen) -> bytes | None:
         if self.state.native:
             return self._native(chunk, seen)
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = self.ctx.outcome.usage
         for choice in chunk.get("choices") or ():
             content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
             if content:
                 seen.text.append(content)
-        return b"".join(sse(e) for e in self.events.feed(chunk)) or None
+        return self._translated(chunk) or None
 
     def raw(self, item: RawEvents) -> bytes:
         # An OpenAI-compatible chat upstream's chunks, forwarded raw on /chat/completions: parsed here.
-        out = b""
-        for data in item.payloads:
-            chunk = loads_event(data, "upstream")
-            out += self.chunk(chunk, Seen()) or b""
-        return out
+        # The relay keeps the payloads themselves for an estimate, so no `seen` text is recorded.
+        if self.state.native:
+            return b"".join(self._native(loads_event(d, "upstream"), Seen()) or b"" for d in item.payloads)
+        return b"".join(self._translated(loads_event(d, "upstream")) for d in item.payloads)
+
+    def _translated(self, chunk: dict[str, Any]) -> bytes:
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = self.ctx.outcome.usage
+        return self.events.feed_wire(chunk)
 
     def last(self) -> bytes:
         if self.state.native:

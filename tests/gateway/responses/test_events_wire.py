@@ -1,0 +1,140 @@
+"""The pre-encoded fast path (`ChatToEvents.start_wire` / `feed_wire`) sends exactly the bytes of the
+dict-built events (`start` / `feed` through `sse`), for random streams: unicode, quotes, newlines,
+backslashes, tool calls interleaved with text, odd chunks the fast path must leave to `feed`."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from ailab.gateway.responses import from_chat
+from ailab.gateway.responses.events import ChatToEvents, sse, text_only
+from ailab.gateway.responses.from_chat import skeleton
+from ailab.gateway.types import Usage
+from tests.gateway.responses.test_convert import TOOL, check_event
+
+ALPHABET = [
+    '"',
+    "\\",
+    "\n",
+    "\r",
+    "\t",
+    "\u2028",
+    "é",
+    "日本",
+    "🙂",
+    "\x00",
+    "\x1f",
+    "</script>",
+    "a",
+    " ",
+    "{}",
+]
+
+
+def _text(rng: random.Random) -> str:
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 6)))
+
+
+def _choice(delta: dict[str, Any], index: int = 0, finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+
+def _chunk(rng: random.Random, n_calls: list[int]) -> dict[str, Any]:
+    kind = rng.choice(
+        ["text"] * 6 + ["role", "empty", "call", "args", "mixed", "other-choice", "none", "two"]
+    )
+    if kind == "text":
+        return {"id": "c", "choices": [_choice({"content": _text(rng)})]}
+    if kind == "role":
+        return {"choices": [_choice({"role": "assistant", "content": ""})]}
+    if kind == "empty":
+        return {"choices": []}
+    if kind == "none":
+        return {"choices": [_choice({"content": None})], "usage": None}
+    if kind in ("call", "args") and (kind == "call" or not n_calls):
+        n_calls.append(len(n_calls))
+        fn = {"name": "get_weather", "arguments": rng.choice(["", '{"a":'])}
+        return {
+            "choices": [
+                _choice(
+                    {"tool_calls": [{"index": n_calls[-1], "id": f"call_{len(n_calls)}", "function": fn}]}
+                )
+            ]
+        }
+    if kind == "args":
+        call = {"index": rng.choice(n_calls), "function": {"arguments": _text(rng)}}
+        return {"choices": [_choice({"tool_calls": [call]})]}
+    if kind == "mixed":  # text and a call's arguments in one chunk
+        call = {"index": 0, "id": "call_m", "function": {"name": "get_weather", "arguments": '"x"'}}
+        if not n_calls:
+            n_calls.append(0)
+        return {"choices": [_choice({"content": _text(rng), "tool_calls": [call]})]}
+    if kind == "other-choice":  # a second answer: ignored either way
+        return {"choices": [_choice({"content": _text(rng)}, index=1)]}
+    return {"choices": [_choice({"content": _text(rng)}), _choice({"content": _text(rng)}, index=1)]}
+
+
+def _stream(rng: random.Random) -> list[dict[str, Any]]:
+    n_calls: list[int] = []
+    chunks = [_chunk(rng, n_calls) for _ in range(rng.randint(0, 25))]
+    finish = rng.choice(["stop", "length", "tool_calls", None])
+    if finish is not None:
+        chunks.append({"choices": [_choice({}, finish=finish)]})
+    return chunks
+
+
+def _events(wire: bytes) -> list[dict[str, Any]]:
+    out = []
+    for block in wire.split(b"\n\n")[:-1]:
+        head, data = block.split(b"\n", 1)
+        event = orjson.loads(data.removeprefix(b"data: "))
+        assert head == b"event: " + event["type"].encode()
+        out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seed)
+    chunks = _stream(rng)
+    body = {"model": "m", "tools": [TOOL]} if seed % 2 else {"model": "m", "user": "u"}
+    base = skeleton(body, f"resp_{seed}", "m", created=1700000000)
+    monkeypatch.setattr(from_chat.time, "time", lambda: 1700000001.0)
+    wires = []
+    for fast in (False, True):
+        ids = itertools.count()  # the same item ids for both runs
+        monkeypatch.setattr(from_chat, "new_id", lambda prefix, ids=ids: f"{prefix}_{next(ids)}")
+        t = ChatToEvents(copy.deepcopy(base))
+        wire = t.start_wire() if fast else b"".join(sse(e) for e in t.start())
+        for chunk in copy.deepcopy(chunks):
+            wire += t.feed_wire(chunk) if fast else b"".join(sse(e) for e in t.feed(chunk))
+        wire += b"".join(sse(e) for e in t.finish(Usage(prompt_tokens=3, completion_tokens=7)))
+        wires.append(wire)
+    assert wires[0] == wires[1]
+    events = _events(wires[1])
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    for e in events:
+        check_event(e)
+
+
+def test_text_only_takes_nothing_but_plain_text_deltas() -> None:
+    assert text_only({"choices": [_choice({"content": "hi"})]}) == "hi"
+    assert text_only({"choices": [{"delta": {"content": "hi"}}]}) == "hi"  # index 0 by default
+    for chunk in (
+        {"choices": [_choice({"content": ""})]},
+        {"choices": [_choice({"content": None})]},
+        {"choices": [_choice({"content": 5})]},
+        {"choices": [_choice({"content": "hi"}, finish="stop")]},
+        {"choices": [_choice({"content": "hi"}, index=1)]},
+        {"choices": [_choice({"content": "hi", "tool_calls": [{"index": 0}]})]},
+        {"choices": [_choice({"content": "a"}), _choice({"content": "b"}, index=1)]},
+        {"choices": []},
+        {},
+    ):
+        assert text_only(chunk) is None, chunk
