@@ -21,7 +21,7 @@ from ailab.gateway.endpoints.base import Endpoint, Route
 from ailab.gateway.endpoints.messages_calls import Call, count_tokens, create, is_native, native_items
 from ailab.gateway.endpoints.messages_convert import request_text, to_chat
 from ailab.gateway.endpoints.messages_errors import error_body, error_type, from_upstream_messages
-from ailab.gateway.endpoints.messages_stream import ChatToEvents, NativeEvents, error_event, sse
+from ailab.gateway.endpoints.messages_stream import ChatToEvents, NativeEvents, error_event
 from ailab.gateway.endpoints.messages_validate import validate_messages
 from ailab.gateway.errors import GatewayError
 from ailab.gateway.providers.base import Provider, estimate_tokens
@@ -68,18 +68,18 @@ class MessagesShape(StreamShape):
     def chunk(self, chunk: dict[str, Any], seen: Seen) -> bytes | None:
         if self.native is not None:
             return None  # the usage chunk that closes a native stream: for the ledger only
-        return b"".join(sse(e) for e in self.events.feed(chunk)) or None
+        return self.events.wire(chunk) or None
 
     def raw(self, item: RawEvents) -> bytes:
         if self.native is not None:
             return item.wire
-        return b"".join(sse(e) for e in self.events.feed(item))
+        return self.events.wire(item)
 
     def last(self) -> bytes:
         if self.native is not None:
             return b""
         self.events.usage = self.ctx.outcome.usage or self.events.usage
-        return b"".join(sse(e) for e in self.events.end())
+        return self.events.end_wire()
 
     def error(self, err: GatewayError) -> bytes:
         if self.native is not None and self.native.errored:

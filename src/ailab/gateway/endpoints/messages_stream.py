@@ -7,6 +7,11 @@
 - `NativeEvents`: an Anthropic deployment's own events, forwarded as they came while their usage (cache
   reads and writes included) is read with the Anthropic adapter's own stream state.
 Both keep the usage for the ledger; an error becomes Anthropic's `error` event.
+
+`ChatToEvents.feed`/`end` give the events as dicts; `wire`/`end_wire` give the same events encoded, the
+stream's hot path: a chunk that is nothing but text (most of a stream) and the stream's opening and closing
+events come from pre-encoded templates with the variable parts (orjson-encoded) spliced in, byte for byte what
+`sse()` of the dicts gives, without building the dicts; other chunks (tool calls, thinking) go through `feed`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,36 @@ def sse(event: dict[str, Any]) -> bytes:
     return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
+# `sse()` of the stream's common events, split where the variable parts go (`%d`: a block index).
+MESSAGE_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":',
+    b',"type":"message","role":"assistant","model":',
+    b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}\n\n',
+)
+TEXT_BLOCK_START = (
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+)
+TEXT_DELTA = (
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+    b'"delta":{"type":"text_delta","text":',
+    b"}}\n\n",
+)
+BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+MESSAGE_DELTA = (
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":',
+    b',"stop_sequence":null},"usage":',
+    b"}\n\n",
+)
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
 def error_event(kind: str, message: str) -> bytes:
     return sse({"type": "error", "error": {"type": kind, "message": message}})
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatToEvents:
     """One translated stream's state: which block is open, which tool call is which block."""
 
@@ -45,16 +75,56 @@ class ChatToEvents:
     finish: str | None = None
     usage: Usage | None = None
     text: list[str] = field(default_factory=list)  # what was sent, for an estimate if no usage came
+    head: bytes = b""  # the open text block's text_delta event up to its text (b"": no text block open)
 
     def feed(self, item: StreamItem) -> list[dict[str, Any]]:
-        if isinstance(item, RawEvents):  # OpenAI-compatible pass-through bytes: parse them here
-            chunks = [loads_event(p, "upstream") for p in item.payloads]
-        else:
-            chunks = [item]
         events: list[dict[str, Any]] = []
-        for chunk in chunks:
+        for chunk in _chunks(item):
             events.extend(self._chunk(chunk))
         return events
+
+    def wire(self, item: StreamItem) -> bytes:
+        """`sse()` of the events `feed(item)` gives."""
+        out = b""
+        for chunk in _chunks(item):
+            text = _only_text(chunk)
+            if text is None:  # tool calls, thinking, the finish, usage: the events' dicts
+                out += b"".join(sse(e) for e in self._chunk(chunk))
+            else:
+                out += self._text_wire(chunk, text)
+        return out
+
+    def _text_wire(self, chunk: dict[str, Any], text: str) -> bytes:
+        out = b"" if self.started else self._start_wire(chunk)
+        if not text:  # e.g. the first chunk's role-only delta
+            return out
+        if self.open != "text":
+            closed, ping = self._next_block("text")
+            if closed is not None:
+                out += BLOCK_STOP % closed
+            out += TEXT_BLOCK_START % self.index
+            if ping:
+                out += PING
+        self.text.append(text)
+        return out + self.head + orjson.dumps(text) + TEXT_DELTA[1]
+
+    def end_wire(self) -> bytes:
+        """`sse()` of the events `end()` gives."""
+        out = b"" if self.started else self._start_wire({})
+        if not self.pinged:
+            out += PING
+        if self.open is not None:
+            out += BLOCK_STOP % self.index
+            self._shut()
+        usage = orjson.dumps(anthropic_usage(self.usage or Usage()))
+        reason = orjson.dumps(stop_reason(self.finish, bool(self.tools)))
+        out += MESSAGE_DELTA[0] + reason + MESSAGE_DELTA[1] + usage + MESSAGE_DELTA[2]
+        return out + MESSAGE_STOP
+
+    def _start_wire(self, chunk: dict[str, Any]) -> bytes:
+        self._begin(chunk)
+        start = MESSAGE_START
+        return start[0] + orjson.dumps(self.id) + start[1] + orjson.dumps(self.model) + start[2]
 
     def _chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         events = [] if self.started else [self._start(chunk)]
@@ -71,9 +141,12 @@ class ChatToEvents:
                 self.finish = str(choice["finish_reason"])
         return events
 
-    def _start(self, chunk: dict[str, Any]) -> dict[str, Any]:
+    def _begin(self, chunk: dict[str, Any]) -> None:
         self.started = True
         self.id = message_id(chunk.get("id"))
+
+    def _start(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        self._begin(chunk)
         message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
@@ -128,20 +201,32 @@ class ChatToEvents:
         return [] if self.open == kind else self._open(kind, block)
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[dict[str, Any]]:
-        events = self._close()
-        self.index += 1
-        self.open = kind
+        closed, ping = self._next_block(kind)
+        events = [] if closed is None else [{"type": "content_block_stop", "index": closed}]
         events.append({"type": "content_block_start", "index": self.index, "content_block": block})
-        if not self.pinged:
-            self.pinged = True
+        if ping:
             events.append({"type": "ping"})
         return events
+
+    def _next_block(self, kind: str) -> tuple[int | None, bool]:
+        """Close the open block (if any) and open one of `kind`: the closed block's index, and whether the
+        stream's one ping goes now (after the first block's start)."""
+        closed = None if self.open is None else self.index
+        self.index += 1
+        self.open = kind
+        self.head = TEXT_DELTA[0] % self.index if kind == "text" else b""
+        ping, self.pinged = not self.pinged, True
+        return closed, ping
 
     def _close(self) -> list[dict[str, Any]]:
         if self.open is None:
             return []
-        self.open = None
+        self._shut()
         return [{"type": "content_block_stop", "index": self.index}]
+
+    def _shut(self) -> None:
+        self.open = None
+        self.head = b""
 
     def _block_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         return {"type": "content_block_delta", "index": self.index, "delta": delta}
@@ -158,6 +243,34 @@ class ChatToEvents:
         events.append({"type": "message_delta", "delta": delta, "usage": usage})
         events.append({"type": "message_stop"})
         return events
+
+
+def _chunks(item: StreamItem) -> list[dict[str, Any]]:
+    if isinstance(item, RawEvents):  # OpenAI-compatible pass-through bytes: parse them here
+        return [loads_event(p, "upstream") for p in item.payloads]
+    return [item]
+
+
+def _only_text(chunk: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries nothing else `_chunk` acts on (one choice whose delta has text, maybe
+    empty, and no reasoning or tool calls, no finish_reason, no usage), else None."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or isinstance(chunk.get("usage"), dict):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason"):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if content is None:
+        content = ""
+    elif type(content) is not str:
+        return None
+    if delta.get("tool_calls") or delta.get("reasoning_content") or delta.get("reasoning"):
+        return None
+    return content
 
 
 @dataclass
