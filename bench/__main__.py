@@ -20,7 +20,12 @@ def main() -> None:
         default=str(Path(".bench/litellm-venv/bin/litellm")),
         help="the litellm executable (make bench-deps installs 1.108.7 in .bench/)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the journal benchmark")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds (journal; gateway: rounds of chat/messages/responses)",
+    )
     parser.add_argument("--rows", type=int, default=10_000_000, help="ledger rows for the ledger benchmark")
     parser.add_argument(
         "--fill-only", action="store_true", help="ledger: fill the ledger and leave it, no timings"
@@ -44,7 +49,7 @@ def main() -> None:
         litellm = args.litellm if Path(args.litellm).exists() else None
         if litellm is None:
             print(f"note: {args.litellm} not found; LiteLLM left out (make bench-deps installs it)")
-        run(args.seconds, litellm, out / "gateway.json", ailab_only=args.ailab_only)
+        run(args.seconds, litellm, out / "gateway.json", ailab_only=args.ailab_only, rounds=args.rounds)
     if args.which in ("latency", "all"):
         from bench.gateway.latency import run as latency_run
 

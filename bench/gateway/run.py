@@ -1,9 +1,10 @@
 """Gateway benchmark: direct nginx upstream, nginx proxy_pass, a bare Python pass-through, ailab (chat, and the
-same requests on /v1/messages translated to the OpenAI upstream) and LiteLLM, side by side in one run,
+same requests on /v1/messages and /v1/responses translated to the OpenAI upstream, in `--rounds` rounds of
+rotating order, each row the median) and LiteLLM, side by side in one run,
 non-streaming and streaming (wrk, concurrency 32, 2 workers each), plus added latency at one connection, peak
 RSS and time to ready.
 
-    python -m bench gateway [--seconds 10] [--litellm PATH_TO_litellm] [--ailab-only]
+    python -m bench gateway [--seconds 10] [--litellm PATH_TO_litellm] [--ailab-only] [--rounds 3]
 
 `--ailab-only` measures just ailab's chat, /v1/messages and /v1/responses rows at concurrency 32 (the
 translated endpoints' ratios to chat, in a fraction of the run).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,7 +225,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run(
-    seconds: int = 10, litellm: str | None = None, out: Path | None = None, ailab_only: bool = False
+    seconds: int = 10,
+    litellm: str | None = None,
+    out: Path | None = None,
+    ailab_only: bool = False,
+    rounds: int = 2,
 ) -> dict[str, Any]:
     require_tools("nginx", "wrk")
     work = Path(tempfile.mkdtemp(prefix="ailab-bench-"))
@@ -241,14 +247,7 @@ def run(
             if not ailab_only:
                 rows += _floors(ports, secs, conns)
             proc, url, ready["ailab"] = start_ailab(work, ports)
-            rows += measure(
-                "ailab", url + path, _bodies("bench-json", "bench-sse"), auth, secs, proc.pid, conns
-            )
-            messages = _messages_bodies("bench-json", "bench-sse")
-            rows += measure("ailab-messages", url + "/v1/messages", messages, auth, secs, proc.pid, conns)
-            rows += measure(
-                "ailab-responses", url + "/v1/responses", _responses_bodies(), auth, secs, proc.pid, conns
-            )
+            rows += endpoint_rows(url, auth, secs, proc.pid, conns, rounds if conns > 1 else 1)
             stop(proc)
             if ailab_only:
                 continue
@@ -270,6 +269,43 @@ def run(
     if out:
         out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def endpoint_rows(url: str, auth: dict[str, str], secs: int, pid: int, conns: int, rounds: int) -> list[Row]:
+    """Chat, /v1/messages and /v1/responses on one lab, in `rounds` rounds whose order rotates (the ledger and
+    the response store grow as a run goes on, so a fixed order would favour whatever runs first); each row is
+    the median of its rounds (errors summed, the peak RSS the highest)."""
+    targets = [
+        ("ailab", "/v1/chat/completions", _bodies("bench-json", "bench-sse")),
+        ("ailab-messages", "/v1/messages", _messages_bodies("bench-json", "bench-sse")),
+        ("ailab-responses", "/v1/responses", _responses_bodies()),
+    ]
+    seen: dict[tuple[str, str], list[Row]] = {}
+    for n in range(max(1, rounds)):
+        for name, path, bodies in targets[n % 3 :] + targets[: n % 3]:
+            for row in measure(name, url + path, bodies, auth, secs, pid, conns):
+                seen.setdefault((name, row.mode), []).append(row)
+    return [_median_row(group) for _, group in sorted(seen.items(), key=lambda kv: _order(kv[0], targets))]
+
+
+def _order(key: tuple[str, str], targets: list[tuple[str, str, dict[str, Any]]]) -> tuple[int, str]:
+    return ([t[0] for t in targets].index(key[0]), key[1])
+
+
+def _median_row(group: list[Row]) -> Row:
+    def mid(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    peaks = [r.peak_rss_mb for r in group if r.peak_rss_mb is not None]
+    return Row(
+        group[0].target,
+        group[0].mode,
+        mid([r.rps for r in group]),
+        mid([r.p50_ms for r in group]),
+        mid([r.p99_ms for r in group]),
+        sum(r.errors for r in group),
+        max(peaks) if peaks else None,
+    )
 
 
 def _floors(ports: Ports, secs: int, conns: int) -> list[Row]:
