@@ -1,6 +1,7 @@
-"""The pre-encoded fast path (`ChatToEvents.start_wire` / `feed_wire`) sends exactly the bytes of the
-dict-built events (`start` / `feed` through `sse`), for random streams: unicode, quotes, newlines,
-backslashes, tool calls interleaved with text, odd chunks the fast path must leave to `feed`."""
+"""The pre-encoded fast path (`ChatToEvents.start_wire` / `feed_wire` / `finish_wire`) sends exactly
+the bytes of the dict-built events (`start` / `feed` / `finish` through `sse`), for random streams: unicode,
+quotes, newlines, backslashes, tool calls interleaved with text, odd chunks the fast path must leave to
+`feed`."""
 
 from __future__ import annotations
 
@@ -114,9 +115,15 @@ def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPat
         wire = t.start_wire() if fast else b"".join(sse(e) for e in t.start())
         for chunk in copy.deepcopy(chunks):
             wire += t.feed_wire(chunk) if fast else b"".join(sse(e) for e in t.feed(chunk))
-        wire += b"".join(sse(e) for e in t.finish(Usage(prompt_tokens=3, completion_tokens=7)))
+        usage = Usage(prompt_tokens=3, completion_tokens=7)
+        if fast:
+            closing, response = t.finish_wire(usage)
+            wire += closing
+        else:
+            wire += b"".join(sse(e) for e in t.finish(usage))
         wires.append(wire)
     assert wires[0] == wires[1]
+    assert response == orjson.dumps(t.response)  # what the store is handed: the final response itself
     events = _events(wires[1])
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     for e in events:

@@ -120,3 +120,11 @@ def test_response_ids_are_time_ordered_and_opaque() -> None:
     assert ids == sorted(ids) and len(set(ids)) == 200
     assert all(len(i) == len("resp_") + 32 and i.startswith("resp_") for i in ids)
     int(ids[0][5:], 16)  # hex, like every other id the lab makes
+
+
+def test_an_encoded_response_is_stored_as_given(store: ResponseStore) -> None:
+    stored = _stored("resp_enc")
+    stored.encoded = b'{"id":"resp_enc","output":[],"note":"\\u00e9"}'  # a stream's final event, already JSON
+    store.put(stored)
+    got = store.get("resp_enc", "key:a")
+    assert got is not None and got.response == {"id": "resp_enc", "output": [], "note": "é"}

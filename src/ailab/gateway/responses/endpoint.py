@@ -124,7 +124,12 @@ class CreateResponse(Endpoint):
             last = message["type"] == "http.response.body" and not message.get("more_body")
             if last and state.final is not None and state.store:
                 stored = Stored(
-                    state.final["id"], owner(ctx), state.final, state.conversation, len(state.items)
+                    state.final["id"],
+                    owner(ctx),
+                    state.final,
+                    state.conversation,
+                    len(state.items),
+                    state.final_json,
                 )
                 await self.store.save(stored)
             await send(message)

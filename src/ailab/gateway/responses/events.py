@@ -230,6 +230,19 @@ class ChatToEvents:
         self.done = True
         return out
 
+    def finish_wire(self, usage: Usage) -> tuple[bytes, bytes]:
+        """`finish(usage)` as SSE, and the final response's JSON: encoded once, for the wire and the store."""
+        closing = [*self._close_message(), *self._close_call()]
+        self.response["output"] = [dict(i) for i in self.items]
+        complete(self.response, self.finish_reason, usage)
+        kind = b"response.completed" if self.response["status"] == "completed" else b"response.incomplete"
+        response: bytes = orjson.dumps(self.response)
+        head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+        final = head + str(self.seq).encode() + b',"response":' + response + b"}\n\n"
+        self.seq += 1
+        self.done = True
+        return b"".join(sse(e) for e in closing) + final, response
+
     def fail(self, code: str, message: str, usage: Usage | None = None) -> list[dict[str, Any]]:
         """The stream broke after it began: the response as far as it got, `failed`, with the reason."""
         self.response["output"] = [dict(i) for i in self.items]

@@ -69,9 +69,9 @@ class ResponsesShape(StreamShape):
         if self.state.native:
             return self.tail
         usage = self.usage or self.ctx.outcome.usage or Usage()
-        out = self.events.finish(usage)
+        wire, self.state.final_json = self.events.finish_wire(usage)
         self.state.final = self.events.response
-        return b"".join(sse(e) for e in out)
+        return wire
 
     def error(self, err: GatewayError) -> bytes:
         seq = self.seq if self.state.native else self.events.seq

@@ -84,6 +84,7 @@ class Stored:
     response: dict[str, Any]
     items: list[dict[str, Any]]
     n_input: int
+    encoded: bytes | None = None  # `response` already as JSON (a stream's final event): not encoded again
 
     @property
     def input_items(self) -> list[dict[str, Any]]:
@@ -231,7 +232,7 @@ class ResponseStore:
             stored.owner,
             expires_ms - self.ttl_ms,
             expires_ms,
-            orjson.dumps(stored.response).decode(),
+            (stored.encoded or orjson.dumps(stored.response)).decode(),
             orjson.dumps(stored.items).decode(),
             stored.n_input,
         )
