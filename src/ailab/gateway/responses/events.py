@@ -76,12 +76,15 @@ class ChatToEvents:
     def start_wire(self) -> bytes:
         """`start()` as SSE: the skeleton is encoded once for both snapshots."""
         response = orjson.dumps(self.response)
-        out = b""
-        for kind in (b"response.created", b"response.in_progress"):
-            head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
-            out += head + str(self.seq).encode() + b',"response":' + response + b"}\n\n"
-            self.seq += 1
-        return out
+        return self._snapshot_wire(b"response.created", response) + self._snapshot_wire(
+            b"response.in_progress", response
+        )
+
+    def _snapshot_wire(self, kind: bytes, response: bytes) -> bytes:
+        """`sse(self._snapshot(kind))` from the response's JSON, encoded by the caller."""
+        head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+        self.seq += 1
+        return head + str(self.seq - 1).encode() + b',"response":' + response + b"}\n\n"
 
     def feed_wire(self, chunk: dict[str, Any]) -> bytes:
         """`feed(chunk)` as SSE. A chunk that only adds text to the open message (the bulk of a stream)
@@ -237,9 +240,7 @@ class ChatToEvents:
         complete(self.response, self.finish_reason, usage)
         kind = b"response.completed" if self.response["status"] == "completed" else b"response.incomplete"
         response: bytes = orjson.dumps(self.response)
-        head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
-        final = head + str(self.seq).encode() + b',"response":' + response + b"}\n\n"
-        self.seq += 1
+        final = self._snapshot_wire(kind, response)
         self.done = True
         return b"".join(sse(e) for e in closing) + final, response
 
