@@ -141,3 +141,19 @@ async def test_migrate_to_every_other_store_without_reembedding(klab, tmp_path):
             h.chunk_id for h in await klab.svc.search(MASTER, [coll], "vacuum dead tuples", 5)
         ] == expected
     assert embedded_before > 0  # embeddings were made once, at ingest
+
+
+async def test_ingest_leaves_the_search_index_up_to_date(klab, tmp_path):
+    """A large collection's sparse index catches up at the end of an ingest (before it returns for
+    `index_now`, as `ailab ingest` asks), not at the first search."""
+    catalog = klab.svc.catalog
+    if not hasattr(catalog, "sparse_min_rows"):
+        pytest.skip("the PostgreSQL catalog keeps its own text index")
+    catalog.sparse_min_rows = 0  # every collection counts as large here
+    write_corpus(tmp_path / "docs")
+    coll = await klab.svc.create_collection(MASTER, "docs")
+    await klab.svc.ingest_paths(MASTER, coll, [tmp_path / "docs"], index_now=True)
+    state = catalog.path.parent / "sparse" / coll.id / "state.json"
+    assert state.is_file() and not catalog._building
+    hit = await top(klab, coll, "lighthouse lamp")
+    assert hit["source"].endswith("notes.txt")

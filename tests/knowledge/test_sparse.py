@@ -176,3 +176,47 @@ def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
     assert state.is_file() and coll.id not in lazy._building
     assert lazy._sparse[coll.id].max_id > 0
     same(fts.bm25(coll.id, "w3 w17 lamp", 1000), lazy.bm25(coll.id, "w3 w17 lamp", 1000))
+
+
+def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_path: Path) -> None:
+    """`refresh_index(wait=True)` (what `ailab ingest` calls at its end) leaves an index on disk that is up
+    to date, so the first search of another process answers from it at once; deletions are applied too."""
+    fts = SqliteCatalog(tmp_path / "catalog.sqlite")
+    coll = collection()
+    fts.add_collection(coll)
+    fill(fts, coll, 150)
+    state = tmp_path / "sparse" / coll.id / "state.json"
+    fts.refresh_index(coll.id, wait=True)
+    assert not state.exists()  # small collection (below sparse_min_rows): FTS5 only, nothing built
+
+    ingester = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
+    ingester.refresh_index(coll.id, wait=True)
+    assert state.is_file() and not ingester._building
+    with fts.connect() as tx:
+        fts.delete_document(tx, "d7")
+    ingester.refresh_index(coll.id, wait=True)
+
+    server = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
+    for q in QUERIES:
+        same(fts.bm25(coll.id, q, 1000), server.bm25(coll.id, q, 1000))
+    assert not server._building  # nothing was behind: no background catch-up started
+    index = server._sparse[coll.id]
+    with server._read() as db:
+        assert (index.max_id, index.del_seq) == server._marks(db, coll.id)
+
+
+def test_refresh_index_in_the_background(tmp_path: Path) -> None:
+    import time
+
+    fts = SqliteCatalog(tmp_path / "catalog.sqlite")
+    coll = collection()
+    fts.add_collection(coll)
+    fill(fts, coll, 150)
+    served = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
+    served.refresh_index(coll.id)
+    state = tmp_path / "sparse" / coll.id / "state.json"
+    deadline = time.monotonic() + 60
+    while (coll.id in served._building or not state.is_file()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.is_file()
+    same(fts.bm25(coll.id, "lighthouse keeper", 1000), served.bm25(coll.id, "lighthouse keeper", 1000))

@@ -145,7 +145,14 @@ def ingest(
         coll = await _target_collection(svc, target)
         with progress(f"ingest → {collection}", quiet=fmt == "json") as update:
             report = await svc.ingest_paths(
-                _operator(), coll, paths, prune=prune, workers=workers, find=find, progress=update
+                _operator(),
+                coll,
+                paths,
+                prune=prune,
+                workers=workers,
+                find=find,
+                progress=update,
+                index_now=True,
             )
         return report.as_dict()
 

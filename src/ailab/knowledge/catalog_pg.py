@@ -290,6 +290,9 @@ class PgCatalog:
             rows = conn.execute(text(sql + " ORDER BY score DESC, c.id LIMIT :k"), args).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
+        """Nothing to do: PostgreSQL keeps its text search index (`tsv`) up to date itself."""
+
     def filter_ids(self, collection_id: str, filters: dict[str, Any]) -> set[int]:
         """Chunk ids matching every filter: `source_prefix`, `document_id`, or a metadata field's value."""
         sql = "SELECT id FROM knowledge_chunks WHERE collection_id = :c"

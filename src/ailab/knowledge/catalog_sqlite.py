@@ -303,6 +303,20 @@ class SqliteCatalog:
         """The collection's sparse index, brought up to the catalog's state in this read transaction;
         None while the collection is small or its index is far behind (FTS5 answers)."""
         max_id, del_seq = self._marks(db, collection_id)
+        index = self._loaded(db, collection_id, max_id)
+        if index is None:
+            return None
+        lag = max(max_id - index.max_id, del_seq - index.del_seq)  # ids: an upper bound of new chunks
+        if lag > self.sparse_sync_rows:
+            self._catch_up_later(collection_id, index)
+            return None
+        with index.lock:
+            if max_id > index.max_id or del_seq > index.del_seq:
+                self._catch_up(db, collection_id, index, max_id, del_seq)
+        return index
+
+    def _loaded(self, db: sqlite3.Connection, collection_id: str, max_id: int) -> SparseIndex | None:
+        """The collection's sparse index as loaded (possibly behind the catalog); None while it is small."""
         with self._sparse_lock:
             index = self._sparse.get(collection_id)
             if index is None:
@@ -316,14 +330,26 @@ class SqliteCatalog:
                         return None
                 index = SparseIndex.load(d)
                 self._sparse[collection_id] = index
-        lag = max(max_id - index.max_id, del_seq - index.del_seq)  # ids: an upper bound of new chunks
-        if lag > self.sparse_sync_rows:
+            return index
+
+    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
+        """Bring a large collection's sparse index up to the catalog after an ingest, so the first search
+        does not find it behind (FTS5 answers meanwhile, ~1 s at a million chunks). `wait`: here and now
+        (a CLI process that ends next); else in the background, as a search would start it."""
+        with self._read() as db:
+            max_id, del_seq = self._marks(db, collection_id)
+            index = self._loaded(db, collection_id, max_id)
+        if index is None or (max_id <= index.max_id and del_seq <= index.del_seq):
+            return
+        if wait:
+            self._build(collection_id, index)
+        else:
             self._catch_up_later(collection_id, index)
-            return None
-        with index.lock:
-            if max_id > index.max_id or del_seq > index.del_seq:
-                self._catch_up(db, collection_id, index, max_id, del_seq)
-        return index
+
+    def _build(self, collection_id: str, index: SparseIndex) -> None:
+        with self._read() as db, index.lock:
+            self._catch_up(db, collection_id, index, *self._marks(db, collection_id))
+            index.save()
 
     def _catch_up_later(self, collection_id: str, index: SparseIndex) -> None:
         with self._sparse_lock:
@@ -333,9 +359,7 @@ class SqliteCatalog:
 
         def work() -> None:
             try:
-                with self._read() as db, index.lock:
-                    self._catch_up(db, collection_id, index, *self._marks(db, collection_id))
-                    index.save()
+                self._build(collection_id, index)
             except Exception:  # a cache: FTS5 keeps answering, the next search tries again
                 log.exception("knowledge: building the sparse index of collection %s failed", collection_id)
             finally:

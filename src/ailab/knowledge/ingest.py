@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ailab.knowledge.service import KnowledgeService
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger("ailab.knowledge")
 EMBED_BATCH = 64
 IN_FLIGHT = 16
 
@@ -75,6 +77,7 @@ class Ingestor:
         progress: Progress | None = None,
         workers: int | None = None,
         find: FindOptions | None = None,
+        index_now: bool = False,
     ) -> IngestReport:
         t0 = time.perf_counter()
         found = await asyncio.to_thread(find_files, paths, find)
@@ -98,6 +101,7 @@ class Ingestor:
         finally:
             if workers is not None:  # a pool of this run's own
                 pool.close()
+        await self._refresh_index(index_now)
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
@@ -113,8 +117,18 @@ class Ingestor:
                 continue
             jobs.append(self._prepare(pool, str(item.path), None, item.name))
         await self._consume(iter(jobs), len(jobs), None)
+        await self._refresh_index(False)
         self.report.seconds = time.perf_counter() - t0
         return self.report
+
+    async def _refresh_index(self, now: bool) -> None:
+        """The catalog's search index catches up with this ingest now (`now`: before returning, for a
+        process that ends next), not at the first search. A failure there loses nothing: searches catch
+        the index up themselves."""
+        try:
+            await asyncio.to_thread(self.service.catalog.refresh_index, self.coll.id, now)
+        except Exception:
+            log.exception("knowledge: refreshing the search index of %s failed", self.coll.name)
 
     def _pool(self, workers: int | None) -> ParsePool | InlinePool:
         """The service's parser processes, or for `workers` given: 0, a thread here; N, N processes."""

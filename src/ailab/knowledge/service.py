@@ -248,8 +248,13 @@ class KnowledgeService:
         progress: Progress | None = None,
         workers: int | None = None,
         find: FindOptions | None = None,
+        index_now: bool = False,
     ) -> IngestReport:
-        return await Ingestor(self, coll, principal).run_paths(paths, prune, progress, workers, find)
+        """Ingest files and folders. `index_now`: the search index catches up before this returns (for a
+        process that ends next); else in the background."""
+        return await Ingestor(self, coll, principal).run_paths(
+            paths, prune, progress, workers, find, index_now
+        )
 
     async def ingest_files(
         self, principal: Principal, coll: Collection, items: list[uploads.Incoming]
