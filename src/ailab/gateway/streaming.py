@@ -127,7 +127,7 @@ class DisconnectWatch:
         self.seen = seen
         self.fired = False
         self.relay = asyncio.current_task()
-        self.task = asyncio.get_running_loop().create_task(self._watch())
+        self.task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -141,7 +141,13 @@ class DisconnectWatch:
             return
 
     def stop(self) -> bool:
-        self.task.cancel()
+        # The task is let go of: cancelled (often before it first ran, when the whole stream was relayed
+        # without waiting), it keeps the error, whose traceback holds `_watch`'s frame and so `self`. Were
+        # `self` still holding the task, that would be a reference cycle per request, keeping the request's
+        # objects (and the server's, through `receive`) alive until the cyclic GC runs.
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
         if self.fired and self.relay is not None:
             self.relay.uncancel()
         return self.fired
