@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 
 from ailab.access import Principal
 from ailab.gateway.errors import GatewayError, clip, from_upstream, retry_after_header
+from ailab.gateway.ids import random_hex
 from ailab.gateway.limits import Budgeter, rate_headers
 from ailab.gateway.providers.base import Provider
 from ailab.gateway.router import Attempt, NoDeploymentAvailable, Router, StreamStart
@@ -40,7 +40,7 @@ class Outcome:
 
 
 def new_request_id() -> str:
-    return os.urandom(12).hex()
+    return random_hex(12)
 
 
 @dataclass(slots=True)

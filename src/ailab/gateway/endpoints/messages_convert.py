@@ -8,11 +8,11 @@ so a group mixing Anthropic and other deployments refuses it only where it must.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
 
+from ailab.gateway.ids import random_hex
 from ailab.gateway.providers.anthropic_convert import FINISH_REASONS, bad_request, usage_from
 from ailab.gateway.providers.base import estimate_tokens
 from ailab.gateway.types import Usage
@@ -231,7 +231,7 @@ def message_id(chat_id: Any) -> str:
 
 
 def new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
+    return prefix + random_hex(12)
 
 
 def anthropic_usage(usage: Usage) -> dict[str, Any]:

@@ -7,13 +7,13 @@ is sent as a Bearer token for hosted Ollama (ollama.com) or a reverse proxy in f
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
+from ailab.gateway.ids import random_hex
 from ailab.gateway.providers import ollama_convert as conv
 from ailab.gateway.providers.base import (
     Provider,
@@ -176,7 +176,7 @@ class _StreamState:
 
 
 def _completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    return f"chatcmpl-{random_hex(12)}"
 
 
 async def list_models(

@@ -7,11 +7,11 @@ content is always a list of parts.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from ailab.gateway.errors import GatewayError, bad_param, quote
+from ailab.gateway.ids import random_hex
 
 KNOWN = frozenset(
     {
@@ -62,14 +62,14 @@ MAX_METADATA = 16
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(16).hex()}"
+    return f"{prefix}_{random_hex(16)}"
 
 
 def new_response_id() -> str:
     """`resp_` and 32 hex digits like `new_id`, but the first 14 are the time in µs: the stored responses'
     primary-key index then grows at its end (a batch touches a few pages, not one random page per row).
     The other 72 bits stay random; an id is no credential anyway (a response is only its owner's)."""
-    return f"resp_{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
+    return f"resp_{time.time_ns() // 1000:014x}{random_hex(9)}"
 
 
 def unknown(param: str) -> GatewayError:
