@@ -1,9 +1,10 @@
 """Ledger rows as tuples in a fixed column order, built from events in one pass that also prices them and sums
-the daily rollup, then inserted with one driver-level executemany (COPY on PostgreSQL) and the rollup upserted
+the daily rollup, then inserted with multi-row INSERT statements (COPY on PostgreSQL) and the rollup upserted
 in the same transaction (so the two can never disagree)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -273,9 +274,8 @@ def write_batch(conn: Connection, batch: Batch) -> None:
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, batch.row_slices())
     else:
-        sql = _insert_sql(conn, batch.null)
         for rows in batch.row_slices():
-            conn.exec_driver_sql(sql, rows)
+            _insert_sqlite(conn, rows, batch.null)
     _upsert_rollups(conn, batch.hourly())
 
 
@@ -335,12 +335,28 @@ def _placeholders(conn: Connection, n: int) -> str:
     return ", ".join([mark] * n)
 
 
-def _insert_sql(conn: Connection, null: int | None) -> str:
-    """The driver-level executemany INSERT; with a `null` marker, NULLIF turns it back into NULL."""
-    # Identifiers and the marker are constants of this module; values are bound parameters.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    values = (f"NULLIF({mark}, {int(null)})" if null is not None and c in NULLABLE else mark for c in COLUMNS)
-    return f"INSERT INTO ledger_requests ({', '.join(COLUMNS)}) VALUES ({', '.join(values)})"
+# SQLite: rows go in as multi-row INSERT statements, each one step. An executemany steps once per row, and
+# sqlite3 releases and retakes the GIL around every step: the writer thread then took the GIL back from the
+# event loop once per row (a forced switch after the switch interval). Bound parameters a statement may
+# hold: 32766 from SQLite 3.32 on, 999 before.
+_SQLITE_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+_SQLITE_ROWS = _SQLITE_PARAMS // len(COLUMNS)
+_INSERT = f"INSERT INTO ledger_requests ({', '.join(COLUMNS)}) VALUES "
+
+
+def _row_marks(null: int | None) -> str:
+    """One row's placeholders (SQLite's `?`); with a `null` marker, NULLIF turns it back into NULL."""
+    # The marker is a constant of this module; values are bound parameters.
+    marks = (f"NULLIF(?, {int(null)})" if null is not None and c in NULLABLE else "?" for c in COLUMNS)
+    return f"({', '.join(marks)})"
+
+
+def _insert_sqlite(conn: Connection, rows: Sequence[Row], null: int | None) -> None:
+    marks = _row_marks(null)
+    for start in range(0, len(rows), _SQLITE_ROWS):
+        part = rows[start : start + _SQLITE_ROWS]
+        params = tuple(v for row in part for v in row)
+        conn.exec_driver_sql(_INSERT + ", ".join([marks] * len(part)), params)
 
 
 # Identifiers are constants of this module; values are bound parameters (or COPY data).
@@ -368,7 +384,7 @@ def insert_rows(conn: Connection, rows: Sequence[Row]) -> None:
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, [rows])
     else:
-        conn.exec_driver_sql(_insert_sql(conn, None), list(rows))
+        _insert_sqlite(conn, rows, None)
     _upsert_rollups(conn, hourly_totals(rows))
 
 

@@ -128,3 +128,17 @@ def test_an_encoded_response_is_stored_as_given(store: ResponseStore) -> None:
     store.put(stored)
     got = store.get("resp_enc", "key:a")
     assert got is not None and got.response == {"id": "resp_enc", "output": [], "note": "é"}
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole(store: ResponseStore) -> None:
+    """SQLite writes a batch as multi-row INSERTs of SQLITE_ROWS rows each; every row lands, as given."""
+    from ailab.gateway.responses.store import SQLITE_ROWS
+
+    n = SQLITE_ROWS * 2 + 7
+    batch = [(_stored(f"resp_{i:04d}", owner=f"key:{i % 3}"), 10**13 + i) for i in range(n)]
+    batch[5][0].response["note"] = 'quote " backslash \\ é \u0000 🎉'
+    store._write(batch)
+    for i in (0, 5, SQLITE_ROWS, n - 1):
+        got = store.get(f"resp_{i:04d}", f"key:{i % 3}")
+        assert got is not None and got.response == batch[i][0].response and got.items == batch[i][0].items
+    assert store.get("resp_0001", "key:0") is None  # owned by key:1

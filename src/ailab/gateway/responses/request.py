@@ -68,8 +68,14 @@ def new_id(prefix: str) -> str:
 def new_response_id() -> str:
     """`resp_` and 32 hex digits like `new_id`, but the first 14 are the time in µs: the stored responses'
     primary-key index then grows at its end (a batch touches a few pages, not one random page per row).
-    The other 72 bits stay random; an id is no credential anyway (a response is only its owner's)."""
-    return f"resp_{time.time_ns() // 1000:014x}{random_hex(9)}"
+    The other 72 bits stay random; an id is no credential anyway (a response is only its owner's). Two ids
+    made in the same µs get increasing times, so one process's ids are strictly ordered."""
+    micros = max(time.time_ns() // 1000, _last_micros[0] + 1)
+    _last_micros[0] = micros
+    return f"resp_{micros:014x}{random_hex(9)}"
+
+
+_last_micros = [0]  # the time part of this process's last response id
 
 
 def unknown(param: str) -> GatewayError:
