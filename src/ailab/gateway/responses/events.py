@@ -22,8 +22,20 @@ import orjson
 from ailab.gateway.responses.from_chat import call_item, complete, message_item, text_part
 from ailab.gateway.types import Usage
 
-_DELTA = b"response.output_text.delta"
-_DELTA_HEAD = b"event: " + _DELTA + b'\ndata: {"type":"' + _DELTA + b'","sequence_number":'
+
+def _head(kind: bytes) -> bytes:
+    """An event's SSE bytes up to its sequence number's digits (`_event` puts type and number first)."""
+    return b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+
+
+_DELTA_HEAD = _head(b"response.output_text.delta")
+_ADDED_HEAD = _head(b"response.output_item.added")
+_PART_ADDED_HEAD = _head(b"response.content_part.added")
+_TEXT_DONE_HEAD = _head(b"response.output_text.done")
+_PART_DONE_HEAD = _head(b"response.content_part.done")
+_ITEM_DONE_HEAD = _head(b"response.output_item.done")
+# `text_part(...)` encoded around its text (from_chat.text_part: type, text, annotations, logprobs).
+_PART = (b'{"type":"output_text","text":', b',"annotations":[],"logprobs":[]}')
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -87,15 +99,31 @@ class ChatToEvents:
         return head + str(self.seq - 1).encode() + b',"response":' + response + b"}\n\n"
 
     def feed_wire(self, chunk: dict[str, Any]) -> bytes:
-        """`feed(chunk)` as SSE. A chunk that only adds text to the open message (the bulk of a stream)
-        is spliced into the pre-encoded delta event; anything else takes `feed`."""
+        """`feed(chunk)` as SSE. A chunk that only adds text (the bulk of a stream) is spliced into the
+        pre-encoded delta event, and so is the message it opens; anything else takes `feed`."""
         text = text_only(chunk)
-        if text is None or self._delta_mid is None or self.open_call is not None:
+        if text is None or self.open_call is not None:
             return b"".join(sse(e) for e in self.feed(chunk))
+        opened = self._open_wire() if self._delta_mid is None else b""
+        assert self._delta_mid is not None
         self.text.append(text)
-        seq = self.seq
+        return opened + _DELTA_HEAD + self._next() + self._delta_mid + orjson.dumps(text) + b"}\n\n"
+
+    def _next(self) -> bytes:
         self.seq += 1
-        return _DELTA_HEAD + str(seq).encode() + self._delta_mid + orjson.dumps(text) + b"}\n\n"
+        return str(self.seq - 1).encode()
+
+    def _open_wire(self) -> bytes:
+        """`_text`'s opening events (output_item.added, content_part.added) as SSE, for no open item."""
+        self._open_message()
+        assert self.message is not None
+        index = str(len(self.items) - 1).encode()
+        item_id = orjson.dumps(self.message["id"])
+        item = orjson.dumps(self.message)
+        added = _ADDED_HEAD + self._next() + b',"output_index":' + index + b',"item":' + item + b"}\n\n"
+        where = b',"item_id":' + item_id + b',"output_index":' + index + b',"content_index":0'
+        part = _PART_ADDED_HEAD + self._next() + where + b',"part":' + _PART[0] + b'""' + _PART[1] + b"}\n\n"
+        return added + part
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -116,18 +144,28 @@ class ChatToEvents:
     def _text(self, delta: str) -> list[dict[str, Any]]:
         out = self._close_call()
         if self.message is None:
-            self.message = message_item("", status="in_progress")
-            self.message["content"] = []
-            self.text = []
-            out.append(self._added(self.message))
+            self._open_message()
+            assert self.message is not None
+            out.append(
+                self._event(
+                    "response.output_item.added", output_index=len(self.items) - 1, item=dict(self.message)
+                )
+            )
             out.append(self._part_event("response.content_part.added", text_part("")))
-            # The fields `_text_event` puts between sequence_number and delta, in its order (same bytes).
-            fields = {"item_id": self.message["id"], "output_index": len(self.items) - 1}
-            encoded = orjson.dumps({**fields, "content_index": 0, "logprobs": []})
-            self._delta_mid = b"," + encoded[1:-1] + b',"delta":'
         self.text.append(delta)
         out.append(self._text_event("response.output_text.delta", delta=delta))
         return out
+
+    def _open_message(self) -> None:
+        """A new message item (in progress, no content yet), last of the output."""
+        self.message = message_item("", status="in_progress")
+        self.message["content"] = []
+        self.text = []
+        self.items.append(self.message)
+        # The fields `_text_event` puts between sequence_number and delta, in its order (same bytes).
+        fields = {"item_id": self.message["id"], "output_index": len(self.items) - 1}
+        encoded = orjson.dumps({**fields, "content_index": 0, "logprobs": []})
+        self._delta_mid = b"," + encoded[1:-1] + b',"delta":'
 
     def _added(self, item: dict[str, Any]) -> dict[str, Any]:
         self.items.append(item)
@@ -156,6 +194,37 @@ class ChatToEvents:
             logprobs=[],
             **fields,
         )
+
+    def _close_message_wire(self) -> bytes:
+        """`sse()` of `_close_message()`'s events, the text encoded once for all three (the message's
+        fields in `message_item`'s order)."""
+        message = self.message
+        if message is None:
+            return b""
+        text = "".join(self.text)
+        encoded = orjson.dumps(text)
+        index = str(self._index(message)).encode()
+        item_id = orjson.dumps(message["id"])
+        where = b',"item_id":' + item_id + b',"output_index":' + index + b',"content_index":0'
+        part = _PART[0] + encoded + _PART[1]
+        out = _TEXT_DONE_HEAD + self._next() + where + b',"logprobs":[],"text":' + encoded + b"}\n\n"
+        out += _PART_DONE_HEAD + self._next() + where + b',"part":' + part + b"}\n\n"
+        message["content"] = [text_part(text)]
+        message["status"] = "completed"
+        item = b'{"type":"message","id":' + item_id + b',"status":"completed","role":"assistant","content":['
+        out += (
+            _ITEM_DONE_HEAD
+            + self._next()
+            + b',"output_index":'
+            + index
+            + b',"item":'
+            + item
+            + part
+            + b"]}}\n\n"
+        )
+        self.message = None
+        self._delta_mid = None
+        return out
 
     def _close_message(self) -> list[dict[str, Any]]:
         if self.message is None:
@@ -235,14 +304,14 @@ class ChatToEvents:
 
     def finish_wire(self, usage: Usage) -> tuple[bytes, bytes]:
         """`finish(usage)` as SSE, and the final response's JSON: encoded once, for the wire and the store."""
-        closing = [*self._close_message(), *self._close_call()]
+        closing = self._close_message_wire() + b"".join(sse(e) for e in self._close_call())
         self.response["output"] = [dict(i) for i in self.items]
         complete(self.response, self.finish_reason, usage)
         kind = b"response.completed" if self.response["status"] == "completed" else b"response.incomplete"
         response: bytes = orjson.dumps(self.response)
         final = self._snapshot_wire(kind, response)
         self.done = True
-        return b"".join(sse(e) for e in closing) + final, response
+        return closing + final, response
 
     def fail(self, code: str, message: str, usage: Usage | None = None) -> list[dict[str, Any]]:
         """The stream broke after it began: the response as far as it got, `failed`, with the reason."""
