@@ -137,7 +137,7 @@ def test_a_batch_larger_than_one_statement_is_written_whole(store: ResponseStore
     n = SQLITE_ROWS * 2 + 7
     batch = [(_stored(f"resp_{i:04d}", owner=f"key:{i % 3}"), 10**13 + i) for i in range(n)]
     batch[5][0].response["note"] = 'quote " backslash \\ é \u0000 🎉'
-    store._write(batch)
+    store._write([store._row(stored, expires_ms) for stored, expires_ms in batch])
     for i in (0, 5, SQLITE_ROWS, n - 1):
         got = store.get(f"resp_{i:04d}", f"key:{i % 3}")
         assert got is not None and got.response == batch[i][0].response and got.items == batch[i][0].items

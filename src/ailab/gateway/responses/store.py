@@ -8,9 +8,9 @@ passing (at most once a minute, by the writer).
 
 Write-behind: `save` puts the response in a bounded in-memory buffer and returns; a background task writes
 the buffer in batches (one transaction per batch, every `flush_interval_s`), so no request waits for the
-database. The JSON is encoded in the writer thread (not on the event loop), and a batch is inserted by
-multi-row INSERT statements on SQLite (one step each: see SQLITE_ROWS) or the driver's `executemany` on
-PostgreSQL, without SQLAlchemy's compilation or per-row parameter processing. Response
+database. The buffer holds each response as its row, JSON already encoded (see `_row`), and a batch is
+inserted by multi-row INSERT statements on SQLite (one step each: see SQLITE_ROWS) or the driver's
+`executemany` on PostgreSQL, without SQLAlchemy's compilation or per-row parameter processing. Response
 ids the lab makes are time-ordered (`request.new_response_id`), so a batch appends to the primary-key index
 instead of touching one random page per row: that halves SQLite's CPU per stored response.
 
@@ -55,6 +55,8 @@ log = logging.getLogger("ailab.gateway")
 _T = TypeVar("_T")
 
 metadata = MetaData()
+# A row of the table, as inserted: id, owner, created_ms, expires_ms, response JSON, items JSON, n_input.
+Row = tuple[str, str, int, int, str, str, int]
 
 responses_table = Table(
     "gateway_responses",
@@ -113,9 +115,9 @@ class ResponseStore:
         self.max_buffered = max_buffered
         self._lock = threading.Lock()
         self._last_purge = 0.0
-        # Not yet committed, with their expiry (ms): waiting for the next batch, and the batch being written.
-        self._pending: dict[str, tuple[Stored, int]] = {}
-        self._flushing: dict[str, tuple[Stored, int]] = {}
+        # Not yet committed, as their rows (`_row`): waiting for the next batch, and the batch being written.
+        self._pending: dict[str, Row] = {}
+        self._flushing: dict[str, Row] = {}
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert, self._row_marks = _insert_sql(engine)
         self._deleted: set[str] = set()  # deleted while their batch was being written: delete once it is
@@ -133,8 +135,12 @@ class ResponseStore:
             if len(self._pending) + len(self._flushing) >= self.max_buffered:
                 log.warning("response buffer full (database not writable): %s not stored", stored.id)
                 return
-        # Only the expiry here: the row (its JSON) is made by the writer thread.
-        self._pending[stored.id] = (stored, int(time.time() * 1000) + self.ttl_ms)
+        try:
+            row = self._row(stored, int(time.time() * 1000) + self.ttl_ms)
+        except TypeError as exc:  # not JSON (a bug upstream of here): that one only is not stored
+            log.error("response %s not stored: %s", stored.id, exc)
+            return
+        self._pending[stored.id] = row
         self._deleted.discard(stored.id)
         if self._writer is None:
             self._flushed = self._flushed or asyncio.Event()
@@ -187,13 +193,12 @@ class ResponseStore:
             log.error("%d stored responses lost at shutdown (database not writable)", len(self._pending))
 
     def _buffered(self, response_id: str, owner: str) -> Stored | None:
-        entry = self._pending.get(response_id) or self._flushing.get(response_id)
-        if entry is None or response_id in self._deleted:
+        row = self._pending.get(response_id) or self._flushing.get(response_id)
+        if row is None or response_id in self._deleted:
             return None
-        stored, expires_ms = entry
-        if stored.owner != owner or expires_ms <= int(time.time() * 1000):
+        if row[1] != owner or row[3] <= int(time.time() * 1000):
             return None
-        return stored
+        return _stored(row)
 
     async def find(self, response_id: str, owner: str) -> Stored | None:
         """The response, from this worker's buffer or the database (polled up to `settle_s` on a miss, for
@@ -225,10 +230,13 @@ class ResponseStore:
             await asyncio.sleep(self.flush_interval_s)
 
     def put(self, stored: Stored) -> None:
-        self._write([(stored, int(time.time() * 1000) + self.ttl_ms)], replace=True)
+        self._write([self._row(stored, int(time.time() * 1000) + self.ttl_ms)], replace=True)
 
-    def _row(self, stored: Stored, expires_ms: int) -> tuple[Any, ...]:
-        """The INSERT's parameters (in the writer thread: the dicts are not changed once saved)."""
+    def _row(self, stored: Stored, expires_ms: int) -> Row:
+        """The INSERT's parameters, made when a response is saved. The buffer holds these, strings and
+        numbers: the cyclic GC stops tracking such tuples, where a buffered response's dicts would be
+        promoted through every generation while they wait (~25 containers a response, thousands a batch,
+        which made full collections frequent: more CPU than encoding the JSON here costs)."""
         return (
             stored.id,
             stored.owner,
@@ -243,15 +251,9 @@ class ResponseStore:
         with self.engine.begin() as conn:
             conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
 
-    def _write(self, batch: list[tuple[Stored, int]], replace: bool = False) -> None:
+    def _write(self, rows: list[Row], replace: bool = False) -> None:
         """Insert a batch in one transaction. Ids are fresh and a failed batch was rolled back, so a
         batch only inserts; `replace` (an explicit `put`) deletes an older row of the same id first."""
-        rows = []
-        for stored, expires_ms in batch:
-            try:
-                rows.append(self._row(stored, expires_ms))
-            except TypeError as exc:  # not JSON (a bug upstream of here): that one only is not stored
-                log.error("response %s not stored: %s", stored.id, exc)
         with self.engine.begin() as conn:
             if replace:
                 ids = [row[0] for row in rows]
@@ -302,6 +304,11 @@ class ResponseStore:
                 return
             self._last_purge = time.monotonic()
         self.purge()
+
+
+def _stored(row: Row) -> Stored:
+    """A buffered row as the response it holds."""
+    return Stored(row[0], row[1], orjson.loads(row[4]), orjson.loads(row[5]), row[6])
 
 
 # SQLite: a batch is inserted as multi-row VALUES statements. An executemany steps once per row, and sqlite3
