@@ -159,21 +159,31 @@ def test_pruned_top_k_equals_fts5_on_random_queries(
             assert [s for _, s in a] == pytest.approx([s for _, s in b], rel=1e-5), (q, k)
 
 
-def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
-    """A search never waits for a big build: FTS5 answers while a thread catches the index up."""
-    import time
-
+def filled(tmp_path: Path) -> tuple[SqliteCatalog, Collection, Path]:
+    """A catalog of 150 documents searched by FTS5, its collection, and where its sparse index's state goes."""
     fts = SqliteCatalog(tmp_path / "catalog.sqlite")
     coll = collection()
     fts.add_collection(coll)
     fill(fts, coll, 150)
+    return fts, coll, tmp_path / "sparse" / coll.id / "state.json"
+
+
+def wait_built(catalog: SqliteCatalog, coll: Collection, state: Path) -> None:
+    """Until a background catch-up of the collection's index is done and saved (a minute at most)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while (coll.id in catalog._building or not state.is_file()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.is_file() and coll.id not in catalog._building
+
+
+def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
+    """A search never waits for a big build: FTS5 answers while a thread catches the index up."""
+    fts, coll, state = filled(tmp_path)
     lazy = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
     same(fts.bm25(coll.id, "lighthouse keeper", 1000), lazy.bm25(coll.id, "lighthouse keeper", 1000))
-    state = tmp_path / "sparse" / coll.id / "state.json"
-    deadline = time.monotonic() + 60
-    while (coll.id in lazy._building or not state.is_file()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert state.is_file() and coll.id not in lazy._building
+    wait_built(lazy, coll, state)
     assert lazy._sparse[coll.id].max_id > 0
     same(fts.bm25(coll.id, "w3 w17 lamp", 1000), lazy.bm25(coll.id, "w3 w17 lamp", 1000))
 
@@ -181,11 +191,7 @@ def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
 def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_path: Path) -> None:
     """`refresh_index(wait=True)` (what `ailab ingest` calls at its end) leaves an index on disk that is up
     to date, so the first search of another process answers from it at once; deletions are applied too."""
-    fts = SqliteCatalog(tmp_path / "catalog.sqlite")
-    coll = collection()
-    fts.add_collection(coll)
-    fill(fts, coll, 150)
-    state = tmp_path / "sparse" / coll.id / "state.json"
+    fts, coll, state = filled(tmp_path)
     fts.refresh_index(coll.id, wait=True)
     assert not state.exists()  # small collection (below sparse_min_rows): FTS5 only, nothing built
 
@@ -206,17 +212,8 @@ def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_pat
 
 
 def test_refresh_index_in_the_background(tmp_path: Path) -> None:
-    import time
-
-    fts = SqliteCatalog(tmp_path / "catalog.sqlite")
-    coll = collection()
-    fts.add_collection(coll)
-    fill(fts, coll, 150)
+    fts, coll, state = filled(tmp_path)
     served = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
     served.refresh_index(coll.id)
-    state = tmp_path / "sparse" / coll.id / "state.json"
-    deadline = time.monotonic() + 60
-    while (coll.id in served._building or not state.is_file()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert state.is_file()
+    wait_built(served, coll, state)
     same(fts.bm25(coll.id, "lighthouse keeper", 1000), served.bm25(coll.id, "lighthouse keeper", 1000))
