@@ -12,6 +12,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 from ailab.gateway.asgi import Receive, Scope, Send, send_json
 from ailab.gateway.cycle import RequestContext
 from ailab.gateway.endpoints.base import Endpoint, Route
@@ -167,7 +169,9 @@ class CreateResponse(Endpoint):
         else:
             state.final = from_chat(state.body, result, state.response_id, ctx.outcome.usage or Usage())
             state.final["model"] = ctx.group
-        return state.final
+        # Encoded once, for the answer and the stored row alike.
+        state.final_json = orjson.dumps(state.final)
+        return orjson.Fragment(state.final_json)
 
 
 # -- stored responses ---------------------------------------------------------------------------------

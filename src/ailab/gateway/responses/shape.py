@@ -58,7 +58,8 @@ class ResponsesShape(StreamShape):
         # The relay keeps the payloads themselves for an estimate, so no `seen` text is recorded.
         if self.state.native:
             return b"".join(self._native(loads_event(d, "upstream"), Seen()) or b"" for d in item.payloads)
-        return b"".join(self._translated(loads_event(d, "upstream")) for d in item.payloads)
+        translated = self._translated
+        return b"".join([translated(loads_event(d, "upstream")) for d in item.payloads])
 
     def _translated(self, chunk: dict[str, Any]) -> bytes:
         if isinstance(chunk.get("usage"), dict):

@@ -16,7 +16,7 @@ class ResponsesState:
     response_id: str = field(default_factory=new_response_id)  # time-ordered: see there
     native: bool = False  # the deployment that answered speaks the Responses API itself
     final: dict[str, Any] | None = None  # the finished Response, once there is one
-    final_json: bytes | None = None  # `final` as a translated stream encoded it (for the store)
+    final_json: bytes | None = None  # `final` as encoded for the answer: the store writes these bytes
 
     @property
     def store(self) -> bool:
