@@ -62,6 +62,16 @@ def row_hash(
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
+def _write_lock(conn: Connection) -> None:
+    """SQLite: take the write lock at once (pysqlite would begin the transaction only at its first write,
+    leaving the reads before it each on its own); PostgreSQL locks the head row (`FOR UPDATE`) instead."""
+    if conn.dialect.name != "sqlite":
+        return
+    raw: Any = conn.connection.driver_connection
+    if not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class AuditLog:
     def __init__(
         self,
@@ -143,7 +153,12 @@ class AuditLog:
             return True
         for _ in range(MAX_CAS_RETRIES):
             with self.engine.begin() as conn:
-                head, keyed = conn.execute(select(audit_head.c.last_hash, audit_head.c.keyed)).one()
+                # One state for the head and the walk: another writer keying or appending in between made
+                # a keyed chain look unverifiable, and this writer then appended an unkeyed row to it.
+                _write_lock(conn)
+                head, keyed = conn.execute(
+                    select(audit_head.c.last_hash, audit_head.c.keyed).with_for_update()
+                ).one()
                 if keyed:
                     self._keyed = True
                     return True
