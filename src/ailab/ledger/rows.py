@@ -4,12 +4,12 @@ in the same transaction (so the two can never disagree)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 
+from ailab.db import insert_many
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
 from ailab.ledger.pricing import Pricer
@@ -335,12 +335,6 @@ def _placeholders(conn: Connection, n: int) -> str:
     return ", ".join([mark] * n)
 
 
-# SQLite: rows go in as multi-row INSERT statements, each one step. An executemany steps once per row, and
-# sqlite3 releases and retakes the GIL around every step: the writer thread then took the GIL back from the
-# event loop once per row (a forced switch after the switch interval). Bound parameters a statement may
-# hold: 32766 from SQLite 3.32 on, 999 before.
-_SQLITE_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-_SQLITE_ROWS = _SQLITE_PARAMS // len(COLUMNS)
 _INSERT = f"INSERT INTO ledger_requests ({', '.join(COLUMNS)}) VALUES "
 
 
@@ -352,11 +346,8 @@ def _row_marks(null: int | None) -> str:
 
 
 def _insert_sqlite(conn: Connection, rows: Sequence[Row], null: int | None) -> None:
-    marks = _row_marks(null)
-    for start in range(0, len(rows), _SQLITE_ROWS):
-        part = rows[start : start + _SQLITE_ROWS]
-        params = tuple(v for row in part for v in row)
-        conn.exec_driver_sql(_INSERT + ", ".join([marks] * len(part)), params)
+    """Multi-row statements (ailab.db.bulk): one step each, where executemany stepped once per row."""
+    insert_many(conn, _INSERT, _row_marks(null), rows, len(rows))
 
 
 # Identifiers are constants of this module; values are bound parameters (or COPY data).

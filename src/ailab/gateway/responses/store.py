@@ -49,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from ailab.db import Migration
+from ailab.db import Migration, insert_many
 
 log = logging.getLogger("ailab.gateway")
 _T = TypeVar("_T")
@@ -258,11 +258,8 @@ class ResponseStore:
             if replace:
                 ids = [row[0] for row in rows]
                 conn.execute(delete(responses_table).where(responses_table.c.id.in_(ids)))
-            if self._sqlite:  # one statement per SQLITE_ROWS rows: see there
-                for start in range(0, len(rows), SQLITE_ROWS):
-                    part = rows[start : start + SQLITE_ROWS]
-                    values = ", ".join([self._row_marks] * len(part))
-                    conn.exec_driver_sql(f"{self._insert} VALUES {values}", tuple(v for r in part for v in r))
+            if self._sqlite:  # multi-row statements (ailab.db.bulk)
+                insert_many(conn, f"{self._insert} VALUES ", self._row_marks, rows, SQLITE_ROWS)
             else:
                 conn.exec_driver_sql(f"{self._insert} VALUES {self._row_marks}", rows)  # executemany
         try:  # after the commit: a failing purge must not make a committed batch look failed
@@ -311,10 +308,7 @@ def _stored(row: Row) -> Stored:
     return Stored(row[0], row[1], orjson.loads(row[4]), orjson.loads(row[5]), row[6])
 
 
-# SQLite: a batch is inserted as multi-row VALUES statements. An executemany steps once per row, and sqlite3
-# releases and retakes the GIL around each step, so the writer thread took the GIL back from the event loop
-# once per row (a forced switch after the switch interval); one statement is one step, and less CPU
-# (8 µs a row against 10). 100 rows are 700 parameters, within every SQLite's limit (999 before 3.32).
+# Rows a SQLite INSERT statement takes (ailab.db.bulk): 700 parameters, within every SQLite's limit.
 SQLITE_ROWS = 100
 
 
