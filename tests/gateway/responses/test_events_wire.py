@@ -100,21 +100,36 @@ def _events(wire: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def _feed(t: ChatToEvents, chunks: list[dict[str, Any]], way: str, rng: random.Random) -> bytes:
+    if way == "dicts":
+        return b"".join(sse(e) for chunk in chunks for e in t.feed(chunk))
+    if way == "feed_wire":
+        return b"".join(t.feed_wire(chunk) for chunk in chunks)
+    wire, at = b"", 0  # feed_chunks, in runs of random length (a network read's worth each)
+    while at < len(chunks):
+        n = rng.randint(1, 5)
+        wire += t.feed_chunks(chunks[at : at + n])
+        at += n
+    return wire
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     chunks = _stream(rng)
+    if seed % 3 == 0:  # the usage chunk that ends a stream
+        chunks.append({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 7}})
     body = {"model": "m", "tools": [TOOL]} if seed % 2 else {"model": "m", "user": "u"}
     base = skeleton(body, f"resp_{seed}", "m", created=1700000000)
     monkeypatch.setattr(from_chat.time, "time", lambda: 1700000001.0)
     wires = []
-    for fast in (False, True):
-        ids = itertools.count()  # the same item ids for both runs
+    for way in ("dicts", "feed_wire", "feed_chunks"):
+        ids = itertools.count()  # the same item ids for every run
         monkeypatch.setattr(from_chat, "new_id", lambda prefix, ids=ids: f"{prefix}_{next(ids)}")
         t = ChatToEvents(copy.deepcopy(base))
+        fast = way != "dicts"
         wire = t.start_wire() if fast else b"".join(sse(e) for e in t.start())
-        for chunk in copy.deepcopy(chunks):
-            wire += t.feed_wire(chunk) if fast else b"".join(sse(e) for e in t.feed(chunk))
+        wire += _feed(t, copy.deepcopy(chunks), way, rng)
         usage = Usage(prompt_tokens=3, completion_tokens=7)
         if fast:
             closing, response = t.finish_wire(usage)
@@ -122,7 +137,7 @@ def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPat
         else:
             wire += b"".join(sse(e) for e in t.finish(usage))
         wires.append(wire)
-    assert wires[0] == wires[1]
+    assert wires[0] == wires[1] == wires[2]
     assert response == orjson.dumps(t.response)  # what the store is handed: the final response itself
     events = _events(wires[1])
     assert [e["sequence_number"] for e in events] == list(range(len(events)))

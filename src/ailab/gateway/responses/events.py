@@ -104,10 +104,40 @@ class ChatToEvents:
         text = text_only(chunk)
         if text is None or self.open_call is not None:
             return b"".join(sse(e) for e in self.feed(chunk))
+        return self._delta_wire(text)
+
+    def feed_chunks(self, chunks: list[dict[str, Any]]) -> bytes:
+        """`feed_wire` of each chunk, joined: `text_only`'s test is made in the loop itself, and a chunk
+        `feed` makes no event of (a role, an empty or null content, a bare finish_reason, usage) is taken
+        here too, so the bulk of a stream costs no call a chunk but the encoding of its text."""
+        out: list[bytes] = []
+        for chunk in chunks:
+            choices = chunk.get("choices")
+            if type(choices) is list and self.open_call is None:
+                if not choices:  # the usage chunk
+                    continue
+                choice = choices[0]
+                if len(choices) == 1 and type(choice) is dict and choice.get("index", 0) == 0:
+                    delta = choice.get("delta")
+                    if type(delta) is dict and not delta.get("tool_calls"):
+                        content = delta.get("content")
+                        finish = choice.get("finish_reason")
+                        if type(content) is str and content and not finish:
+                            out.append(self._delta_wire(content))
+                            continue
+                        if not content:
+                            if finish:
+                                self.finish_reason = finish
+                            continue
+            out.append(self.feed_wire(chunk))
+        return b"".join(out)
+
+    def _delta_wire(self, text: str) -> bytes:
+        """The text delta event, and before it the message's opening events if none is open."""
         opened = self._open_wire() if self._delta_mid is None else b""
-        assert self._delta_mid is not None
         self.text.append(text)
-        return opened + _DELTA_HEAD + self._next() + self._delta_mid + orjson.dumps(text) + b"}\n\n"
+        self.seq += 1
+        return b"%s%s%d%s%s}\n\n" % (opened, _DELTA_HEAD, self.seq - 1, self._delta_mid, orjson.dumps(text))
 
     def _next(self) -> bytes:
         self.seq += 1

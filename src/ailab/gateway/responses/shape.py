@@ -58,13 +58,13 @@ class ResponsesShape(StreamShape):
         # The relay keeps the payloads themselves for an estimate, so no `seen` text is recorded.
         if self.state.native:
             return b"".join(self._native(loads_event(d, "upstream"), Seen()) or b"" for d in item.payloads)
-        translated = self._translated
-        return b"".join([translated(loads_event(d, "upstream")) for d in item.payloads])
+        # Usage never comes raw (the provider parses the chunks that carry it): `last` takes the outcome's.
+        return self.events.feed_chunks([loads_event(d, "upstream") for d in item.payloads])
 
     def _translated(self, chunk: dict[str, Any]) -> bytes:
         if isinstance(chunk.get("usage"), dict):
             self.usage = self.ctx.outcome.usage
-        return self.events.feed_wire(chunk)
+        return self.events.feed_chunks([chunk])
 
     def last(self) -> bytes:
         if self.state.native:
