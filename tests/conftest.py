@@ -15,6 +15,7 @@ import yaml
 from ailab.config import load_config
 from ailab.server import create_app
 from ailab.server.app import LabApp
+from ailab.server.slowclients import uvicorn_options
 from tests.upstreams import openai_server
 from tests.upstreams.harness import ResponseRecorder, ServerThread, Upstream
 
@@ -88,8 +89,11 @@ def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         path = tmp_path / f"ailab-{len(started)}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         data_dir = tmp_path / f"data-{len(started)}"
-        app = create_app(load_config(path, data_dir))
-        gw = Gateway(app, ServerThread(app).start(), path, data_dir)
+        loaded = load_config(path, data_dir)
+        app = create_app(loaded)
+        # Served as `ailab up` serves it: the lab's protocol (slow-client timers, answers' heads corked).
+        server = ServerThread(app, **uvicorn_options(loaded.config.ailab))
+        gw = Gateway(app, server.start(), path, data_dir)
         started.append(gw)
         return gw
 

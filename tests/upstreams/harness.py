@@ -139,9 +139,12 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving an ASGI app on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
+        """`options`: more uvicorn settings (the lab's own protocol: `ailab.server.slowclients`)."""
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="auto")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="auto", **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
