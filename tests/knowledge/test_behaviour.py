@@ -154,6 +154,6 @@ async def test_ingest_leaves_the_search_index_up_to_date(klab, tmp_path):
     coll = await klab.svc.create_collection(MASTER, "docs")
     await klab.svc.ingest_paths(MASTER, coll, [tmp_path / "docs"], index_now=True)
     state = catalog.path.parent / "sparse" / coll.id / "state.json"
-    assert state.is_file() and not catalog._building
+    assert state.is_file() and not catalog.indexes.building
     hit = await top(klab, coll, "lighthouse lamp")
     assert hit["source"].endswith("notes.txt")

@@ -173,9 +173,9 @@ def wait_built(catalog: SqliteCatalog, coll: Collection, state: Path) -> None:
     import time
 
     deadline = time.monotonic() + 60
-    while (coll.id in catalog._building or not state.is_file()) and time.monotonic() < deadline:
+    while (coll.id in catalog.indexes.building or not state.is_file()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert state.is_file() and coll.id not in catalog._building
+    assert state.is_file() and coll.id not in catalog.indexes.building
 
 
 def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_a_large_lag_is_caught_up_in_the_background(tmp_path: Path) -> None:
     lazy = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
     same(fts.bm25(coll.id, "lighthouse keeper", 1000), lazy.bm25(coll.id, "lighthouse keeper", 1000))
     wait_built(lazy, coll, state)
-    assert lazy._sparse[coll.id].max_id > 0
+    assert lazy.indexes.loaded[coll.id].max_id > 0
     same(fts.bm25(coll.id, "w3 w17 lamp", 1000), lazy.bm25(coll.id, "w3 w17 lamp", 1000))
 
 
@@ -197,7 +197,7 @@ def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_pat
 
     ingester = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
     ingester.refresh_index(coll.id, wait=True)
-    assert state.is_file() and not ingester._building
+    assert state.is_file() and not ingester.indexes.building
     with fts.connect() as tx:
         fts.delete_document(tx, "d7")
     ingester.refresh_index(coll.id, wait=True)
@@ -205,10 +205,10 @@ def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_pat
     server = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
     for q in QUERIES:
         same(fts.bm25(coll.id, q, 1000), server.bm25(coll.id, q, 1000))
-    assert not server._building  # nothing was behind: no background catch-up started
-    index = server._sparse[coll.id]
+    assert not server.indexes.building  # nothing was behind: no background catch-up started
+    index = server.indexes.loaded[coll.id]
     with server._read() as db:
-        assert (index.max_id, index.del_seq) == server._marks(db, coll.id)
+        assert (index.max_id, index.del_seq) == server.indexes.marks(db, coll.id)
 
 
 def test_refresh_index_in_the_background(tmp_path: Path) -> None:

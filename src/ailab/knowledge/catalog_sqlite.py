@@ -2,16 +2,13 @@
 chunk texts and metadata, and the BM25 index (FTS5) of the chunks. Vector stores hold only ids and vectors.
 
 A collection of `sparse_min_rows` chunks or more is searched through a numpy BM25 index beside the file
-(`sparse/<collection id>/`, knowledge/sparse.py) with FTS5's ranking, kept up to date from the catalog:
-FTS5 scores every row that matches any query word, which is ~350 ms at a million chunks.
+instead, with FTS5's ranking, kept up to date from the catalog (knowledge/sparse_sync.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -30,7 +27,7 @@ from ailab.knowledge.catalog_base import (
     query_terms,
 )
 from ailab.knowledge.filters import FILTER_FIELD
-from ailab.knowledge.sparse import SAVE_ROWS, SparseIndex, Tokenizer, drop
+from ailab.knowledge.sparse_sync import CatalogIndexes
 from ailab.text import quote_sized
 
 SCHEMA = """
@@ -57,11 +54,7 @@ CREATE TABLE IF NOT EXISTS chunk_deletions (
 CREATE INDEX IF NOT EXISTS chunk_deletions_collection ON chunk_deletions (collection_id, seq);
 """
 SPARSE_MIN_ROWS = 20_000
-# A search catches the index up itself only when few chunks are new; a bigger lag (a first search after a
-# large ingest: ~40 s per 100k chunks on a 2-core box) is caught up by a background thread while FTS5
-# answers, so no search waits for it.
-SPARSE_SYNC_ROWS = 2_000
-log = logging.getLogger("ailab.knowledge")
+SPARSE_SYNC_ROWS = 2_000  # the most new chunks a search catches up itself (see knowledge/sparse_sync.py)
 
 
 class SqliteCatalog:
@@ -71,14 +64,8 @@ class SqliteCatalog:
         self, path: Path, sparse_min_rows: int = SPARSE_MIN_ROWS, sparse_sync_rows: int = SPARSE_SYNC_ROWS
     ) -> None:
         self.path = path
-        self.sparse_min_rows = sparse_min_rows
-        self.sparse_sync_rows = sparse_sync_rows
-        self._building: set[str] = set()  # collections whose index a background thread is catching up
+        self.indexes = CatalogIndexes(path.parent / "sparse", self._read, sparse_min_rows, sparse_sync_rows)
         self._df_cache: dict[tuple[str, int, int], int] = {}
-        self._sparse: dict[str, SparseIndex] = {}
-        self._small: dict[str, int] = {}  # collection → max chunk id when it was last found too small
-        self._sparse_lock = threading.Lock()
-        self._tokenizer = Tokenizer(BM25_WEIGHTS)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=30)
         try:
@@ -86,6 +73,18 @@ class SqliteCatalog:
             db.executescript(SCHEMA)
         finally:
             db.close()
+
+    @property
+    def sparse_min_rows(self) -> int:
+        """Chunks from which a collection is searched through its sparse index (knowledge/sparse_sync)."""
+        return self.indexes.min_rows
+
+    @sparse_min_rows.setter
+    def sparse_min_rows(self, rows: int) -> None:
+        self.indexes.min_rows = rows
+
+    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
+        self.indexes.refresh(collection_id, wait)
 
     def connect(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction: commits on success, rolls back on any error. It takes the write lock at
@@ -146,10 +145,7 @@ class SqliteCatalog:
             db.execute("DELETE FROM documents WHERE collection_id = ?", (collection_id,))
             db.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
             db.execute("DELETE FROM chunk_deletions WHERE collection_id = ?", (collection_id,))
-        with self._sparse_lock:
-            self._sparse.pop(collection_id, None)
-            self._small.pop(collection_id, None)
-        drop(self._sparse_dir(collection_id))
+        self.indexes.forget(collection_id)
 
     def stats(self, collection_id: str) -> dict[str, int]:
         with self._read() as db:
@@ -251,9 +247,9 @@ class SqliteCatalog:
         self, collection_id: str, query: str, k: int, allowed: set[int] | None = None
     ) -> list[tuple[int, float]]:
         with self._read() as db:
-            index = self._sparse_index(db, collection_id)
+            index = self.indexes.current(db, collection_id)
             if index is not None:
-                phrases = self._phrases(query_terms(query))
+                phrases = self.indexes.phrases(query_terms(query))
                 if phrases is not None:
                     return index.search(phrases, k, allowed, (COMMON_SHARE, COMMON_MIN_ROWS))
             match = _or_query(self._selective(db, query_terms(query)))
@@ -278,126 +274,6 @@ class SqliteCatalog:
                 ).fetchall()
                 hits = [(int(i), float(sc)) for i, sc in rows if allowed is None or i in allowed]
         return hits[:k]
-
-    # -- the sparse index of large collections ----------------------------------------------------
-
-    def _sparse_dir(self, collection_id: str) -> Path:
-        return self.path.parent / "sparse" / collection_id
-
-    @staticmethod
-    def _marks(db: sqlite3.Connection, collection_id: str) -> tuple[int, int]:
-        """The collection's highest chunk id and last deletion: how far an up-to-date index has read."""
-        max_id = int(
-            db.execute("SELECT max(id) FROM chunks WHERE collection_id = ?", (collection_id,)).fetchone()[0]
-            or 0
-        )
-        del_seq = int(
-            db.execute(
-                "SELECT max(seq) FROM chunk_deletions WHERE collection_id = ?", (collection_id,)
-            ).fetchone()[0]
-            or 0
-        )
-        return max_id, del_seq
-
-    def _sparse_index(self, db: sqlite3.Connection, collection_id: str) -> SparseIndex | None:
-        """The collection's sparse index, brought up to the catalog's state in this read transaction;
-        None while the collection is small or its index is far behind (FTS5 answers)."""
-        max_id, del_seq = self._marks(db, collection_id)
-        index = self._loaded(db, collection_id, max_id)
-        if index is None:
-            return None
-        lag = max(max_id - index.max_id, del_seq - index.del_seq)  # ids: an upper bound of new chunks
-        if lag > self.sparse_sync_rows:
-            self._catch_up_later(collection_id, index)
-            return None
-        with index.lock:
-            if max_id > index.max_id or del_seq > index.del_seq:
-                self._catch_up(db, collection_id, index, max_id, del_seq)
-        return index
-
-    def _loaded(self, db: sqlite3.Connection, collection_id: str, max_id: int) -> SparseIndex | None:
-        """The collection's sparse index as loaded (possibly behind the catalog); None while it is small."""
-        with self._sparse_lock:
-            index = self._sparse.get(collection_id)
-            if index is None:
-                d = self._sparse_dir(collection_id)
-                if not (d / "state.json").is_file():
-                    if self._small.get(collection_id) == max_id:
-                        return None
-                    sql = "SELECT count(*) FROM chunks WHERE collection_id = ?"
-                    if int(db.execute(sql, (collection_id,)).fetchone()[0]) < self.sparse_min_rows:
-                        self._small[collection_id] = max_id
-                        return None
-                index = SparseIndex.load(d)
-                self._sparse[collection_id] = index
-            return index
-
-    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
-        """Bring a large collection's sparse index up to the catalog after an ingest, so the first search
-        does not find it behind (FTS5 answers meanwhile, ~1 s at a million chunks). `wait`: here and now
-        (a CLI process that ends next); else in the background, as a search would start it."""
-        with self._read() as db:
-            max_id, del_seq = self._marks(db, collection_id)
-            index = self._loaded(db, collection_id, max_id)
-        if index is None or (max_id <= index.max_id and del_seq <= index.del_seq):
-            return
-        if wait:
-            self._build(collection_id, index)
-        else:
-            self._catch_up_later(collection_id, index)
-
-    def _build(self, collection_id: str, index: SparseIndex) -> None:
-        with self._read() as db, index.lock:
-            self._catch_up(db, collection_id, index, *self._marks(db, collection_id))
-            index.save()
-
-    def _catch_up_later(self, collection_id: str, index: SparseIndex) -> None:
-        with self._sparse_lock:
-            if collection_id in self._building:
-                return
-            self._building.add(collection_id)
-
-        def work() -> None:
-            try:
-                self._build(collection_id, index)
-            except Exception:  # a cache: FTS5 keeps answering, the next search tries again
-                log.exception("knowledge: building the sparse index of collection %s failed", collection_id)
-            finally:
-                with self._sparse_lock:
-                    self._building.discard(collection_id)
-                    dropped = self._sparse.get(collection_id) is not index
-                if dropped:  # the collection was dropped meanwhile: leave no files behind
-                    drop(self._sparse_dir(collection_id))
-
-        threading.Thread(target=work, name=f"sparse-index-{collection_id}", daemon=True).start()
-
-    def _catch_up(
-        self, db: sqlite3.Connection, collection_id: str, index: SparseIndex, max_id: int, del_seq: int
-    ) -> None:
-        gone = db.execute(
-            "SELECT chunk_id FROM chunk_deletions WHERE collection_id = ? AND seq > ?",
-            (collection_id, index.del_seq),
-        ).fetchall()
-        index.delete(int(r[0]) for r in gone)
-        rows = db.execute(
-            "SELECT c.id, f.title, f.heading, f.text FROM chunks c JOIN chunks_fts f ON f.rowid = c.id"
-            " WHERE c.collection_id = ? AND c.id > ? AND c.id <= ? ORDER BY c.id",
-            (collection_id, index.max_id, max_id),
-        ).fetchall()
-        index.add(self._tokenizer, rows)
-        index.max_id, index.del_seq = max(index.max_id, max_id), max(index.del_seq, del_seq)
-        if len(rows) >= SAVE_ROWS or len(gone) >= SAVE_ROWS or index.saved == (0, 0):
-            index.save()
-
-    def _phrases(self, words: list[str]) -> list[str] | None:
-        """The query words as the index's tokens (one a word, as FTS5 makes them); None if a word makes
-        several tokens (FTS5 then matches it as a phrase, which the index does not do)."""
-        tokens: list[str] = []
-        for toks in self._tokenizer.words(words):
-            if len(toks) > 1:
-                return None
-            tokens += toks
-        return tokens
 
     def _selective(self, db: sqlite3.Connection, terms: list[str]) -> list[str]:
         """Drop the terms most chunks contain (see COMMON_SHARE); keep at least the rarest one."""
