@@ -196,8 +196,12 @@ def test_refresh_index_after_an_ingest_builds_it_before_the_first_search(tmp_pat
     assert not state.exists()  # small collection (below sparse_min_rows): FTS5 only, nothing built
 
     ingester = SqliteCatalog(tmp_path / "catalog.sqlite", sparse_min_rows=0, sparse_sync_rows=5)
-    ingester.refresh_index(coll.id, wait=True)
+    began: list[int] = []
+    ingester.refresh_index(coll.id, wait=True, on_build=lambda: began.append(1))
     assert state.is_file() and not ingester.indexes.building
+    assert began == [1]  # told as it began (the CLI says so)
+    ingester.refresh_index(coll.id, wait=True, on_build=lambda: began.append(2))
+    assert began == [1]  # up to date: nothing to do, nothing said
     with fts.connect() as tx:
         fts.delete_document(tx, "d7")
     ingester.refresh_index(coll.id, wait=True)

@@ -153,6 +153,7 @@ def ingest(
                 find=find,
                 progress=update,
                 index_now=True,
+                on_index=lambda: update.stage("catching the search index up"),
             )
         return report.as_dict()
 

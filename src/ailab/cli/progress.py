@@ -15,31 +15,46 @@ from typing import TextIO
 Update = Callable[[int, int | None], None]
 
 
+class Reporter:
+    """What `progress` yields: called with (done, total) as work advances; `stage(text)` says that a
+    step without a count has begun (e.g. the search index catching up after the files)."""
+
+    def __init__(self, update: Update, stage: Callable[[str], None]) -> None:
+        self._update = update
+        self.stage = stage
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self._update(done, total)
+
+
 @contextmanager
 def progress(
     label: str, *, quiet: bool = False, every: float = 5.0, stream: TextIO | None = None
-) -> Iterator[Update]:
+) -> Iterator[Reporter]:
     out = stream or sys.stderr
     if quiet and out.isatty():
-        yield lambda done, total: None
+        yield Reporter(lambda done, total: None, lambda text: None)
     elif out.isatty():
-        with _bar(label, out) as update:
-            yield update
+        with _bar(label, out) as reporter:
+            yield reporter
     else:
         lines = _Lines(label, out, every)
-        yield lines.update
+        yield Reporter(lines.update, lines.stage)
         lines.finish()
 
 
 @contextmanager
-def _bar(label: str, out: TextIO) -> Iterator[Update]:
+def _bar(label: str, out: TextIO) -> Iterator[Reporter]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), console=Console(file=out), transient=True) as bar:
         task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        yield Reporter(
+            lambda done, total: bar.update(task, completed=done, total=total),
+            lambda text: bar.update(task, description=f"{label} ({text})"),
+        )
 
 
 class _Lines:
@@ -48,6 +63,7 @@ class _Lines:
         self.started = self.last = time.monotonic()
         self.done: int = 0
         self.total: int | None = None
+        self.stage_text: str | None = None
         self.printed = False
 
     def update(self, done: int, total: int | None) -> None:
@@ -57,12 +73,18 @@ class _Lines:
             self.last = now
             self._print(now)
 
+    def stage(self, text: str) -> None:
+        """A step without a count: said at once, and by every line after."""
+        self.stage_text = text
+        self._print(time.monotonic())
+
     def finish(self) -> None:
         if self.printed or time.monotonic() - self.started >= self.every:
             self._print(time.monotonic())
 
     def _print(self, now: float) -> None:
         of = f"/{self.total}" if self.total is not None else ""
-        self.out.write(f"{self.label}: {self.done}{of} files, {now - self.started:.0f} s\n")
+        head = f"{self.label} ({self.stage_text})" if self.stage_text else self.label
+        self.out.write(f"{head}: {self.done}{of} files, {now - self.started:.0f} s\n")
         self.out.flush()
         self.printed = True

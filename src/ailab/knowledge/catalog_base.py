@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -173,4 +174,6 @@ class KnowledgeCatalog(Protocol):
         self, collection_id: str, query: str, k: int, allowed: set[int] | None = None
     ) -> list[tuple[int, float]]: ...
     def filter_ids(self, collection_id: str, filters: dict[str, Any]) -> set[int]: ...
-    def refresh_index(self, collection_id: str, wait: bool = False) -> None: ...
+    def refresh_index(
+        self, collection_id: str, wait: bool = False, on_build: Callable[[], None] | None = None
+    ) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
@@ -290,7 +290,9 @@ class PgCatalog:
             rows = conn.execute(text(sql + " ORDER BY score DESC, c.id LIMIT :k"), args).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
+    def refresh_index(
+        self, collection_id: str, wait: bool = False, on_build: Callable[[], None] | None = None
+    ) -> None:
         """Nothing to do: PostgreSQL keeps its text search index (`tsv`) up to date itself."""
 
     def filter_ids(self, collection_id: str, filters: dict[str, Any]) -> set[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -83,8 +83,10 @@ class SqliteCatalog:
     def sparse_min_rows(self, rows: int) -> None:
         self.indexes.min_rows = rows
 
-    def refresh_index(self, collection_id: str, wait: bool = False) -> None:
-        self.indexes.refresh(collection_id, wait)
+    def refresh_index(
+        self, collection_id: str, wait: bool = False, on_build: Callable[[], None] | None = None
+    ) -> None:
+        self.indexes.refresh(collection_id, wait, on_build)
 
     def connect(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction: commits on success, rolls back on any error. It takes the write lock at

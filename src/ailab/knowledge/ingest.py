@@ -78,7 +78,10 @@ class Ingestor:
         workers: int | None = None,
         find: FindOptions | None = None,
         index_now: bool = False,
+        on_index: Callable[[], None] | None = None,
     ) -> IngestReport:
+        """`index_now`: the search index catches up before this returns; `on_index` is called as that
+        begins, when there is anything to catch up (it takes minutes at a million chunks)."""
         t0 = time.perf_counter()
         found = await asyncio.to_thread(find_files, paths, find)
         self.report.failed.extend(found.missing)
@@ -101,7 +104,7 @@ class Ingestor:
         finally:
             if workers is not None:  # a pool of this run's own
                 pool.close()
-        await self._refresh_index(index_now)
+        await self._refresh_index(index_now, on_index)
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
@@ -121,12 +124,12 @@ class Ingestor:
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
-    async def _refresh_index(self, now: bool) -> None:
+    async def _refresh_index(self, now: bool, on_build: Callable[[], None] | None = None) -> None:
         """The catalog's search index catches up with this ingest now (`now`: before returning, for a
         process that ends next), not at the first search. A failure there loses nothing: searches catch
         the index up themselves."""
         try:
-            await asyncio.to_thread(self.service.catalog.refresh_index, self.coll.id, now)
+            await asyncio.to_thread(self.service.catalog.refresh_index, self.coll.id, now, on_build)
         except Exception:
             log.exception("knowledge: refreshing the search index of %s failed", self.coll.name)
 

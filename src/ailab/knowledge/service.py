@@ -249,11 +249,13 @@ class KnowledgeService:
         workers: int | None = None,
         find: FindOptions | None = None,
         index_now: bool = False,
+        on_index: Callable[[], None] | None = None,
     ) -> IngestReport:
         """Ingest files and folders. `index_now`: the search index catches up before this returns (for a
-        process that ends next); else in the background."""
+        process that ends next; `on_index` is called as that begins, if there is anything to do); else in
+        the background."""
         return await Ingestor(self, coll, principal).run_paths(
-            paths, prune, progress, workers, find, index_now
+            paths, prune, progress, workers, find, index_now, on_index
         )
 
     async def ingest_files(

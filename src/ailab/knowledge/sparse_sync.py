@@ -72,16 +72,21 @@ class CatalogIndexes:
                 self._catch_up(db, collection_id, index, max_id, del_seq)
         return index
 
-    def refresh(self, collection_id: str, wait: bool = False) -> None:
+    def refresh(
+        self, collection_id: str, wait: bool = False, on_build: Callable[[], None] | None = None
+    ) -> None:
         """Bring a large collection's index up to the catalog after an ingest, so the first search does not
         find it behind (FTS5 answers meanwhile, ~1 s at a million chunks). `wait`: here and now (a CLI
-        process that ends next); else in the background, as a search would start it."""
+        process that ends next; `on_build` is called first, if there is anything to catch up); else in the
+        background, as a search would start it."""
         with self.read() as db:
             max_id, del_seq = self.marks(db, collection_id)
             index = self._load(db, collection_id, max_id)
         if index is None or (max_id <= index.max_id and del_seq <= index.del_seq):
             return
         if wait:
+            if on_build is not None:
+                on_build()
             self._build(collection_id, index)
         else:
             self._catch_up_later(collection_id, index)
