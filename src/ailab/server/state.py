@@ -65,9 +65,20 @@ class LabState:
     responses: ResponseStore | None = None  # stored /v1/responses (write-behind)
 
     async def start(self) -> None:
-        cfg = self.loaded.config
         for warning in self.loaded.warnings:
             log.warning("%s", warning)
+        self._start_access()
+        self._start_limits()
+        self._start_ledger()
+        await self._start_gateway()
+        self._serve_responses()
+        self._start_apps()
+        await self._start_budgets()
+        self._start_background()
+
+    def _start_access(self) -> None:
+        """The database, keys and users (cached for the hot path), and single sign-on."""
+        cfg = self.loaded.config
         master, _ = ensure_master_key(cfg.general_settings.master_key, self.loaded.data_dir)
         self.auth = Authenticator(master)
         self.engine = open_database(self.loaded)
@@ -77,6 +88,9 @@ class LabState:
         from ailab.access.sso import start_sso
 
         self.sso = start_sso(self)
+
+    def _start_limits(self) -> None:
+        cfg = self.loaded.config
         self.limiter = make_limiter(cfg.limits)
         if cfg.limits.backend == "memory" and cfg.ailab.workers > 1:
             log.warning(
@@ -84,6 +98,10 @@ class LabState:
                 "set limits.backend: redis to share them",
                 cfg.ailab.workers,
             )
+
+    def _start_ledger(self) -> None:
+        cfg = self.loaded.config
+        assert self.engine is not None
         self.ledger = LedgerWriter(
             self.engine,
             PriceBook(cfg.general_settings.kwh_price),
@@ -96,6 +114,11 @@ class LabState:
             journal=cfg.ailab.ledger_journal,
         )
         self.ledger.start()
+
+    async def _start_gateway(self) -> None:
+        """The upstream session, the model groups (configured or discovered), the router and the API."""
+        cfg = self.loaded.config
+        assert self.ledger is not None and self.auth is not None and self.limiter is not None
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=1000, ttl_dns_cache=300),
             json_serialize=None,  # type: ignore[arg-type]
@@ -117,11 +140,18 @@ class LabState:
             self.started,
             Budgeter(self.limiter, self.ledger.prices, self.metrics, cfg.limits.default_max_tokens),
         )
-        self._serve_responses()
-        self._start_apps()
+
+    async def _start_budgets(self) -> None:
+        """Budget spend seeded into the limiter from the ledger (and again whenever a limiter loses it)."""
+        assert self.engine is not None and self.limiter is not None and self.access is not None
         ledger = self.ledger
+        assert ledger is not None
         reseed_when_lost(self.engine, self.limiter, self.access.cache.principals, lambda: ledger.flush(2.0))
         await seed_budgets(self.engine, self.limiter, self.access.cache.principals())
+
+    def _start_background(self) -> None:
+        cfg = self.loaded.config
+        assert self.access is not None
         self.tasks.append(
             asyncio.create_task(self.access.cache.run(cfg.access.refresh_interval, self._keys_changed))
         )
