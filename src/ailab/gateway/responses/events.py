@@ -129,7 +129,8 @@ class ChatToEvents:
                             if finish:
                                 self.finish_reason = finish
                             continue
-            out.append(self.feed_wire(chunk))
+            # Nothing the fast path takes (and so nothing `text_only` would): the dict events.
+            out.extend(sse(e) for e in self.feed(chunk))
         return b"".join(out)
 
     def _delta_wire(self, text: str) -> bytes:
