@@ -13,4 +13,4 @@ import random
 
 def random_hex(nbytes: int) -> str:
     """`nbytes` random bytes as 2 × `nbytes` lowercase hex digits (as `os.urandom(nbytes).hex()`)."""
-    return f"{random.getrandbits(nbytes * 8):0{nbytes * 2}x}"
+    return random.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()

@@ -24,15 +24,25 @@ __all__ = [
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
-@dataclass(slots=True)
 class RawEvents:
     """Upstream SSE events forwarded byte for byte: `wire` is ready to send ("data: …\\n\\n" …), `payloads`
-    the events' JSON, parsed only if the stream needs an estimate (no usage arrived, or it was cut)."""
+    the events' JSON, parsed only if the stream needs an estimate (no usage arrived, or it was cut).
+    `more`: more items follow from the same network read (no waiting), so the relay may send them with this
+    one. A `wire` of None is made from the payloads when first asked for: a shape that re-encodes the
+    events (Responses, Messages) never asks."""
 
-    wire: bytes
-    payloads: list[bytes]
-    # More items follow from the same network read (no waiting): the relay may send them with this one.
-    more: bool = False
+    __slots__ = ("_wire", "more", "payloads")
+
+    def __init__(self, wire: bytes | None, payloads: list[bytes], more: bool = False) -> None:
+        self._wire = wire
+        self.payloads = payloads
+        self.more = more
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = b"".join([b"data: %s\n\n" % p for p in self.payloads])
+        return self._wire
 
 
 StreamItem = dict[str, Any] | RawEvents  # what a provider's chat_stream yields

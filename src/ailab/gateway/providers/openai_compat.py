@@ -54,7 +54,6 @@ class OpenAIProvider(Provider):
                 # The body ended without [DONE] before any choice finished: the stream was cut, not done.
                 what = f"{self.label} upstream stream ended before a finish_reason"
                 raise UpstreamError(what, kind="connection", status=502)
-            wire = bytearray()
             pending: list[bytes] = []
             for data in batch:
                 if b'"usage"' in data and not client_usage:
@@ -66,16 +65,15 @@ class OpenAIProvider(Provider):
                     finished = finished or any(
                         isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
                     )
-                    if wire:
-                        yield RawEvents(bytes(wire), pending, more=True)
-                        wire, pending = bytearray(), []
+                    if pending:
+                        yield RawEvents(None, pending, more=True)
+                        pending = []
                     yield chunk
                     continue
-                wire += b"data: " + data + b"\n\n"
                 raw.append(data)
                 pending.append(data)
-            if wire:
-                yield RawEvents(bytes(wire), pending)
+            if pending:
+                yield RawEvents(None, pending)
         if not saw_usage:
             # Upstream ignored include_usage: close the stream the way OpenAI would, marked as an estimate.
             usage = Usage(

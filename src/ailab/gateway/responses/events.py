@@ -36,6 +36,14 @@ _PART_DONE_HEAD = _head(b"response.content_part.done")
 _ITEM_DONE_HEAD = _head(b"response.output_item.done")
 # `text_part(...)` encoded around its text (from_chat.text_part: type, text, annotations, logprobs).
 _PART = (b'{"type":"output_text","text":', b',"annotations":[],"logprobs":[]}')
+# A message's three closing events (output_text.done, content_part.done, output_item.done) with the fields
+# in `_text_event`'s, `_part_event`'s and `message_item`'s order.
+_CLOSE_MESSAGE = (
+    b'%s%d%s,"logprobs":[],"text":%s}\n\n'
+    b'%s%d%s,"part":%s}\n\n'
+    b'%s%d,"output_index":%d,"item":{"type":"message","id":%s,"status":"completed","role":"assistant",'
+    b'"content":[%s]}}\n\n'
+)
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -70,7 +78,10 @@ class ChatToEvents:
         self.open_call: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.done = False
-        # While a message is open: its text delta event's bytes between sequence_number and delta.
+        self._where: dict[int, int] = {}  # id(item) → its output_index (the items live in `items`)
+        # While a message is open: the bytes its events have after sequence_number (`item_id`,
+        # `output_index`, `content_index`), and those of its text delta event up to the delta.
+        self._at = b""
         self._delta_mid: bytes | None = None
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -94,9 +105,8 @@ class ChatToEvents:
 
     def _snapshot_wire(self, kind: bytes, response: bytes) -> bytes:
         """`sse(self._snapshot(kind))` from the response's JSON, encoded by the caller."""
-        head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
         self.seq += 1
-        return head + str(self.seq - 1).encode() + b',"response":' + response + b"}\n\n"
+        return b'%s%d,"response":%s}\n\n' % (_head(kind), self.seq - 1, response)
 
     def feed_wire(self, chunk: dict[str, Any]) -> bytes:
         """`feed(chunk)` as SSE. A chunk that only adds text (the bulk of a stream) is spliced into the
@@ -123,7 +133,14 @@ class ChatToEvents:
                         content = delta.get("content")
                         finish = choice.get("finish_reason")
                         if type(content) is str and content and not finish:
-                            out.append(self._delta_wire(content))
+                            if self._delta_mid is None:  # the message's opening events first
+                                out.append(self._open_wire())
+                            self.text.append(content)
+                            out.append(
+                                b"%s%d%s%s}\n\n"
+                                % (_DELTA_HEAD, self.seq, self._delta_mid, orjson.dumps(content))
+                            )
+                            self.seq += 1
                             continue
                         if not content:
                             if finish:
@@ -140,21 +157,22 @@ class ChatToEvents:
         self.seq += 1
         return b"%s%s%d%s%s}\n\n" % (opened, _DELTA_HEAD, self.seq - 1, self._delta_mid, orjson.dumps(text))
 
-    def _next(self) -> bytes:
-        self.seq += 1
-        return str(self.seq - 1).encode()
-
     def _open_wire(self) -> bytes:
         """`_text`'s opening events (output_item.added, content_part.added) as SSE, for no open item."""
         self._open_message()
-        assert self.message is not None
-        index = str(len(self.items) - 1).encode()
-        item_id = orjson.dumps(self.message["id"])
-        item = orjson.dumps(self.message)
-        added = _ADDED_HEAD + self._next() + b',"output_index":' + index + b',"item":' + item + b"}\n\n"
-        where = b',"item_id":' + item_id + b',"output_index":' + index + b',"content_index":0'
-        part = _PART_ADDED_HEAD + self._next() + where + b',"part":' + _PART[0] + b'""' + _PART[1] + b"}\n\n"
-        return added + part
+        seq = self.seq
+        self.seq += 2
+        return b'%s%d,"output_index":%d,"item":%s}\n\n%s%d%s,"part":%s""%s}\n\n' % (
+            _ADDED_HEAD,
+            seq,
+            len(self.items) - 1,
+            orjson.dumps(self.message),
+            _PART_ADDED_HEAD,
+            seq + 1,
+            self._at,
+            _PART[0],
+            _PART[1],
+        )
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -192,18 +210,27 @@ class ChatToEvents:
         self.message = message_item("", status="in_progress")
         self.message["content"] = []
         self.text = []
-        self.items.append(self.message)
-        # The fields `_text_event` puts between sequence_number and delta, in its order (same bytes).
-        fields = {"item_id": self.message["id"], "output_index": len(self.items) - 1}
-        encoded = orjson.dumps({**fields, "content_index": 0, "logprobs": []})
-        self._delta_mid = b"," + encoded[1:-1] + b',"delta":'
+        index = self._append(self.message)
+        # The fields `_text_event` and `_part_event` put after sequence_number, in their order (same bytes).
+        self._at = b',"item_id":%s,"output_index":%d,"content_index":0' % (
+            orjson.dumps(self.message["id"]),
+            index,
+        )
+        self._delta_mid = self._at + b',"logprobs":[],"delta":'
 
     def _added(self, item: dict[str, Any]) -> dict[str, Any]:
+        index = self._append(item)
+        return self._event("response.output_item.added", output_index=index, item=dict(item))
+
+    def _append(self, item: dict[str, Any]) -> int:
+        """Add `item` last to the output; its output_index."""
+        index = len(self.items)
         self.items.append(item)
-        return self._event("response.output_item.added", output_index=len(self.items) - 1, item=dict(item))
+        self._where[id(item)] = index
+        return index
 
     def _index(self, item: dict[str, Any]) -> int:
-        return next(i for i, x in enumerate(self.items) if x is item)
+        return self._where[id(item)]
 
     def _part_event(self, kind: str, part: dict[str, Any]) -> dict[str, Any]:
         assert self.message is not None
@@ -234,25 +261,26 @@ class ChatToEvents:
             return b""
         text = "".join(self.text)
         encoded = orjson.dumps(text)
-        index = str(self._index(message)).encode()
-        item_id = orjson.dumps(message["id"])
-        where = b',"item_id":' + item_id + b',"output_index":' + index + b',"content_index":0'
-        part = _PART[0] + encoded + _PART[1]
-        out = _TEXT_DONE_HEAD + self._next() + where + b',"logprobs":[],"text":' + encoded + b"}\n\n"
-        out += _PART_DONE_HEAD + self._next() + where + b',"part":' + part + b"}\n\n"
+        part = b"%s%s%s" % (_PART[0], encoded, _PART[1])
+        seq = self.seq
+        self.seq += 3
+        out = _CLOSE_MESSAGE % (
+            _TEXT_DONE_HEAD,
+            seq,
+            self._at,
+            encoded,
+            _PART_DONE_HEAD,
+            seq + 1,
+            self._at,
+            part,
+            _ITEM_DONE_HEAD,
+            seq + 2,
+            self._index(message),
+            orjson.dumps(message["id"]),
+            part,
+        )
         message["content"] = [text_part(text)]
         message["status"] = "completed"
-        item = b'{"type":"message","id":' + item_id + b',"status":"completed","role":"assistant","content":['
-        out += (
-            _ITEM_DONE_HEAD
-            + self._next()
-            + b',"output_index":'
-            + index
-            + b',"item":'
-            + item
-            + part
-            + b"]}}\n\n"
-        )
         self.message = None
         self._delta_mid = None
         return out
