@@ -1,7 +1,7 @@
 """Database engine, append-only named migrations, and opening the lab's database (SQLite by default,
 PostgreSQL by URL). The door other pillars import from."""
 
-from ailab.db.bulk import insert_many
+from ailab.db.bulk import driver_error, insert_many
 from ailab.db.engine import make_engine, normalize_url, sqlite_url
 from ailab.db.files import private_sqlite, private_umask, secure_data_dir
 from ailab.db.lab import all_migrations, database_url, open_database
@@ -20,6 +20,7 @@ __all__ = [
     "all_migrations",
     "applied_migrations",
     "database_url",
+    "driver_error",
     "insert_many",
     "make_engine",
     "migrate",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection
@@ -23,6 +24,23 @@ def insert_many(conn: Connection, insert: str, marks: str, rows: Sequence[Sequen
     if not rows:
         return
     per = max(1, min(most, SQLITE_PARAMS // len(rows[0])))
-    for start in range(0, len(rows), per):
-        part = rows[start : start + per]
-        conn.exec_driver_sql(insert + ", ".join([marks] * len(part)), tuple(v for row in part for v in row))
+    # The driver's own cursor, in the connection's transaction: SQLAlchemy's execution context (events,
+    # result object) costs more than the statement's own Python work.
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(rows), per):
+            part = rows[start : start + per]
+            sql = insert + ", ".join([marks] * len(part))
+            cursor.execute(sql, tuple(chain.from_iterable(part)))
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn, sql, exc) from exc
+    finally:
+        cursor.close()
+
+
+def driver_error(conn: Connection, sql: str, exc: Exception) -> Exception:
+    """A driver error as SQLAlchemy's DBAPIError (IntegrityError …), as `exec_driver_sql` raises it: the
+    callers' handling of database errors holds for statements run on the driver's own cursor too."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error)

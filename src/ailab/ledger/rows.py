@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ailab.db import insert_many
+from ailab.db import driver_error, insert_many
 from ailab.ledger import schema
 from ailab.ledger.events import UsageEvent
 from ailab.ledger.pricing import Pricer
@@ -400,13 +400,6 @@ def _copy_rows(conn: Connection, slices: Iterable[Sequence[Row]]) -> None:
                 for row in rows:
                     write(row)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, _COPY, exc) from exc
+        raise driver_error(conn, _COPY, exc) from exc
     finally:
         cursor.close()
-
-
-def _wrapped(conn: Connection, sql: str, exc: Exception) -> Exception:
-    """A driver error as SQLAlchemy's DBAPIError, as exec_driver_sql raises it (the writer retries those)."""
-    from sqlalchemy.exc import DBAPIError
-
-    return DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error)
