@@ -34,6 +34,10 @@ _PART_ADDED_HEAD = _head(b"response.content_part.added")
 _TEXT_DONE_HEAD = _head(b"response.output_text.done")
 _PART_DONE_HEAD = _head(b"response.content_part.done")
 _ITEM_DONE_HEAD = _head(b"response.output_item.done")
+_SNAPSHOT_HEADS = {
+    kind: _head(kind)
+    for kind in (b"response.created", b"response.in_progress", b"response.completed", b"response.incomplete")
+}
 # `text_part(...)` encoded around its text (from_chat.text_part: type, text, annotations, logprobs).
 _PART = (b'{"type":"output_text","text":', b',"annotations":[],"logprobs":[]}')
 # A message's three closing events (output_text.done, content_part.done, output_item.done) with the fields
@@ -106,7 +110,8 @@ class ChatToEvents:
     def _snapshot_wire(self, kind: bytes, response: bytes) -> bytes:
         """`sse(self._snapshot(kind))` from the response's JSON, encoded by the caller."""
         self.seq += 1
-        return b'%s%d,"response":%s}\n\n' % (_head(kind), self.seq - 1, response)
+        head = _SNAPSHOT_HEADS.get(kind) or _head(kind)
+        return b'%s%d,"response":%s}\n\n' % (head, self.seq - 1, response)
 
     def feed_wire(self, chunk: dict[str, Any]) -> bytes:
         """`feed(chunk)` as SSE. A chunk that only adds text (the bulk of a stream) is spliced into the

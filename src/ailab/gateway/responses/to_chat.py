@@ -14,6 +14,7 @@ from ailab.gateway.errors import GatewayError, quote
 
 # Request fields with the same name and meaning in chat completions.
 SAME = ("temperature", "top_p", "parallel_tool_calls", "user", "prompt_cache_key", "service_tier")
+TEXTUAL = ("input_text", "output_text", "refusal")  # parts a chat message's string content holds
 
 
 def unsupported(param: str, what: str) -> GatewayError:
@@ -91,7 +92,9 @@ def _add(messages: list[dict[str, Any]], item: dict[str, Any], where: str) -> No
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
     role = "system" if item["role"] == "developer" else item["role"]
     parts = item["content"]
-    if all(p["type"] in ("input_text", "output_text", "refusal") for p in parts):
+    if len(parts) == 1 and parts[0]["type"] in TEXTUAL:  # the common case, said without generators
+        return {"role": role, "content": parts[0].get("text") or parts[0].get("refusal") or ""}
+    if all(p["type"] in TEXTUAL for p in parts):
         text = "".join(p.get("text") or p.get("refusal") or "" for p in parts)
         return {"role": role, "content": text}
     return {"role": role, "content": [_part(p, f"{where}.content[{j}]") for j, p in enumerate(parts)]}
