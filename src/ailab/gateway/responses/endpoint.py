@@ -119,12 +119,15 @@ class CreateResponse(Endpoint):
     def finishing(self, ctx: RequestContext, send: Send) -> Send:
         """`send`, but a finished response is stored before the answer's last bytes go out, so a client
         can follow up (previous_response_id) the moment it holds the answer. Saving only buffers it
-        (the store writes behind, in batches)."""
+        (the store writes behind, in batches). A response the client asked not to store (`store: false`)
+        goes out as it is."""
         state: ResponsesState = ctx.scratch["responses"]
+        if not state.store:
+            return send
 
         async def send_stored(message: Any) -> None:
             last = message["type"] == "http.response.body" and not message.get("more_body")
-            if last and state.final is not None and state.store:
+            if last and state.final is not None:
                 stored = Stored(
                     state.final["id"],
                     owner(ctx),
