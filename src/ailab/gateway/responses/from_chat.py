@@ -16,7 +16,9 @@ def skeleton(
     body: dict[str, Any], response_id: str, model: str, created: int | None = None
 ) -> dict[str, Any]:
     """A Response with no output yet (`in_progress`), its request parameters echoed back."""
-    text = body.get("text") or {}
+    get = body.get
+    text = get("text") or {}
+    tools = get("tools")
     out = {
         "id": response_id,
         "object": "response",
@@ -26,27 +28,27 @@ def skeleton(
         "completed_at": None,
         "error": None,
         "incomplete_details": None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"),
-        "max_tool_calls": body.get("max_tool_calls"),
+        "instructions": get("instructions"),
+        "max_output_tokens": get("max_output_tokens"),
+        "max_tool_calls": get("max_tool_calls"),
         "model": model,
         "output": [],
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
-        "service_tier": body.get("service_tier") or "default",
-        "store": body.get("store", True),
-        "temperature": body.get("temperature", 1.0),
+        "parallel_tool_calls": get("parallel_tool_calls", True),
+        "previous_response_id": get("previous_response_id"),
+        "reasoning": get("reasoning") or {"effort": None, "summary": None},
+        "service_tier": get("service_tier") or "default",
+        "store": get("store", True),
+        "temperature": get("temperature", 1.0),
         "text": {
             "format": text.get("format") or {"type": "text"},
             "verbosity": text.get("verbosity", "medium"),
         },
-        "tool_choice": body.get("tool_choice", "auto"),
-        "tools": [_echo_tool(t) for t in body.get("tools") or ()],
-        "top_logprobs": body.get("top_logprobs", 0),
-        "top_p": body.get("top_p", 1.0),
-        "truncation": body.get("truncation") or "disabled",
-        "metadata": body.get("metadata") or {},
+        "tool_choice": get("tool_choice", "auto"),
+        "tools": [_echo_tool(t) for t in tools] if tools else [],
+        "top_logprobs": get("top_logprobs", 0),
+        "top_p": get("top_p", 1.0),
+        "truncation": get("truncation") or "disabled",
+        "metadata": get("metadata") or {},
     }
     if body.get("user") is not None:  # optional, and not nullable in the schema
         out["user"] = body["user"]

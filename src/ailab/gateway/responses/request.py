@@ -8,6 +8,7 @@ content is always a list of parts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ailab.gateway.errors import GatewayError, bad_param, quote
@@ -97,32 +98,32 @@ def validate(body: dict[str, Any]) -> None:
         raise bad_param("input", "required: a string or a list of input items")
     if not isinstance(body["input"], (str, list)):
         raise bad_param("input", f"expected a string or a list of items, got {quote(body['input'])}")
-    _optional(body, "instructions", str)
-    _optional(body, "previous_response_id", str)
-    for flag in ("store", "stream", "parallel_tool_calls"):
-        _optional(body, flag, bool)
-    _number(body, "temperature", 0.0, 2.0)
-    _number(body, "top_p", 0.0, 1.0)
-    tokens = body.get("max_output_tokens")
-    if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1):
-        raise bad_param("max_output_tokens", f"expected a positive integer, got {quote(tokens)}")
-    _metadata(body.get("metadata"))
-    _tools(body.get("tools"))
-    _text(body.get("text"))
+    for key, check in CHECKS:  # in this order, each only if sent (most requests send a few)
+        if key in body:
+            check(key, body[key])
 
 
-def _optional(body: dict[str, Any], key: str, kind: type) -> None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise bad_param(key, f"expected a {kind.__name__}, got {quote(value)}")
+def _of(kind: type) -> Callable[[str, Any], None]:
+    def check(key: str, value: Any) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise bad_param(key, f"expected a {kind.__name__}, got {quote(value)}")
+
+    return check
 
 
-def _number(body: dict[str, Any], key: str, low: float, high: float) -> None:
-    value = body.get(key)
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-        raise bad_param(key, f"expected a number from {low:g} to {high:g}, got {quote(value)}")
+def _number(low: float, high: float) -> Callable[[str, Any], None]:
+    def check(key: str, value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise bad_param(key, f"expected a number from {low:g} to {high:g}, got {quote(value)}")
+
+    return check
+
+
+def _tokens(key: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise bad_param(key, f"expected a positive integer, got {quote(value)}")
 
 
 def _metadata(meta: Any) -> None:
@@ -172,6 +173,22 @@ def _text(text: Any) -> None:
             raise bad_param("text.format.name", "required for the json_schema format")
         if not isinstance(fmt.get("schema"), dict):
             raise bad_param("text.format.schema", "required for the json_schema format: a JSON schema object")
+
+
+# The optional parameters' checks, in the order their errors are reported.
+CHECKS: tuple[tuple[str, Callable[[str, Any], None]], ...] = (
+    ("instructions", _of(str)),
+    ("previous_response_id", _of(str)),
+    ("store", _of(bool)),
+    ("stream", _of(bool)),
+    ("parallel_tool_calls", _of(bool)),
+    ("temperature", _number(0.0, 2.0)),
+    ("top_p", _number(0.0, 1.0)),
+    ("max_output_tokens", _tokens),
+    ("metadata", lambda _, value: _metadata(value)),
+    ("tools", lambda _, value: _tools(value)),
+    ("text", lambda _, value: _text(value)),
+)
 
 
 # -- input items --------------------------------------------------------------------------------------

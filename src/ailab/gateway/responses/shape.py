@@ -47,7 +47,12 @@ class ResponsesShape(StreamShape):
     def chunk(self, chunk: dict[str, Any], seen: Seen) -> bytes | None:
         if self.state.native:
             return self._native(chunk, seen)
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        if not choices:  # the usage chunk: no event of its own (`last` reports the usage)
+            if isinstance(chunk.get("usage"), dict):
+                self.usage = self.ctx.outcome.usage
+            return None
+        for choice in choices:
             content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
             if content:
                 seen.text.append(content)
