@@ -116,10 +116,7 @@ class ChatToEvents:
     def feed_wire(self, chunk: dict[str, Any]) -> bytes:
         """`feed(chunk)` as SSE. A chunk that only adds text (the bulk of a stream) is spliced into the
         pre-encoded delta event, and so is the message it opens; anything else takes `feed`."""
-        text = text_only(chunk)
-        if text is None or self.open_call is not None:
-            return b"".join(sse(e) for e in self.feed(chunk))
-        return self._delta_wire(text)
+        return self.feed_chunks([chunk])
 
     def feed_chunks(self, chunks: list[dict[str, Any]]) -> bytes:
         """`feed_wire` of each chunk, joined: `text_only`'s test is made in the loop itself, and a chunk
@@ -154,13 +151,6 @@ class ChatToEvents:
             # Nothing the fast path takes (and so nothing `text_only` would): the dict events.
             out.extend(sse(e) for e in self.feed(chunk))
         return b"".join(out)
-
-    def _delta_wire(self, text: str) -> bytes:
-        """The text delta event, and before it the message's opening events if none is open."""
-        opened = self._open_wire() if self._delta_mid is None else b""
-        self.text.append(text)
-        self.seq += 1
-        return b"%s%s%d%s%s}\n\n" % (opened, _DELTA_HEAD, self.seq - 1, self._delta_mid, orjson.dumps(text))
 
     def _open_wire(self) -> bytes:
         """`_text`'s opening events (output_item.added, content_part.added) as SSE, for no open item."""

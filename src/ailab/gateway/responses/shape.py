@@ -47,16 +47,16 @@ class ResponsesShape(StreamShape):
     def chunk(self, chunk: dict[str, Any], seen: Seen) -> bytes | None:
         if self.state.native:
             return self._native(chunk, seen)
+        if isinstance(chunk.get("usage"), dict):  # `last` reports it, in the final response
+            self.usage = self.ctx.outcome.usage
         choices = chunk.get("choices")
-        if not choices:  # the usage chunk: no event of its own (`last` reports the usage)
-            if isinstance(chunk.get("usage"), dict):
-                self.usage = self.ctx.outcome.usage
+        if not choices:  # the usage chunk: no event of its own
             return None
         for choice in choices:
             content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
             if content:
                 seen.text.append(content)
-        return self._translated(chunk) or None
+        return self.events.feed_chunks([chunk]) or None
 
     def raw(self, item: RawEvents) -> bytes:
         # An OpenAI-compatible chat upstream's chunks, forwarded raw on /chat/completions: parsed here.
@@ -65,11 +65,6 @@ class ResponsesShape(StreamShape):
             return b"".join(self._native(loads_event(d, "upstream"), Seen()) or b"" for d in item.payloads)
         # Usage never comes raw (the provider parses the chunks that carry it): `last` takes the outcome's.
         return self.events.feed_chunks([loads_event(d, "upstream") for d in item.payloads])
-
-    def _translated(self, chunk: dict[str, Any]) -> bytes:
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = self.ctx.outcome.usage
-        return self.events.feed_chunks([chunk])
 
     def last(self) -> bytes:
         if self.state.native:
