@@ -1,4 +1,4 @@
-"""The pre-encoded fast path (`ChatToEvents.start_wire` / `feed_wire` / `finish_wire`) sends exactly
+"""The pre-encoded fast path (`ChatToEvents.start_wire` / `feed_wire` / `feed_payloads` / `finish_wire`) sends exactly
 the bytes of the dict-built events (`start` / `feed` / `finish` through `sse`), for random streams: unicode,
 quotes, newlines, backslashes, tool calls interleaved with text, odd chunks the fast path must leave to
 `feed`."""
@@ -46,9 +46,24 @@ def _choice(delta: dict[str, Any], index: int = 0, finish: str | None = None) ->
     return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
 
 
+ODD = [
+    lambda text: {"choices": [{"index": None, "delta": {"content": text}}]},
+    lambda text: {"choices": [{"index": 0.0, "delta": {"content": text}}]},
+    lambda text: {"choices": [{"index": True, "delta": {"content": text}}]},
+    lambda text: {"choices": [{"delta": None, "finish_reason": None}]},
+    lambda text: {"choices": [{"delta": {"content": [text]}}]},
+    lambda text: {"choices": [{"delta": {"content": text, "refusal": None, "reasoning_content": "r"}}]},
+    lambda text: {"choices": [{"delta": {"content": text}, "finish_reason": 7}]},
+    lambda text: {"choices": [{"delta": {"content": text, "tool_calls": []}}]},
+    lambda text: {"choices": None},
+    lambda text: {"choices": [text]},
+    lambda text: {"object": "chat.completion.chunk"},
+]
+
+
 def _chunk(rng: random.Random, n_calls: list[int]) -> dict[str, Any]:
     kind = rng.choice(
-        ["text"] * 6 + ["role", "empty", "call", "args", "mixed", "other-choice", "none", "two"]
+        ["text"] * 6 + ["role", "empty", "call", "args", "mixed", "other-choice", "none", "two", "odd"]
     )
     if kind == "text":
         return {"id": "c", "choices": [_choice({"content": _text(rng)})]}
@@ -76,6 +91,10 @@ def _chunk(rng: random.Random, n_calls: list[int]) -> dict[str, Any]:
         if not n_calls:
             n_calls.append(0)
         return {"choices": [_choice({"content": _text(rng), "tool_calls": [call]})]}
+    if (
+        kind == "odd"
+    ):  # fields of other types than the decoded chunk's (`feed_payloads` leaves them to `feed`)
+        return rng.choice(ODD)(_text(rng))
     if kind == "other-choice":  # a second answer: ignored either way
         return {"choices": [_choice({"content": _text(rng)}, index=1)]}
     return {"choices": [_choice({"content": _text(rng)}), _choice({"content": _text(rng)}, index=1)]}
@@ -105,10 +124,13 @@ def _feed(t: ChatToEvents, chunks: list[dict[str, Any]], way: str, rng: random.R
         return b"".join(sse(e) for chunk in chunks for e in t.feed(chunk))
     if way == "feed_wire":
         return b"".join(t.feed_wire(chunk) for chunk in chunks)
-    wire, at = b"", 0  # feed_chunks, in runs of random length (a network read's worth each)
+    wire, at = b"", 0  # in runs of random length (a network read's worth each)
     while at < len(chunks):
         n = rng.randint(1, 5)
-        wire += t.feed_chunks(chunks[at : at + n])
+        if way == "feed_payloads":  # the raw payloads of an OpenAI-compatible upstream
+            wire += t.feed_payloads([orjson.dumps(c) for c in chunks[at : at + n]])
+        else:
+            wire += t.feed_chunks(chunks[at : at + n])
         at += n
     return wire
 
@@ -123,7 +145,7 @@ def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPat
     base = skeleton(body, f"resp_{seed}", "m", created=1700000000)
     monkeypatch.setattr(from_chat.time, "time", lambda: 1700000001.0)
     wires = []
-    for way in ("dicts", "feed_wire", "feed_chunks"):
+    for way in ("dicts", "feed_wire", "feed_chunks", "feed_payloads"):
         ids = itertools.count()  # the same item ids for every run
         monkeypatch.setattr(from_chat, "new_id", lambda prefix, ids=ids: f"{prefix}_{next(ids)}")
         t = ChatToEvents(copy.deepcopy(base))
@@ -137,7 +159,7 @@ def test_fast_path_sends_the_same_bytes(seed: int, monkeypatch: pytest.MonkeyPat
         else:
             wire += b"".join(sse(e) for e in t.finish(usage))
         wires.append(wire)
-    assert wires[0] == wires[1] == wires[2]
+    assert wires[0] == wires[1] == wires[2] == wires[3]
     assert response == orjson.dumps(t.response)  # what the store is handed: the final response itself
     events = _events(wires[1])
     assert [e["sequence_number"] for e in events] == list(range(len(events)))

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
+from ailab.gateway.providers.base import loads_event
 from ailab.gateway.responses.from_chat import call_item, complete, message_item, text_part
 from ailab.gateway.types import Usage
 
@@ -48,6 +50,28 @@ _CLOSE_MESSAGE = (
     b'%s%d,"output_index":%d,"item":{"type":"message","id":%s,"status":"completed","role":"assistant",'
     b'"content":[%s]}}\n\n'
 )
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    """What `feed_chunks`'s fast path reads of a chat chunk, decoded without the rest of it (msgspec skips
+    unknown fields and builds no dicts). A payload this does not fit (a field of another type, not JSON)
+    is parsed as a dict and takes `feed`, which judges it as before."""
+
+    choices: list[_Choice] | None = None
+
+
+_DECODE_CHUNK = msgspec.json.Decoder(_Chunk).decode
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -135,14 +159,7 @@ class ChatToEvents:
                         content = delta.get("content")
                         finish = choice.get("finish_reason")
                         if type(content) is str and content and not finish:
-                            if self._delta_mid is None:  # the message's opening events first
-                                out.append(self._open_wire())
-                            self.text.append(content)
-                            out.append(
-                                b"%s%d%s%s}\n\n"
-                                % (_DELTA_HEAD, self.seq, self._delta_mid, orjson.dumps(content))
-                            )
-                            self.seq += 1
+                            out.append(self._text_wire(content))
                             continue
                         if not content:
                             if finish:
@@ -151,6 +168,42 @@ class ChatToEvents:
             # Nothing the fast path takes (and so nothing `text_only` would): the dict events.
             out.extend(sse(e) for e in self.feed(chunk))
         return b"".join(out)
+
+    def feed_payloads(self, payloads: list[bytes]) -> bytes:
+        """`feed_chunks` of the parsed payloads (raw chat chunks from an OpenAI-compatible upstream), the
+        same bytes: the fast path's fields are decoded into `_Chunk`, the rest of a chunk is not built."""
+        out: list[bytes] = []
+        for payload in payloads:
+            try:
+                chunk: _Chunk | None = _DECODE_CHUNK(payload)
+            except msgspec.MsgspecError:
+                chunk = None
+            if chunk is not None and chunk.choices is not None and self.open_call is None:
+                choices = chunk.choices
+                if not choices:
+                    continue
+                choice = choices[0]
+                delta = choice.delta
+                if len(choices) == 1 and choice.index == 0 and (delta is None or not delta.tool_calls):
+                    content = delta.content if delta is not None else None
+                    finish = choice.finish_reason
+                    if content and not finish:
+                        out.append(self._text_wire(content))
+                        continue
+                    if not content:
+                        if finish:
+                            self.finish_reason = finish
+                        continue
+            out.extend(sse(e) for e in self.feed(loads_event(payload, "upstream")))
+        return b"".join(out)
+
+    def _text_wire(self, content: str) -> bytes:
+        """The text delta event of a chunk that only adds text, after the message's opening events if
+        it opens the message."""
+        head = self._open_wire() if self._delta_mid is None else b""
+        self.text.append(content)
+        self.seq += 1
+        return b"%s%s%d%s%s}\n\n" % (head, _DELTA_HEAD, self.seq - 1, self._delta_mid, orjson.dumps(content))
 
     def _open_wire(self) -> bytes:
         """`_text`'s opening events (output_item.added, content_part.added) as SSE, for no open item."""

@@ -64,7 +64,7 @@ class ResponsesShape(StreamShape):
         if self.state.native:
             return b"".join(self._native(loads_event(d, "upstream"), Seen()) or b"" for d in item.payloads)
         # Usage never comes raw (the provider parses the chunks that carry it): `last` takes the outcome's.
-        return self.events.feed_chunks([loads_event(d, "upstream") for d in item.payloads])
+        return self.events.feed_payloads(item.payloads)
 
     def last(self) -> bytes:
         if self.state.native:
