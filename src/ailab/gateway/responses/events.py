@@ -111,6 +111,7 @@ class ChatToEvents:
         # `output_index`, `content_index`), and those of its text delta event up to the delta.
         self._at = b""
         self._delta_mid: bytes | None = None
+        self._id_json = b""  # the open message's id, as JSON
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.seq, **fields}
@@ -260,10 +261,8 @@ class ChatToEvents:
         self.text = []
         index = self._append(self.message)
         # The fields `_text_event` and `_part_event` put after sequence_number, in their order (same bytes).
-        self._at = b',"item_id":%s,"output_index":%d,"content_index":0' % (
-            orjson.dumps(self.message["id"]),
-            index,
-        )
+        self._id_json = orjson.dumps(self.message["id"])
+        self._at = b',"item_id":%s,"output_index":%d,"content_index":0' % (self._id_json, index)
         self._delta_mid = self._at + b',"logprobs":[],"delta":'
 
     def _added(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +323,7 @@ class ChatToEvents:
             _ITEM_DONE_HEAD,
             seq + 2,
             self._index(message),
-            orjson.dumps(message["id"]),
+            self._id_json,
             part,
         )
         message["content"] = [text_part(text)]
@@ -410,9 +409,12 @@ class ChatToEvents:
         return out
 
     def finish_wire(self, usage: Usage) -> tuple[bytes, bytes]:
-        """`finish(usage)` as SSE, and the final response's JSON: encoded once, for the wire and the store."""
-        closing = self._close_message_wire() + b"".join(sse(e) for e in self._close_call())
-        self.response["output"] = [dict(i) for i in self.items]
+        """`finish(usage)` as SSE, and the final response's JSON: encoded once, for the wire and the store.
+        The output is the items themselves, not copies: nothing changes them once the stream is done."""
+        closing = self._close_message_wire()
+        if self.open_call is not None:
+            closing += b"".join(sse(e) for e in self._close_call())
+        self.response["output"] = self.items
         complete(self.response, self.finish_reason, usage)
         kind = b"response.completed" if self.response["status"] == "completed" else b"response.incomplete"
         response: bytes = orjson.dumps(self.response)

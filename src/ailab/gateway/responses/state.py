@@ -8,7 +8,7 @@ from typing import Any
 from ailab.gateway.responses.request import new_response_id
 
 
-@dataclass
+@dataclass(slots=True)
 class ResponsesState:
     body: dict[str, Any]  # the client's request, checked
     items: list[dict[str, Any]]  # its input, normalised
