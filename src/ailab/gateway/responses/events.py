@@ -158,13 +158,9 @@ class ChatToEvents:
                     delta = choice.get("delta")
                     if type(delta) is dict and not delta.get("tool_calls"):
                         content = delta.get("content")
-                        finish = choice.get("finish_reason")
-                        if type(content) is str and content and not finish:
-                            out.append(self._text_wire(content))
-                            continue
-                        if not content:
-                            if finish:
-                                self.finish_reason = finish
+                        if (content is None or type(content) is str) and self._plain(
+                            content, choice.get("finish_reason"), out
+                        ):
                             continue
             # Nothing the fast path takes (and so nothing `text_only` would): the dict events.
             out.extend(sse(e) for e in self.feed(chunk))
@@ -187,16 +183,23 @@ class ChatToEvents:
                 delta = choice.delta
                 if len(choices) == 1 and choice.index == 0 and (delta is None or not delta.tool_calls):
                     content = delta.content if delta is not None else None
-                    finish = choice.finish_reason
-                    if content and not finish:
-                        out.append(self._text_wire(content))
-                        continue
-                    if not content:
-                        if finish:
-                            self.finish_reason = finish
+                    if self._plain(content, choice.finish_reason, out):
                         continue
             out.extend(sse(e) for e in self.feed(loads_event(payload, "upstream")))
         return b"".join(out)
+
+    def _plain(self, content: str | None, finish: Any, out: list[bytes]) -> bool:
+        """The fast path's take of a one-choice chunk without tool calls: a text delta event for text (into
+        `out`), the finish_reason of a chunk without text; False for text and a finish_reason together
+        (that one takes `feed`)."""
+        if not content:
+            if finish:
+                self.finish_reason = finish
+            return True
+        if finish:
+            return False
+        out.append(self._text_wire(content))
+        return True
 
     def _text_wire(self, content: str) -> bytes:
         """The text delta event of a chunk that only adds text, after the message's opening events if
