@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ailab.gateway.chunks import Chunk, decode_chunk
 from ailab.gateway.endpoints.messages_convert import anthropic_usage, message_id, new_id, stop_reason
 from ailab.gateway.providers.anthropic import _StreamState
 from ailab.gateway.providers.anthropic_convert import usage_from
@@ -84,18 +85,28 @@ class ChatToEvents:
         return events
 
     def wire(self, item: StreamItem) -> bytes:
-        """`sse()` of the events `feed(item)` gives."""
+        """`sse()` of the events `feed(item)` gives. Raw payloads are decoded into the fields the text path
+        reads (`gateway/chunks.py`); one that is more than text is parsed as a dict like any chunk."""
+        if not isinstance(item, RawEvents):
+            return self._wire_chunk(item)
         out = b""
-        for chunk in _chunks(item):
-            text = _only_text(chunk)
-            if text is None:  # tool calls, thinking, the finish, usage: the events' dicts
-                out += b"".join(sse(e) for e in self._chunk(chunk))
+        for payload in item.payloads:
+            chunk = decode_chunk(payload)
+            text = None if chunk is None else _plain_text(chunk)
+            if text is None or chunk is None:
+                out += self._wire_chunk(loads_event(payload, "upstream"))
             else:
-                out += self._text_wire(chunk, text)
+                out += self._text_wire(chunk.id, text)
         return out
 
-    def _text_wire(self, chunk: dict[str, Any], text: str) -> bytes:
-        out = b"" if self.started else self._start_wire(chunk)
+    def _wire_chunk(self, chunk: dict[str, Any]) -> bytes:
+        text = _only_text(chunk)
+        if text is None:  # tool calls, thinking, the finish, usage: the events' dicts
+            return b"".join(sse(e) for e in self._chunk(chunk))
+        return self._text_wire(chunk.get("id"), text)
+
+    def _text_wire(self, chunk_id: Any, text: str) -> bytes:
+        out = b"" if self.started else self._start_wire(chunk_id)
         if not text:  # e.g. the first chunk's role-only delta
             return out
         if self.open != "text":
@@ -110,7 +121,7 @@ class ChatToEvents:
 
     def end_wire(self) -> bytes:
         """`sse()` of the events `end()` gives."""
-        out = b"" if self.started else self._start_wire({})
+        out = b"" if self.started else self._start_wire(None)
         if not self.pinged:
             out += PING
         if self.open is not None:
@@ -121,8 +132,8 @@ class ChatToEvents:
         out += MESSAGE_DELTA[0] + reason + MESSAGE_DELTA[1] + usage + MESSAGE_DELTA[2]
         return out + MESSAGE_STOP
 
-    def _start_wire(self, chunk: dict[str, Any]) -> bytes:
-        self._begin(chunk)
+    def _start_wire(self, chunk_id: Any) -> bytes:
+        self._begin(chunk_id)
         start = MESSAGE_START
         return start[0] + orjson.dumps(self.id) + start[1] + orjson.dumps(self.model) + start[2]
 
@@ -141,12 +152,12 @@ class ChatToEvents:
                 self.finish = str(choice["finish_reason"])
         return events
 
-    def _begin(self, chunk: dict[str, Any]) -> None:
+    def _begin(self, chunk_id: Any) -> None:
         self.started = True
-        self.id = message_id(chunk.get("id"))
+        self.id = message_id(chunk_id)
 
     def _start(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        self._begin(chunk)
+        self._begin(chunk.get("id"))
         message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
@@ -271,6 +282,20 @@ def _only_text(chunk: dict[str, Any]) -> str | None:
     if delta.get("tool_calls") or delta.get("reasoning_content") or delta.get("reasoning"):
         return None
     return content
+
+
+def _plain_text(chunk: Chunk) -> str | None:
+    """`_only_text` of a decoded chunk."""
+    choices = chunk.choices
+    if choices is None or len(choices) != 1 or isinstance(chunk.usage, dict):
+        return None
+    choice = choices[0]
+    delta = choice.delta
+    if choice.finish_reason or delta is None:
+        return None
+    if delta.tool_calls or delta.reasoning_content or delta.reasoning:
+        return None
+    return delta.content or ""
 
 
 @dataclass

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 
+from ailab.gateway.chunks import decode_chunk
 from ailab.gateway.providers.base import loads_event
 from ailab.gateway.responses.from_chat import call_item, complete, message_item, text_part
 from ailab.gateway.types import Usage
@@ -50,28 +50,6 @@ _CLOSE_MESSAGE = (
     b'%s%d,"output_index":%d,"item":{"type":"message","id":%s,"status":"completed","role":"assistant",'
     b'"content":[%s]}}\n\n'
 )
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    tool_calls: Any = None
-
-
-class _Choice(msgspec.Struct):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    """What `feed_chunks`'s fast path reads of a chat chunk, decoded without the rest of it (msgspec skips
-    unknown fields and builds no dicts). A payload this does not fit (a field of another type, not JSON)
-    is parsed as a dict and takes `feed`, which judges it as before."""
-
-    choices: list[_Choice] | None = None
-
-
-_DECODE_CHUNK = msgspec.json.Decoder(_Chunk).decode
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -168,13 +146,10 @@ class ChatToEvents:
 
     def feed_payloads(self, payloads: list[bytes]) -> bytes:
         """`feed_chunks` of the parsed payloads (raw chat chunks from an OpenAI-compatible upstream), the
-        same bytes: the fast path's fields are decoded into `_Chunk`, the rest of a chunk is not built."""
+        same bytes: the fast path's fields are decoded (`gateway/chunks.py`), not the whole chunk."""
         out: list[bytes] = []
         for payload in payloads:
-            try:
-                chunk: _Chunk | None = _DECODE_CHUNK(payload)
-            except msgspec.MsgspecError:
-                chunk = None
+            chunk = decode_chunk(payload)
             if chunk is not None and chunk.choices is not None and self.open_call is None:
                 choices = chunk.choices
                 if not choices:
