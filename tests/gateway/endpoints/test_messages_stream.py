@@ -68,6 +68,13 @@ def _chunk(rng: random.Random, calls: set[int]) -> dict[str, Any]:
     elif roll < 0.13:
         choices.append({"index": 1, "delta": _delta(rng, calls), "finish_reason": None})
     chunk["choices"] = choices
+    # Fields of other types than the decoded chunk's (left to the dict path), never on a tool call's chunk
+    # (whose first fragment names the call: without it each side would make up a random id).
+    if "tool_calls" not in choices[0]["delta"] and rng.random() < 0.15:
+        odd = rng.choice([("index", None), ("index", "0"), ("delta", None), ("finish_reason", 0)])
+        choices[0][odd[0]] = odd[1]
+        if rng.random() < 0.3:
+            choices[0]["delta"] = {"content": [{"type": "text", "text": _text(rng)}]}
     if rng.random() < 0.2:
         chunk["usage"] = None  # include_usage streams say so in every chunk
     return chunk
