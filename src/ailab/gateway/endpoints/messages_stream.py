@@ -92,11 +92,10 @@ class ChatToEvents:
         out = b""
         for payload in item.payloads:
             chunk = decode_chunk(payload)
-            text = None if chunk is None else _plain_text(chunk)
-            if text is None or chunk is None:
-                out += self._wire_chunk(loads_event(payload, "upstream"))
-            else:
+            if chunk is not None and (text := _plain_text(chunk)) is not None:
                 out += self._text_wire(chunk.id, text)
+            else:
+                out += self._wire_chunk(loads_event(payload, "upstream"))
         return out
 
     def _wire_chunk(self, chunk: dict[str, Any]) -> bytes:
